@@ -1,0 +1,189 @@
+"""The Architecture: what tracing a model finds out, before it becomes a graph template.
+
+Host-side bookkeeping only (numpy, data-dependent shapes, never under jit). The tracer in
+`trace.py` walks a jaxpr and calls the `add_*` methods here; `graph.py` turns the finished
+record into static gather indices. Every neuron has a global integer id, which becomes its node
+index in the parameter graph.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import zlib
+
+import numpy as np
+
+
+class NodeType(enum.IntEnum):
+  """What a node of the parameter graph stands for (`nodes['type']`)."""
+
+  INPUT = 0  # an input neuron of the network (its position is meaningful)
+  HIDDEN = 1  # a hidden neuron: interchangeable with the others of its orbit
+  OUTPUT = 2  # an output neuron of the network (its position is meaningful)
+  HEAD = 3  # one attention head: joins the Q, K and V neurons that belong to it
+  BLOCK = 4  # a set of neurons normalised together (a GroupNorm group)
+
+
+class EdgeType(enum.IntEnum):
+  """What an edge of the parameter graph stands for (`edges['type']`)."""
+
+  WEIGHT = 0  # a contraction weight (Dense entry, conv kernel, embedding row)
+  RESIDUAL = 1  # `a + b` of two neuron groups: a parameter-free edge into the sum
+  RESIDUAL_NEG = 2  # the subtracted side of `a - b`
+  PRODUCT = 3  # `a * b` of two neuron groups (gating)
+  QUERY_KEY = 4  # a query neuron to the key neuron it is contracted with
+  HEAD_QUERY = 5  # a query neuron to its head
+  HEAD_KEY = 6  # a key neuron to its head
+  HEAD_VALUE = 7  # a head to the value neurons it averages
+  BLOCK = 8  # a neuron to the block (normalisation group) it is normalised with
+
+
+# Width of `edges['op']`: kind, groups, then (kernel, stride, rhs dilation, lhs dilation,
+# pad low, pad high) for each of up to three spatial dimensions.
+OP_WIDTH = 20
+MAX_SPATIAL = 3
+
+
+class OpKind(enum.IntEnum):
+  NONE = 0
+  DENSE = 1
+  CONV = 2
+  EMBED = 3
+
+
+def digest(text: str) -> int:
+  """A stable positive 31-bit id for a program string (0 is kept for the empty program)."""
+  return 0 if not text else (zlib.crc32(text.encode()) & 0x7FFFFFFF) or 1
+
+
+def op_features(kind: OpKind, groups: int = 1, kernel=(), stride=(), rhs_dilation=(),
+                lhs_dilation=(), padding=()) -> np.ndarray:
+  """The `edges['op']` row describing a contraction's hyperparameters."""
+  row = np.zeros(OP_WIDTH, np.int32)
+  row[0], row[1] = int(kind), groups
+  if len(kernel) > MAX_SPATIAL:
+    raise ValueError(f'convolutions of more than {MAX_SPATIAL} spatial dimensions are not supported')
+  for d, k in enumerate(kernel):
+    lo, hi = padding[d]
+    row[2 + 6 * d: 8 + 6 * d] = (k, stride[d], rhs_dilation[d], lhs_dilation[d], lo, hi)
+  return row
+
+
+@dataclasses.dataclass
+class Group:
+  """A set of neurons made by one operation (a contraction, a join, an attention's heads)."""
+
+  name: str  # the Flax module path where it was made, for messages and summaries
+  start: int  # global id of its first neuron
+  size: int
+  depth: int  # the layer index shown to metanetworks
+  kind: NodeType
+
+  @property
+  def ids(self) -> np.ndarray:
+    return np.arange(self.start, self.start + self.size)
+
+
+@dataclasses.dataclass
+class EdgeBlock:
+  """Edges made by one operation: `senders[i] -> receivers[i]`, with parameter slots.
+
+  `slots[i]` lists, in order of kernel position, the flat indices (into the concatenation
+  of all parameter leaves) of the values this edge carries; parameter-free edges carry none.
+  """
+
+  senders: np.ndarray  # [n] int
+  receivers: np.ndarray  # [n] int
+  kind: EdgeType
+  op: np.ndarray  # [OP_WIDTH] int32
+  act: np.ndarray  # [n] int32: digest of the elementwise program applied at the sender
+  slot_offsets: np.ndarray  # [n + 1] int: edge i owns flat[slot_offsets[i]:slot_offsets[i+1]]
+  slot_values: np.ndarray  # [total] int: flat parameter indices, grouped by edge
+
+
+@dataclasses.dataclass
+class Attachment:
+  """Per-neuron parameters (biases, scales, running statistics) attached to nodes."""
+
+  neurons: np.ndarray  # [n] int: the neuron each parameter element attaches to
+  flat: np.ndarray  # [n] int: flat parameter index of the element
+
+
+class Architecture:
+  """Neuron groups, edges, node parameters and symmetry constraints of one traced model."""
+
+  def __init__(self, leaf_paths: list[str], leaf_shapes: list[tuple[int, ...]]):
+    self.leaf_paths = leaf_paths
+    self.leaf_shapes = leaf_shapes
+    sizes = [int(np.prod(s)) for s in leaf_shapes]
+    self.leaf_offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    self.groups: list[Group] = []
+    self.edges: list[EdgeBlock] = []
+    self.attachments: list[Attachment] = []
+    # Symmetry constraints (see symmetry.py): neuron pairs that must move together, neuron
+    # sets that form orbits of their own, and blocks (heads, conv groups) that move as wholes.
+    self.ties: list[tuple[np.ndarray, np.ndarray]] = []
+    self.segments: list[np.ndarray] = []
+    self.block_ties: list[list[list[np.ndarray]]] = []
+    self.positions: dict[int, int] = {}  # input/output neuron -> its position
+    self.output_act = 0
+    self.programs: dict[int, str] = {0: ''}  # digest -> program text, for summaries
+
+  @property
+  def n_neurons(self) -> int:
+    return self.groups[-1].start + self.groups[-1].size if self.groups else 0
+
+  @property
+  def n_params(self) -> int:
+    return int(self.leaf_offsets[-1])
+
+  def leaf_of(self, flat: int) -> int:
+    return int(np.searchsorted(self.leaf_offsets, flat, side='right') - 1)
+
+  def add_group(self, name: str, size: int, depth: int, kind: NodeType = NodeType.HIDDEN) -> Group:
+    group = Group(name, self.n_neurons, size, depth, kind)
+    self.groups.append(group)
+    return group
+
+  def group_of(self, neurons: np.ndarray) -> np.ndarray:
+    starts = np.array([g.start for g in self.groups])
+    return np.searchsorted(starts, neurons, side='right') - 1
+
+  def depth_of(self, neurons: np.ndarray) -> int:
+    neurons = np.unique(neurons[neurons >= 0])
+    if neurons.size == 0:
+      return 0
+    return max(self.groups[g].depth for g in np.unique(self.group_of(neurons)))
+
+  def program_id(self, program: str) -> int:
+    key = digest(program)
+    self.programs.setdefault(key, program)
+    return key
+
+  def add_weight_edges(self, senders, receivers, flat, kind: EdgeType, op, act: int):
+    """Adds one edge per distinct (sender, receiver) pair; `flat[i]` is the parameter index
+    of one element on pair (senders[i], receivers[i]). Kernel positions follow the flat order.
+    """
+    senders, receivers, flat = (np.asarray(a, np.int64).ravel() for a in (senders, receivers, flat))
+    order = np.lexsort((flat, receivers, senders))
+    senders, receivers, flat = senders[order], receivers[order], flat[order]
+    new = np.ones(len(senders), bool)
+    new[1:] = (senders[1:] != senders[:-1]) | (receivers[1:] != receivers[:-1])
+    starts = np.flatnonzero(new)
+    offsets = np.concatenate([starts, [len(flat)]])
+    n = len(starts)
+    self.edges.append(EdgeBlock(senders[starts], receivers[starts], kind, op,
+                                np.full(n, act, np.int32), offsets, flat))
+
+  def add_free_edges(self, senders, receivers, kind: EdgeType, act: int = 0):
+    """Adds parameter-free edges (residual joins, attention structure), one per distinct pair."""
+    pairs = np.unique(np.stack([np.ravel(senders), np.ravel(receivers)], 1), axis=0)
+    n = len(pairs)
+    self.edges.append(EdgeBlock(pairs[:, 0], pairs[:, 1], kind, np.zeros(OP_WIDTH, np.int32),
+                                np.full(n, act, np.int32), np.zeros(n + 1, np.int64),
+                                np.zeros(0, np.int64)))
+
+  def attach(self, neurons, flat):
+    self.attachments.append(Attachment(np.asarray(neurons, np.int64).ravel(),
+                                       np.asarray(flat, np.int64).ravel()))
