@@ -166,8 +166,11 @@ class Architecture:
     of one element on pair (senders[i], receivers[i]). Kernel positions follow the flat order.
     """
     senders, receivers, flat = (np.asarray(a, np.int64).ravel() for a in (senders, receivers, flat))
-    order = np.lexsort((flat, receivers, senders))
-    senders, receivers, flat = senders[order], receivers[order], flat[order]
+    n = np.int64(max(int(senders.max(initial=0)), int(receivers.max(initial=0))) + 1)
+    pair = senders * n + receivers
+    if not (np.all(pair[1:] >= pair[:-1]) and np.all((pair[1:] > pair[:-1]) | (flat[1:] > flat[:-1]))):
+      order = np.lexsort((flat, receivers, senders))
+      senders, receivers, flat = senders[order], receivers[order], flat[order]
     new = np.ones(len(senders), bool)
     new[1:] = (senders[1:] != senders[:-1]) | (receivers[1:] != receivers[:-1])
     starts = np.flatnonzero(new)

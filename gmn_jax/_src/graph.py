@@ -27,6 +27,7 @@ Graph schema (one graph; every array's first axis indexes nodes or edges):
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from typing import Any
 
 import jax
@@ -45,14 +46,27 @@ class _Static:
   node_layer: np.ndarray
   node_position: np.ndarray
   node_act: np.ndarray
-  node_gather: np.ndarray  # [N, P] flat parameter index, or n_params for an empty slot
+  node_mask: np.ndarray  # [N, P]
   senders: np.ndarray
   receivers: np.ndarray
   edge_type: np.ndarray
   edge_op: np.ndarray
   edge_act: np.ndarray
-  edge_gather: np.ndarray  # [E, K]
-  leaf_source: np.ndarray  # [n_params] index into concat(weight.ravel(), param.ravel())
+  edge_count: np.ndarray  # [E] how many `weight` entries each edge holds (a prefix of K)
+
+
+@dataclasses.dataclass(frozen=True)
+class _EdgePlacement:
+  """Where one weight leaf's values sit in `edges['weight']`: rows [start, start + n) and the
+  first `width` columns hold `leaf.transpose(perm).reshape(n, width)` when `perm` is set, else
+  `leaf.ravel()[index]` (index -1 for empty slots)."""
+
+  leaf: int
+  start: int
+  n: int
+  width: int
+  perm: tuple[int, ...] | None
+  index: np.ndarray | None
 
 
 def _slot_table(owner: np.ndarray, flat: np.ndarray, order_key: np.ndarray, n_owner: int,
@@ -67,6 +81,20 @@ def _slot_table(owner: np.ndarray, flat: np.ndarray, order_key: np.ndarray, n_ow
   table = np.full((n_owner, width), sentinel, np.int64)
   table[owner, slot] = flat
   return table
+
+
+def _find_transpose(local: np.ndarray, shape: tuple[int, ...]) -> tuple[int, ...] | None:
+  """The axis permutation `perm` with `arange(size).reshape(shape).transpose(perm).ravel()
+  == local`, if there is one (then encoding the leaf is a transpose, not a gather)."""
+  if len(shape) > 5:
+    return None
+  base = np.arange(local.size).reshape(shape)
+  for perm in itertools.permutations(range(len(shape))):
+    candidate = base.transpose(perm)
+    head = candidate.ravel()[:64] if candidate.size > 64 else candidate.ravel()
+    if np.array_equal(head, local[:len(head)]) and np.array_equal(candidate.ravel(), local):
+      return perm
+  return None
 
 
 class ParameterGraph:
@@ -86,6 +114,8 @@ class ParameterGraph:
     self._static = self._build(arch)
     self._symmetry_cache = None
     self.to_variables = lambda v: v  # nnx: module -> its state (set by trace)
+    self._device = None
+    self._features_jit = None
 
   # ---- construction (host) ------------------------------------------------------------------
 
@@ -104,42 +134,94 @@ class ParameterGraph:
     node_act = np.zeros(n_node, np.int32)
     node_act[output] = arch.output_act
 
-    # Node parameters, ordered by attachment then by flat index.
+    # Node parameters, ordered by attachment then by flat index, gathered from a compact
+    # vector of the attached leaves only.
     if arch.attachments:
       a_neuron = np.concatenate([a.neurons for a in arch.attachments])
       a_flat = np.concatenate([a.flat for a in arch.attachments])
       a_event = np.concatenate([np.full(len(a.flat), i) for i, a in enumerate(arch.attachments)])
     else:
       a_neuron = a_flat = a_event = np.zeros(0, np.int64)
-    node_gather = _slot_table(a_neuron, a_flat, a_event * (n_params + 1) + a_flat, n_node,
-                              n_params)
+    self._node_leaves = sorted(set(
+        (np.searchsorted(arch.leaf_offsets, np.unique(a_flat), side='right') - 1).tolist()))
+    compact = np.zeros(n_params + 1, np.int64)
+    offset = 0
+    for leaf in self._node_leaves:
+      lo, hi = arch.leaf_offsets[leaf], arch.leaf_offsets[leaf + 1]
+      compact[lo:hi] = offset + np.arange(hi - lo)
+      offset += hi - lo
+    compact[n_params] = offset  # the sentinel: an appended zero
+    node_table = _slot_table(a_neuron, a_flat, a_event * (n_params + 1) + a_flat, n_node,
+                             n_params)
+    self._node_gather = compact[node_table]
+    node_mask = node_table < n_params
 
     blocks = arch.edges
     senders = np.concatenate([b.senders for b in blocks]).astype(np.int32)
     receivers = np.concatenate([b.receivers for b in blocks]).astype(np.int32)
-    n_edge = len(senders)
-    edge_type = np.concatenate([np.full(len(b.senders), int(b.kind), np.int32) for b in blocks])
-    edge_op = np.concatenate([np.broadcast_to(b.op, (len(b.senders), b.op.size))
-                              for b in blocks]).astype(np.int32)
+    sizes = [len(b.senders) for b in blocks]
+    edge_type = np.repeat(np.array([int(b.kind) for b in blocks], np.int32), sizes)
+    edge_op = np.repeat(np.stack([b.op for b in blocks]).astype(np.int16), sizes, axis=0)
     edge_act = np.concatenate([b.act for b in blocks]).astype(np.int32)
-    e_owner, e_flat, base = [], [], 0
-    for b in blocks:
-      counts = np.diff(b.slot_offsets)
-      e_owner.append(base + np.repeat(np.arange(len(b.senders)), counts))
-      e_flat.append(b.slot_values)
-      base += len(b.senders)
-    e_owner = np.concatenate(e_owner).astype(np.int64)
-    e_flat = np.concatenate(e_flat).astype(np.int64)
-    edge_gather = _slot_table(e_owner, e_flat, e_flat, n_edge, n_params)
+    edge_count = np.concatenate([np.diff(b.slot_offsets) for b in blocks]).astype(np.int32)
+    self._kernel_size = max(int(edge_count.max(initial=0)), 1)
+    K = self._kernel_size
 
-    self._check_coverage(np.concatenate([e_flat, a_flat]))
-    leaf_source = np.empty(n_params, np.int64)
-    used_e = edge_gather < n_params
-    leaf_source[edge_gather[used_e]] = np.flatnonzero(used_e.ravel())
-    used_n = node_gather < n_params
-    leaf_source[node_gather[used_n]] = edge_gather.size + np.flatnonzero(used_n.ravel())
-    return _Static(node_type, node_layer, node_position, node_act, node_gather, senders,
-                   receivers, edge_type, edge_op, edge_act, edge_gather, leaf_source)
+    # Where each parameter scalar lives: flat -> index into weight.ravel() (edges) or
+    # E*K + index into param.ravel() (nodes).
+    leaf_source = np.full(n_params, -1, np.int64)
+    self._edge_placements = []
+    start = 0
+    for b, n in zip(blocks, sizes):
+      counts = np.diff(b.slot_offsets)
+      if b.slot_values.size:
+        owner = np.repeat(np.arange(n), counts)
+        pos = np.arange(b.slot_values.size) - np.repeat(b.slot_offsets[:-1], counts)
+        leaf_source[b.slot_values] = (start + owner) * K + pos
+        self._edge_placements.extend(self._placements(arch, b, start, n, counts))
+      start += n
+    self._check_coverage(np.concatenate([np.concatenate([b.slot_values for b in blocks]),
+                                         a_flat]))
+    used = node_table < n_params
+    leaf_source[node_table[used]] = len(senders) * K + np.flatnonzero(used.ravel())
+    self._decode_plan = self._decode_plans(arch, leaf_source, len(senders) * K)
+    return _Static(node_type, node_layer, node_position, node_act, node_mask, senders,
+                   receivers, edge_type, edge_op, edge_act, edge_count)
+
+  def _placements(self, arch, block, start, n, counts) -> list[_EdgePlacement]:
+    flat = block.slot_values
+    leaves = np.searchsorted(arch.leaf_offsets, flat, side='right') - 1
+    if leaves.min() != leaves.max():
+      raise AssertionError('internal error: one contraction reads several leaves')
+    leaf = int(leaves[0])
+    local = flat - arch.leaf_offsets[leaf]
+    width = int(counts.max())
+    shape = arch.leaf_shapes[leaf]
+    if (counts == width).all() and local.size == int(np.prod(shape)):
+      perm = _find_transpose(local, shape)
+      if perm is not None:
+        return [_EdgePlacement(leaf, start, n, width, perm, None)]
+    table = np.full((n, width), -1, np.int64)
+    owner = np.repeat(np.arange(n), counts)
+    table[owner, np.arange(flat.size) - np.repeat(block.slot_offsets[:-1], counts)] = local
+    return [_EdgePlacement(leaf, start, n, width, None, table)]
+
+  def _decode_plans(self, arch, leaf_source, n_weight) -> list:
+    """Per leaf: ('transpose', placement) or ('gather', where, index)."""
+    by_leaf = {p.leaf: p for p in self._edge_placements if p.perm is not None}
+    plans = []
+    for leaf in range(len(arch.leaf_shapes)):
+      if leaf in by_leaf:
+        plans.append(('transpose', by_leaf[leaf], None))
+        continue
+      src = leaf_source[arch.leaf_offsets[leaf]:arch.leaf_offsets[leaf + 1]]
+      if (src < n_weight).all():
+        plans.append(('gather', 'weight', src))
+      elif (src >= n_weight).all():
+        plans.append(('gather', 'param', src - n_weight))
+      else:
+        plans.append(('gather', 'both', src))
+    return plans
 
   def _check_coverage(self, used: np.ndarray):
     arch = self.architecture
@@ -173,12 +255,12 @@ class ParameterGraph:
   @property
   def kernel_size(self) -> int:
     """K, the width of `edges['weight']`."""
-    return self._static.edge_gather.shape[1]
+    return self._kernel_size
 
   @property
   def node_param_size(self) -> int:
     """P, the width of `nodes['param']`."""
-    return self._static.node_gather.shape[1]
+    return self._node_gather.shape[1]
 
   @property
   def senders(self) -> np.ndarray:
@@ -211,21 +293,14 @@ class ParameterGraph:
                          f'model has {tuple(shape)}.')
     return leaves
 
-  def flatten(self, variables: Any) -> jax.Array:
-    """All parameter scalars in leaf order, [n_params]. Jittable."""
-    leaves = self._leaves(variables)
-    _check_finite(leaves, self.leaf_paths)
-    if not leaves:
-      return jnp.zeros((0,), self.dtype)
-    return jnp.concatenate([jnp.ravel(l).astype(self.dtype) for l in leaves])
-
   def encode(self, variables: Any) -> jraph.GraphsTuple:
     """The parameter graph of `variables`, as a `jraph.GraphsTuple` holding one graph.
 
     Jittable, and `jax.vmap(pg.encode)` converts a zoo stacked on a leading axis in one call.
 
     Args:
-      variables: a pytree with the structure and shapes the model was traced with.
+      variables: a pytree with the structure and shapes the model was traced with (for nnx,
+        the module or its state).
 
     Returns:
       The graph (schema in this module's docstring).
@@ -234,29 +309,59 @@ class ParameterGraph:
       ValueError: if the structure or a shape differs from the traced model's, or (outside jit)
         a parameter is not finite.
     """
-    flat = jnp.concatenate([self.flatten(variables), jnp.zeros((1,), self.dtype)])
-    s = self._static
-    return self.graph_from_features(
-        weight=flat[s.edge_gather], param=flat[s.node_gather])
+    leaves = self._leaves(variables)
+    _check_finite(leaves, self.leaf_paths)
+    if self._features_jit is None:
+      self._features_jit = jax.jit(self._features)
+    weight, param = self._features_jit([jnp.asarray(l) for l in leaves])
+    return self.graph_from_features(weight=weight, param=param)
+
+  def _features(self, leaves: list[jax.Array]) -> tuple[jax.Array, jax.Array]:
+    """(`edges['weight']` [E, K], `nodes['param']` [N, P]) from the parameter leaves."""
+    dtype = self.dtype
+    K = self._kernel_size
+    pieces, row = [], 0
+    for p in self._edge_placements:
+      if p.start > row:
+        pieces.append(jnp.zeros((p.start - row, K), dtype))
+      leaf = leaves[p.leaf].astype(dtype)
+      if p.perm is not None:
+        block = jnp.transpose(leaf, p.perm).reshape(p.n, p.width)
+      else:
+        block = jnp.take(leaf.ravel(), p.index, mode='fill', fill_value=0)
+      pieces.append(jnp.pad(block, ((0, 0), (0, K - p.width))))
+      row = p.start + p.n
+    if self.n_edge > row:
+      pieces.append(jnp.zeros((self.n_edge - row, K), dtype))
+    weight = jnp.concatenate(pieces) if len(pieces) > 1 else pieces[0]
+    node_flat = jnp.concatenate([jnp.ravel(leaves[i]).astype(dtype) for i in self._node_leaves]
+                                + [jnp.zeros((1,), dtype)])
+    return weight, node_flat[self._node_gather]
 
   def graph_from_features(self, weight: jax.Array, param: jax.Array) -> jraph.GraphsTuple:
     """A graph of this template with the given `edges['weight']` [E, K] and `nodes['param']`
     [N, P] (e.g. a metanetwork's per-edge and per-node predictions)."""
-    s = self._static
-    nodes = {
-        'type': jnp.asarray(s.node_type), 'layer': jnp.asarray(s.node_layer),
-        'position': jnp.asarray(s.node_position), 'act': jnp.asarray(s.node_act),
-        'param': param, 'param_mask': jnp.asarray(s.node_gather < self.n_params),
-    }
-    edges = {
-        'type': jnp.asarray(s.edge_type), 'weight': weight,
-        'mask': jnp.asarray(s.edge_gather < self.n_params), 'op': jnp.asarray(s.edge_op),
-        'act': jnp.asarray(s.edge_act),
-    }
-    return jraph.GraphsTuple(
-        nodes=nodes, edges=edges, senders=jnp.asarray(s.senders),
-        receivers=jnp.asarray(s.receivers), n_node=jnp.array([self.n_node], jnp.int32),
-        n_edge=jnp.array([self.n_edge], jnp.int32), globals=None)
+    d = self._device_static()
+    nodes = dict(type=d['node_type'], layer=d['node_layer'], position=d['node_position'],
+                 act=d['node_act'], param=param, param_mask=d['node_mask'])
+    edges = dict(type=d['edge_type'], weight=weight, mask=d['edge_mask'], op=d['edge_op'],
+                 act=d['edge_act'])
+    return jraph.GraphsTuple(nodes=nodes, edges=edges, senders=d['senders'],
+                             receivers=d['receivers'], n_node=d['n_node'], n_edge=d['n_edge'],
+                             globals=None)
+
+  def _device_static(self) -> dict[str, jax.Array]:
+    if self._device is None:
+      s = self._static
+      mask = np.arange(self._kernel_size)[None, :] < s.edge_count[:, None]
+      self._device = {
+          'node_type': s.node_type, 'node_layer': s.node_layer,
+          'node_position': s.node_position, 'node_act': s.node_act, 'node_mask': s.node_mask,
+          'edge_type': s.edge_type, 'edge_mask': mask, 'edge_op': s.edge_op,
+          'edge_act': s.edge_act, 'senders': s.senders, 'receivers': s.receivers,
+          'n_node': np.array([self.n_node], np.int32), 'n_edge': np.array([self.n_edge], np.int32)}
+      self._device = {k: jnp.asarray(v) for k, v in self._device.items()}
+    return self._device
 
   def decode(self, graph: jraph.GraphsTuple) -> Any:
     """The variables held by `graph` (`edges['weight']`, `nodes['param']`): the exact inverse
@@ -266,15 +371,24 @@ class ParameterGraph:
     are cast to each leaf's dtype.
     """
     weight, param = graph.edges['weight'], graph.nodes['param']
-    s = self._static
-    if weight.shape[-2:] != s.edge_gather.shape or param.shape[-2:] != s.node_gather.shape:
+    want_w, want_p = (self.n_edge, self._kernel_size), self._node_gather.shape
+    if tuple(weight.shape) != want_w or tuple(param.shape) != want_p:
       raise ValueError(
-          f'graph features have shapes weight {weight.shape}, param {param.shape}; this template '
-          f'needs {s.edge_gather.shape} and {s.node_gather.shape}.')
-    flat = jnp.concatenate([jnp.ravel(weight), jnp.ravel(param)])[s.leaf_source]
-    arch = self.architecture
-    leaves = [flat[arch.leaf_offsets[i]:arch.leaf_offsets[i + 1]].reshape(shape).astype(dtype)
-              for i, (shape, dtype) in enumerate(zip(self.leaf_shapes, self.leaf_dtypes))]
+          f'graph features have shapes weight {tuple(weight.shape)}, param {tuple(param.shape)};'
+          f' this template needs {want_w} and {want_p} (decode one unbatched graph).')
+    sources = {'weight': lambda: jnp.ravel(weight), 'param': lambda: jnp.ravel(param),
+               'both': lambda: jnp.concatenate([jnp.ravel(weight), jnp.ravel(param)])}
+    leaves = []
+    for (kind, placement, index), shape, dtype in zip(self._decode_plan, self.leaf_shapes,
+                                                      self.leaf_dtypes):
+      if kind == 'transpose':
+        p = placement
+        moved = tuple(shape[a] for a in p.perm)
+        leaf = weight[p.start:p.start + p.n, :p.width].reshape(moved)
+        leaf = jnp.transpose(leaf, np.argsort(p.perm))
+      else:
+        leaf = sources[placement]()[index].reshape(shape)
+      leaves.append(leaf.astype(dtype))
     return jax.tree_util.tree_unflatten(self.treedef, leaves)
 
   # ---- symmetry -----------------------------------------------------------------------------

@@ -121,6 +121,27 @@ def _take0(labels: np.ndarray, axes: Sequence[int]) -> np.ndarray:
   return labels[index]
 
 
+def _shrink(arrays: Sequence[np.ndarray], shape) -> list[np.ndarray]:
+  """The arrays (broadcast to `shape`) reduced to one entry along every axis where all of them
+  are constant: same pairs of values, far fewer elements (spatial axes drop out)."""
+  arrays = [np.broadcast_to(a, shape) for a in arrays]
+  for axis in range(len(shape)):
+    if shape[axis] > 1 and all(a.strides[axis] == 0 or _constant_along(a, [axis])
+                               for a in arrays):
+      arrays = [_take0(a, [axis]) for a in arrays]
+  return arrays
+
+
+def _as_mean(main: Data, ins: list[Value], name: str) -> str | None:
+  """`reduce_sum` over positions followed by division by their count, as one `mean` token."""
+  head, sep, count = main.program.rpartition('#n')
+  if (name != 'div' or not sep or ins[0] is not main or not isinstance(ins[1], Const)
+      or np.size(ins[1].value) != 1 or float(np.ravel(ins[1].value)[0]) != float(count)):
+    return None
+  start = head.rfind(';reduce_sum[')
+  return head[:start] + ';mean[' + head[start + len(';reduce_sum['):] if start >= 0 else None
+
+
 def _constant_along(labels: np.ndarray, axes: Sequence[int]) -> bool:
   if not axes:
     return True
@@ -339,6 +360,9 @@ class _Interpreter:
     main, labels = labelled[0]
     if op is None:
       return Data(labels, main.program)
+    mean = _as_mean(main, ins, name)
+    if mean is not None:  # sum over positions / their count: independent of the input size
+      return Data(labels, mean)
     args = []
     for v in ins:
       if v is main:
@@ -389,7 +413,7 @@ class _Interpreter:
     """Attaches a parameter operand to the neurons it meets; returns its program token."""
     neurons_all, flats_all = [], []
     for term in param.terms:
-      term = np.broadcast_to(term, shape)
+      term, labels = _shrink([term, labels], shape)
       valid = term >= 0
       flat, neurons = term[valid], labels[valid]
       if (neurons < 0).any():
@@ -414,6 +438,8 @@ class _Interpreter:
     if name not in _JOIN_EDGE:
       raise self.fail(f'`{name}` of two different neuron groups', eqn)
     (a, la), (b, lb) = labelled
+    shape = la.shape
+    la, lb = _shrink([la, lb], shape)
     if ((la >= 0) != (lb >= 0)).any():
       raise self.fail('a join of neuron groups that do not line up element for element', eqn)
     valid = la >= 0
@@ -423,6 +449,7 @@ class _Interpreter:
     group = self.arch.add_group(self.where, len(pairs), self.arch.depth_of(pairs.ravel()))
     labels = np.full(la.shape, -1, np.int64)
     labels[valid] = group.start + inverse.ravel()
+    labels = np.broadcast_to(labels, shape)
     kind_a, kind_b = _JOIN_EDGE[name]
     ids = group.ids
     self.arch.add_free_edges(pairs[:, 0], ids, kind_a, self.arch.program_id(a.program))
@@ -443,7 +470,8 @@ class _Interpreter:
     op = f'{name}[{_params_text(eqn.params)}]'
     if _constant_along(x.labels, axes):
       labels = np.squeeze(_take0(x.labels, axes), axis=axes)
-      return Data(labels, f'{x.program};{op}')
+      count = int(np.prod([x.labels.shape[a] for a in axes]))
+      return Data(labels, f'{x.program};{op}#n{count}')
     if name.startswith('arg'):
       raise self.fail('an arg-reduction over neurons (its result depends on neuron order)', eqn)
     shape = tuple(eqn.outvars[0].aval.shape)
@@ -584,15 +612,16 @@ class _Interpreter:
     if not _constant_along(x.labels, others):
       raise self.fail('convolution input whose channels differ across positions', eqn, w)
     channels = np.moveaxis(x.labels, feature, -1)[(0,) * len(others)]  # [C]
-    kernel = np.transpose(w.terms[0], rhs_spec)  # [O, I, spatial...]
-    n_out, n_in = kernel.shape[:2]
+    # [I, O, spatial...]: sender-major, so the edges come out already sorted
+    kernel = np.transpose(w.terms[0], (rhs_spec[1], rhs_spec[0]) + tuple(rhs_spec[2:]))
+    n_in, n_out = kernel.shape[:2]
     groups = p['feature_group_count']
     per_group = n_out // groups
-    in_index = (np.arange(n_out) // per_group)[:, None] * n_in + np.arange(n_in)[None, :]
+    in_index = np.arange(n_in)[:, None] + (np.arange(n_out) // per_group)[None, :] * n_in
     group = self.arch.add_group(self.where, n_out, self.arch.depth_of(channels) + 1)
     spatial = (1,) * (kernel.ndim - 2)
-    src = np.broadcast_to(channels[in_index].reshape((n_out, n_in) + spatial), kernel.shape)
-    dst = np.broadcast_to(group.ids.reshape((n_out, 1) + spatial), kernel.shape)
+    src = np.broadcast_to(channels[in_index].reshape((n_in, n_out) + spatial), kernel.shape)
+    dst = np.broadcast_to(group.ids.reshape((1, n_out) + spatial), kernel.shape)
     op = arch_lib.op_features(
         OpKind.CONV, groups, kernel.shape[2:], p['window_strides'], p['rhs_dilation'],
         p['lhs_dilation'], p['padding'])
@@ -759,7 +788,6 @@ def trace(model, variables=None, *example_args, **example_kwargs):
       names the primitive, the Flax module path and the parameters involved.
     ValueError: a parameter is not finite, unused, or used twice.
   """
-  from gmn_jax._src.graph import ParameterGraph  # pylint: disable=g-import-not-at-top
   if _is_nnx(model):
     from flax import nnx  # pylint: disable=g-import-not-at-top
     if variables is not None:
@@ -779,6 +807,15 @@ def trace(model, variables=None, *example_args, **example_kwargs):
       return model.apply(v, *args, **example_kwargs)
     to_variables = lambda v: v
 
+  pg = trace_function(apply, variables, *example_args)
+  pg.to_variables = to_variables
+  return pg
+
+
+def trace_function(apply, variables, *example_args):
+  """Traces `apply(variables, *example_args)` (any function of a parameter pytree) into its
+  `ParameterGraph`. `trace` and `from_params` are built on it. Host-side."""
+  from gmn_jax._src.graph import ParameterGraph  # pylint: disable=g-import-not-at-top
   path_leaves, treedef = jax.tree_util.tree_flatten_with_path(variables)
   paths = [jax.tree_util.keystr(p) for p, _ in path_leaves]
   leaves = [jnp.asarray(l) for _, l in path_leaves]
@@ -834,6 +871,4 @@ def trace(model, variables=None, *example_args, **example_kwargs):
                                   'input through unchanged)')
     arch.positions[int(n)] = j
   arch.output_act = arch.program_id(out.program)
-  pg = ParameterGraph(arch, treedef, [l.dtype for l in leaves])
-  pg.to_variables = to_variables
-  return pg
+  return ParameterGraph(arch, treedef, [l.dtype for l in leaves])
