@@ -418,8 +418,20 @@ class ParameterGraph:
     lines.append('  edges: ' + ', '.join(f'{EdgeType(t).name.lower()} {c}' for t, c in
                                          zip(*np.unique(s.edge_type, return_counts=True))))
     lines.append(f'  layers: {int(s.node_layer.max()) + 1 if self.n_node else 0}')
-    for g in self.architecture.groups:
-      lines.append(f'    [{g.depth:2d}] {g.kind.name.lower():6s} {g.size:5d}  {g.name}')
+    arch = self.architecture
+    owners: dict[int, list[str]] = {}
+    for p in self._edge_placements:
+      group = int(arch.group_of(s.receivers[p.start:p.start + 1])[0])
+      owners.setdefault(group, []).append(self.leaf_paths[p.leaf])
+    for a in arch.attachments:
+      group = int(arch.group_of(a.neurons[:1])[0])
+      for leaf in sorted({arch.leaf_of(int(f)) for f in np.unique(a.flat)}):
+        owners.setdefault(group, []).append(self.leaf_paths[leaf])
+    lines.append('  groups: [layer] kind size  module  <- parameters')
+    for i, g in enumerate(arch.groups):
+      params = ', '.join(dict.fromkeys(owners.get(i, [])))
+      lines.append(f'    [{g.depth:2d}] {g.kind.name.lower():6s} {g.size:5d}  {g.name}'
+                   + (f'  <- {params}' if params else ''))
     return '\n'.join(lines)
 
   def __repr__(self) -> str:

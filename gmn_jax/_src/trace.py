@@ -178,7 +178,9 @@ class _Interpreter:
 
   # ---- driver -------------------------------------------------------------------------------
 
-  def run(self, jaxpr, consts: list[Any], inputs: list[Value]) -> list[Value]:
+  def run(self, jaxpr, consts: list[Any], inputs: list[Value], prefix: str = '') -> list[Value]:
+    """Interprets `jaxpr`; `prefix` is the module path of the equation that called it (name
+    stacks inside a nested jaxpr are relative to it)."""
     env: dict[Any, Value] = {}
 
     def read(atom) -> Value:
@@ -191,7 +193,8 @@ class _Interpreter:
     for var, value in zip(jaxpr.invars, inputs):
       env[var] = value
     for eqn in jaxpr.eqns:
-      self.where = str(eqn.source_info.name_stack)
+      own = str(eqn.source_info.name_stack)
+      self.where = '/'.join(p for p in (prefix, own) if p)
       ins = [read(a) for a in eqn.invars]
       outs = self.equation(eqn, ins)
       for var, out in zip(eqn.outvars, outs):
@@ -203,7 +206,7 @@ class _Interpreter:
     sub = _subjaxpr(eqn)
     if sub is not None:
       where = self.where
-      outs = self.run(sub[0], sub[1], ins)
+      outs = self.run(sub[0], sub[1], ins, prefix=where)
       self.where = where
       return outs
     if all(isinstance(v, Const) for v in ins):
