@@ -39,12 +39,6 @@ class EdgeType(enum.IntEnum):
   BLOCK = 8  # a neuron to the block (normalisation group) it is normalised with
 
 
-# Width of `edges['op']`: kind, groups, then (kernel, stride, rhs dilation, lhs dilation,
-# pad low, pad high) for each of up to three spatial dimensions.
-OP_WIDTH = 20
-MAX_SPATIAL = 3
-
-
 class OpKind(enum.IntEnum):
   NONE = 0
   DENSE = 1
@@ -57,17 +51,15 @@ def digest(text: str) -> int:
   return 0 if not text else (zlib.crc32(text.encode()) & 0x7FFFFFFF) or 1
 
 
-def op_features(kind: OpKind, groups: int = 1, kernel=(), stride=(), rhs_dilation=(),
-                lhs_dilation=(), padding=()) -> np.ndarray:
-  """The `edges['op']` row describing a contraction's hyperparameters."""
-  row = np.zeros(OP_WIDTH, np.int32)
-  row[0], row[1] = int(kind), groups
-  if len(kernel) > MAX_SPATIAL:
-    raise ValueError(f'convolutions of more than {MAX_SPATIAL} spatial dimensions are not supported')
-  for d, k in enumerate(kernel):
-    lo, hi = padding[d]
-    row[2 + 6 * d: 8 + 6 * d] = (k, stride[d], rhs_dilation[d], lhs_dilation[d], lo, hi)
-  return row
+def describe_op(kind: OpKind, groups: int = 1, kernel=(), stride=(), rhs_dilation=(),
+                lhs_dilation=(), padding=()) -> str:
+  """The text of an operation; its `digest` is the edge's `edges['op']` id."""
+  text = kind.name.lower()
+  if kind == OpKind.CONV:
+    pads = tuple(tuple(int(v) for v in p) for p in padding)
+    text += (f' kernel={tuple(kernel)} stride={tuple(stride)} dilation={tuple(rhs_dilation)}'
+             f' lhs_dilation={tuple(lhs_dilation)} padding={pads} groups={groups}')
+  return text
 
 
 @dataclasses.dataclass
@@ -96,7 +88,7 @@ class EdgeBlock:
   senders: np.ndarray  # [n] int
   receivers: np.ndarray  # [n] int
   kind: EdgeType
-  op: np.ndarray  # [OP_WIDTH] int32
+  op: int  # digest of the operation's text (`describe_op`)
   act: np.ndarray  # [n] int32: digest of the elementwise program applied at the sender
   slot_offsets: np.ndarray  # [n + 1] int: edge i owns flat[slot_offsets[i]:slot_offsets[i+1]]
   slot_values: np.ndarray  # [total] int: flat parameter indices, grouped by edge
@@ -129,6 +121,7 @@ class Architecture:
     self.positions: dict[int, int] = {}  # input/output neuron -> its position
     self.output_act = 0
     self.programs: dict[int, str] = {0: ''}  # digest -> program text, for summaries
+    self.ops: dict[int, str] = {0: ''}  # digest -> operation text
 
   @property
   def n_neurons(self) -> int:
@@ -161,7 +154,12 @@ class Architecture:
     self.programs.setdefault(key, program)
     return key
 
-  def add_weight_edges(self, senders, receivers, flat, kind: EdgeType, op, act: int):
+  def op_id(self, text: str) -> int:
+    key = digest(text)
+    self.ops.setdefault(key, text)
+    return key
+
+  def add_weight_edges(self, senders, receivers, flat, kind: EdgeType, op: int, act: int):
     """Adds one edge per distinct (sender, receiver) pair; `flat[i]` is the parameter index
     of one element on pair (senders[i], receivers[i]). Kernel positions follow the flat order.
     """
@@ -183,7 +181,7 @@ class Architecture:
     """Adds parameter-free edges (residual joins, attention structure), one per distinct pair."""
     pairs = np.unique(np.stack([np.ravel(senders), np.ravel(receivers)], 1), axis=0)
     n = len(pairs)
-    self.edges.append(EdgeBlock(pairs[:, 0], pairs[:, 1], kind, np.zeros(OP_WIDTH, np.int32),
+    self.edges.append(EdgeBlock(pairs[:, 0], pairs[:, 1], kind, 0,
                                 np.full(n, act, np.int32), np.zeros(n + 1, np.int64),
                                 np.zeros(0, np.int64)))
 

@@ -17,8 +17,9 @@ Graph schema (one graph; every array's first axis indexes nodes or edges):
   edges['weight']     float [n_edge, K]   parameter values; conv kernels flattened in row-major
                                            order of their spatial axes, padded to the largest K
   edges['mask']       bool  [n_edge, K]   which `weight` entries hold a parameter
-  edges['op']         int32 [n_edge, 20]  the operation: kind, groups and, per spatial axis,
-                                           kernel size, stride, dilations and padding
+  edges['op']         int32 [n_edge]      id of the operation (dense, embedding, or conv with its
+                                           kernel, stride, dilations, padding and groups); see
+                                           `ParameterGraph.ops` for the text behind each id
   edges['act']        int32 [n_edge]      id of the elementwise program (activation, norm, ...)
                                            applied to the sender before this edge; see
                                            `ParameterGraph.programs`
@@ -110,7 +111,8 @@ class ParameterGraph:
     self.leaf_shapes = arch.leaf_shapes
     self.leaf_dtypes = leaf_dtypes
     self.dtype = jnp.result_type(*leaf_dtypes) if leaf_dtypes else jnp.float32
-    self.programs = dict(arch.programs)
+    self.programs = dict(arch.programs)  # edges['act'] / nodes['act'] id -> program text
+    self.ops = dict(arch.ops)  # edges['op'] id -> operation text
     self._static = self._build(arch)
     self._symmetry_cache = None
     self.to_variables = lambda v: v  # nnx: module -> its state (set by trace)
@@ -161,7 +163,7 @@ class ParameterGraph:
     receivers = np.concatenate([b.receivers for b in blocks]).astype(np.int32)
     sizes = [len(b.senders) for b in blocks]
     edge_type = np.repeat(np.array([int(b.kind) for b in blocks], np.int32), sizes)
-    edge_op = np.repeat(np.stack([b.op for b in blocks]).astype(np.int16), sizes, axis=0)
+    edge_op = np.repeat(np.array([b.op for b in blocks], np.int32), sizes)
     edge_act = np.concatenate([b.act for b in blocks]).astype(np.int32)
     edge_count = np.concatenate([np.diff(b.slot_offsets) for b in blocks]).astype(np.int32)
     self._kernel_size = max(int(edge_count.max(initial=0)), 1)

@@ -582,7 +582,7 @@ class _Interpreter:
     src = src.reshape(src.shape + (1,) * len(fshape))
     src, dst = np.broadcast_to(src, weight.shape), np.broadcast_to(dst, weight.shape)
     self.add_weight_edges(eqn, param, src, dst, weight,
-                          arch_lib.op_features(OpKind.DENSE), data.program)
+                          self.arch.op_id(arch_lib.describe_op(OpKind.DENSE)), data.program)
     shape = tuple(eqn.outvars[0].aval.shape)
     n_dfree = data.labels.ndim - len(dc) - len(db)
     if data_is_lhs:  # output axes: batch, data free, param free
@@ -625,9 +625,9 @@ class _Interpreter:
     spatial = (1,) * (kernel.ndim - 2)
     src = np.broadcast_to(channels[in_index].reshape((n_in, n_out) + spatial), kernel.shape)
     dst = np.broadcast_to(group.ids.reshape((1, n_out) + spatial), kernel.shape)
-    op = arch_lib.op_features(
+    op = self.arch.op_id(arch_lib.describe_op(
         OpKind.CONV, groups, kernel.shape[2:], p['window_strides'], p['rhs_dilation'],
-        p['lhs_dilation'], p['padding'])
+        p['lhs_dilation'], p['padding']))
     self.add_weight_edges(eqn, w, src, dst, kernel, op, x.program)
     if groups > 1:
       n_in_total = channels.shape[0]
@@ -656,7 +656,7 @@ class _Interpreter:
     group = self.arch.add_group(self.where, features, 1)
     src = np.broadcast_to(inputs.ids[:, None], term.shape)
     dst = np.broadcast_to(group.ids[None, :], term.shape)
-    self.add_weight_edges(eqn, table, src, dst, term, arch_lib.op_features(OpKind.EMBED),
+    self.add_weight_edges(eqn, table, src, dst, term, self.arch.op_id(arch_lib.describe_op(OpKind.EMBED)),
                           tokens.program)
     shape = tuple(eqn.outvars[0].aval.shape)
     offset = dn.offset_dims
