@@ -1,0 +1,84 @@
+"""The accuracy-prediction report: results.json, results.md and plots. Host-side."""
+
+from __future__ import annotations
+
+import json
+import pathlib
+from typing import Any
+
+import numpy as np
+
+LABELS = {'gmn': 'GMN', 'nggnn': 'NG-GNN', 'statnn': 'StatNN', 'mlp': 'flat MLP'}
+
+
+def table(results: dict[str, Any]) -> str:
+  """A markdown table of test metrics per method, on held-out models."""
+  lines = ['| method | Kendall τ | R² | MSE | test rows | note |', '|---|---|---|---|---|---|']
+  for name, r in results['methods'].items():
+    if 'test' not in r:
+      lines.append(f'| {LABELS[name]} | – | – | – | – | {r["note"]} |')
+      continue
+    t = r['test']
+    lines.append(f'| {LABELS[name]} | {t["kendall_tau"]:.3f} | {t["r2"]:.3f} | {t["mse"]:.5f} '
+                 f'| {r["n_test"]} | {r["note"]} |')
+  c = results['constant_predictor']
+  lines.append(f'| constant (train mean) | {c["kendall_tau"]:.3f} | {c["r2"]:.3f} | '
+               f'{c["mse"]:.5f} | {results["rows"]["test"]} | |')
+  return '\n'.join(lines)
+
+
+def write(workdir: pathlib.Path, results: dict[str, Any], histories: dict[str, list],
+          predictions: dict[str, tuple[np.ndarray, np.ndarray]]) -> None:
+  """Writes results.json, results.md, predictions.png and learning_curves.png."""
+  (workdir / 'results.json').write_text(json.dumps(results, indent=2))
+  rows = results['rows']
+  md = [f'# Predicting test accuracy from weights ({results["config"]["split"]} split)', '',
+        f'Held-out models only: {rows["train"]} training, {rows["val"]} validation and '
+        f'{rows["test"]} test rows (model snapshots), split by model. '
+        f'{rows["dropped_non_finite"]} diverged rows dropped. Architectures: '
+        + '; '.join(results['architectures']) + '.', '', table(results), '',
+        '![predicted vs true](predictions.png)', '', '![learning curves](learning_curves.png)']
+  (workdir / 'results.md').write_text('\n'.join(md) + '\n')
+  _plot_predictions(workdir / 'predictions.png', results, predictions)
+  _plot_curves(workdir / 'learning_curves.png', histories)
+
+
+def _plot_predictions(path, results, predictions):
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use('Agg')
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  names = list(predictions)
+  if not names:
+    return
+  fig, axes = plt.subplots(1, len(names), figsize=(3.6 * len(names), 3.8), squeeze=False)
+  for ax, name in zip(axes[0], names):
+    y, p = predictions[name]
+    t = results['methods'][name]['test']
+    ax.scatter(y, p, s=6, alpha=0.5, color='tab:blue', edgecolors='none')
+    ax.plot([0, 1], [0, 1], color='0.5', lw=1, ls='--')
+    ax.set(xlim=(0, 1), ylim=(0, 1), xlabel='true test accuracy', aspect='equal',
+           title=f'{LABELS[name]}\nτ={t["kendall_tau"]:.3f}  R²={t["r2"]:.3f}')
+  axes[0][0].set_ylabel('predicted test accuracy')
+  fig.suptitle('Held-out models', y=1.0)
+  fig.tight_layout()
+  fig.savefig(path, dpi=120, bbox_inches='tight')
+  plt.close(fig)
+
+
+def _plot_curves(path, histories):
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use('Agg')
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  if not histories:
+    return
+  fig, (ax_loss, ax_tau) = plt.subplots(1, 2, figsize=(9, 3.6))
+  for name, history in histories.items():
+    epochs = [h['epoch'] for h in history]
+    ax_loss.plot(epochs, [h['train_loss'] for h in history], label=LABELS[name])
+    ax_tau.plot(epochs, [h['val_kendall_tau'] for h in history], label=LABELS[name])
+  ax_loss.set(xlabel='epoch', ylabel='training MSE', yscale='log', title='training loss')
+  ax_tau.set(xlabel='epoch', ylabel='Kendall τ', title='validation Kendall τ')
+  ax_tau.legend()
+  fig.tight_layout()
+  fig.savefig(path, dpi=120)
+  plt.close(fig)
