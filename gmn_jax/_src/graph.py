@@ -118,6 +118,7 @@ class ParameterGraph:
     self.to_variables = lambda v: v  # nnx: module -> its state (set by trace)
     self._device = None
     self._features_jit = None
+    self._leaves_jit = None
 
   # ---- construction (host) ------------------------------------------------------------------
 
@@ -378,6 +379,11 @@ class ParameterGraph:
       raise ValueError(
           f'graph features have shapes weight {tuple(weight.shape)}, param {tuple(param.shape)};'
           f' this template needs {want_w} and {want_p} (decode one unbatched graph).')
+    if self._leaves_jit is None:
+      self._leaves_jit = jax.jit(self._leaves_from_features)
+    return jax.tree_util.tree_unflatten(self.treedef, self._leaves_jit(weight, param))
+
+  def _leaves_from_features(self, weight: jax.Array, param: jax.Array) -> list[jax.Array]:
     sources = {'weight': lambda: jnp.ravel(weight), 'param': lambda: jnp.ravel(param),
                'both': lambda: jnp.concatenate([jnp.ravel(weight), jnp.ravel(param)])}
     leaves = []
@@ -391,7 +397,7 @@ class ParameterGraph:
       else:
         leaf = sources[placement]()[index].reshape(shape)
       leaves.append(leaf.astype(dtype))
-    return jax.tree_util.tree_unflatten(self.treedef, leaves)
+    return leaves
 
   # ---- symmetry -----------------------------------------------------------------------------
 
