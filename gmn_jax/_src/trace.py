@@ -168,6 +168,13 @@ class _Interpreter:
       parts.append('parameters ' + ', '.join(self.param_paths(param)))
     return UnsupportedModelError(' | '.join(parts))
 
+  def group_name(self, param: Param) -> str:
+    """The Flax module path, or (nnx traces carry none) the weight's parameter path."""
+    if self.where:
+      return self.where
+    path = self.param_paths(param)[0] if self.param_paths(param) else ''
+    return path.removesuffix('.value').rsplit('[', 1)[0].replace("']['", '/').strip("[]'")
+
   def param_paths(self, param: Param) -> list[str]:
     paths = []
     for term in param.terms:
@@ -576,7 +583,7 @@ class _Interpreter:
     nb, nc = len(pb), len(pc)
     bshape, fshape = weight.shape[:nb], weight.shape[nb + nc:]
     n_out = int(np.prod(bshape + fshape, dtype=np.int64))
-    group = self.arch.add_group(self.where, n_out, self.arch.depth_of(src) + 1)
+    group = self.arch.add_group(self.group_name(param), n_out, self.arch.depth_of(src) + 1)
     out_ids = group.start + np.arange(n_out).reshape(bshape + fshape)
     dst = np.expand_dims(out_ids, tuple(range(nb, nb + nc)))
     src = src.reshape(src.shape + (1,) * len(fshape))
@@ -621,7 +628,7 @@ class _Interpreter:
     groups = p['feature_group_count']
     per_group = n_out // groups
     in_index = np.arange(n_in)[:, None] + (np.arange(n_out) // per_group)[None, :] * n_in
-    group = self.arch.add_group(self.where, n_out, self.arch.depth_of(channels) + 1)
+    group = self.arch.add_group(self.group_name(w), n_out, self.arch.depth_of(channels) + 1)
     spatial = (1,) * (kernel.ndim - 2)
     src = np.broadcast_to(channels[in_index].reshape((n_in, n_out) + spatial), kernel.shape)
     dst = np.broadcast_to(group.ids.reshape((1, n_out) + spatial), kernel.shape)

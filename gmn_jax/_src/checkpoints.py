@@ -1,0 +1,206 @@
+"""Reading orbax checkpoints without their model: find the item, restore it as numpy arrays.
+
+Host-side (numpy, file system; never under jit). A checkpoint path may be a `CheckpointManager`
+directory (numbered step folders, each holding one folder per item), one step folder, or one
+item folder (what `StandardCheckpointer.save` or `PyTreeCheckpointer.save` wrote). Items are
+restored from their own metadata (`PyTreeCheckpointer.metadata`) with numpy restore types, so
+that no target pytree, and so no model code, is needed.
+
+Errors are `ConversionError`s with the exit code `gmn-convert` returns (`EXIT_CODES`).
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+Path = tuple[str, ...]
+
+EXIT_CODES = {
+    0: 'the graph was written',
+    2: 'usage: bad or missing arguments (argparse), or an ambiguous checkpoint (pass --step or '
+       '--item)',
+    3: 'the checkpoint path does not exist',
+    4: 'the path is not an orbax checkpoint (or orbax cannot read it)',
+    5: 'the checkpoint holds no parameters (no floating-point arrays)',
+    6: 'the model (--model package.module:ClassName) cannot be imported or built',
+    7: 'the parameters do not fit the model (missing paths or different shapes)',
+    8: 'the model cannot be converted: not a plain Dense/Conv chain (without --model), the model '
+       'fails on the example input, or it computes something a parameter graph cannot '
+       'represent',
+}
+USAGE, MISSING, NOT_CHECKPOINT, NO_PARAMETERS, NOT_IMPORTABLE, MISMATCH, UNSUPPORTED = (
+    2, 3, 4, 5, 6, 7, 8)
+
+_ITEM_FILES = ('_METADATA', 'manifest.ocdbt', '_sharding', 'checkpoint')
+_PREFERRED_ITEMS = ('params', 'state', 'train_state', 'model', 'default')
+
+
+class ConversionError(Exception):
+  """A checkpoint cannot be converted; `exit_code` is what `gmn-convert` exits with."""
+
+  def __init__(self, exit_code: int, message: str):
+    super().__init__(message)
+    self.exit_code = exit_code
+
+
+# ---- finding the item -----------------------------------------------------------------------
+
+
+def _is_item(d: pathlib.Path) -> bool:
+  return d.is_dir() and any((d / f).exists() for f in _ITEM_FILES)
+
+
+def _step_number(d: pathlib.Path) -> int | None:
+  if not d.is_dir() or 'tmp' in d.name:
+    return None
+  match = re.fullmatch(r'(?:.*_)?(\d+)', d.name)
+  if match is None:
+    return None
+  if not ((d / '_CHECKPOINT_METADATA').exists() or (d / 'commit_success.txt').exists()
+          or _is_item(d) or any(_is_item(c) for c in d.iterdir())):
+    return None
+  return int(match.group(1))
+
+
+def _steps(root: pathlib.Path) -> dict[int, pathlib.Path]:
+  found = {}
+  for d in root.iterdir():
+    n = _step_number(d)
+    if n is not None:
+      found[n] = d
+  return dict(sorted(found.items()))
+
+
+def _item_in_step(step_dir: pathlib.Path, item: str | None) -> pathlib.Path:
+  if _is_item(step_dir) and item is None:
+    return step_dir
+  items = sorted(c for c in step_dir.iterdir() if _is_item(c))
+  names = [c.name for c in items]
+  if item is not None:
+    if item not in names:
+      raise ConversionError(USAGE, f'{step_dir} has no item {item!r}; its items are {names}.')
+    return step_dir / item
+  if not items:
+    raise ConversionError(NOT_CHECKPOINT, f'{step_dir} is a checkpoint step without an item '
+                          'holding arrays (only JSON or other metadata).')
+  if len(items) == 1:
+    return items[0]
+  with_arrays = [c for c in items if float_leaves(_metadata_tree(c))]
+  if len(with_arrays) == 1:
+    return with_arrays[0]
+  for name in _PREFERRED_ITEMS:
+    if name in [c.name for c in with_arrays]:
+      return step_dir / name
+  raise ConversionError(USAGE, f'{step_dir} has several items holding arrays: '
+                        f'{[c.name for c in with_arrays]}; pass --item NAME to choose one.')
+
+
+def locate(path: str | os.PathLike, *, step: int | None = None, all_steps: bool = False,
+           item: str | None = None) -> list[tuple[int | None, pathlib.Path]]:
+  """The (step, item folder) pairs to convert. Host-side.
+
+  Raises:
+    ConversionError: missing path (3), not a checkpoint (4), unknown step or item (2).
+  """
+  path = pathlib.Path(path).expanduser()
+  if not path.exists():
+    raise ConversionError(MISSING, f'{path} does not exist. Pass the folder that orbax wrote '
+                          '(a CheckpointManager directory, one step folder, or one item).')
+  if not path.is_dir():
+    raise ConversionError(NOT_CHECKPOINT, f'{path} is a file; an orbax checkpoint is a folder. '
+                          'Pass the folder that orbax wrote (e.g. the CheckpointManager '
+                          'directory).')
+  steps = {} if _is_item(path) else _steps(path)
+  if not steps:
+    if step is not None or all_steps:
+      raise ConversionError(USAGE, f'{path} is a single checkpoint, not a CheckpointManager '
+                            'directory with numbered steps; leave out --step/--all-steps.')
+    if _is_item(path):
+      if item is not None:
+        raise ConversionError(USAGE, f'{path} is one checkpoint item; leave out --item.')
+      return [(None, path)]
+    if (path / '_CHECKPOINT_METADATA').exists() or any(_is_item(c) for c in path.iterdir()):
+      return [(None, _item_in_step(path, item))]
+    raise ConversionError(NOT_CHECKPOINT, f'{path} is not an orbax checkpoint: it has neither '
+                          'numbered step folders nor orbax metadata (_METADATA, '
+                          '_CHECKPOINT_METADATA). Pass the directory given to CheckpointManager '
+                          'or to StandardCheckpointer.save.')
+  if all_steps:
+    chosen = list(steps)
+  elif step is not None:
+    if step not in steps:
+      raise ConversionError(USAGE, f'{path} has no step {step}; its steps are {list(steps)}.')
+    chosen = [step]
+  else:
+    chosen = [max(steps)]
+  return [(s, _item_in_step(steps[s], item)) for s in chosen]
+
+
+# ---- reading the item -----------------------------------------------------------------------
+
+
+def _checkpointer():
+  import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
+  return ocp, ocp.PyTreeCheckpointer()
+
+
+def _metadata_tree(item_dir: pathlib.Path) -> Any:
+  ocp, checkpointer = _checkpointer()
+  try:
+    metadata = checkpointer.metadata(item_dir)
+  except Exception as e:  # pylint: disable=broad-except
+    raise ConversionError(NOT_CHECKPOINT, f'orbax cannot read {item_dir}: {type(e).__name__}: '
+                          f'{e}') from e
+  del ocp
+  return getattr(metadata, 'item_metadata', metadata)
+
+
+def restore(item_dir: pathlib.Path) -> Any:
+  """The item's pytree with numpy leaves (no target needed). Host-side."""
+  ocp, checkpointer = _checkpointer()
+  tree = _metadata_tree(item_dir)
+  restore_args = jax.tree_util.tree_map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray),
+                                        tree)
+  try:
+    return checkpointer.restore(item_dir, args=ocp.args.PyTreeRestore(restore_args=restore_args))
+  except Exception as e:  # pylint: disable=broad-except
+    raise ConversionError(NOT_CHECKPOINT, f'orbax cannot restore {item_dir}: '
+                          f'{type(e).__name__}: {e}') from e
+
+
+def flatten(tree: Any, prefix: Path = ()) -> dict[Path, Any]:
+  """`{path: leaf}` with string keys; nnx `{'value': leaf}` wrappers are removed."""
+  if isinstance(tree, Mapping):
+    if set(tree) == {'value'} and not isinstance(tree['value'], (Mapping, list, tuple)):
+      return {prefix: tree['value']}
+    items = tree.items()
+  elif isinstance(tree, (list, tuple)):
+    items = enumerate(tree)
+  elif tree is None:
+    return {}
+  else:
+    return {prefix: tree}
+  out = {}
+  for key, value in items:
+    out.update(flatten(value, prefix + (str(key),)))
+  return out
+
+
+def is_float(leaf: Any) -> bool:
+  """A non-empty floating-point array (or orbax array metadata)."""
+  dtype = getattr(leaf, 'dtype', None)
+  size = int(np.prod(getattr(leaf, 'shape', None) or np.shape(leaf) or (1,)))
+  return dtype is not None and jnp.issubdtype(dtype, jnp.floating) and size > 0
+
+
+def float_leaves(tree: Any) -> dict[Path, Any]:
+  """`flatten(tree)` restricted to floating-point arrays: the candidate parameters."""
+  return {p: l for p, l in flatten(tree).items() if is_float(l)}
