@@ -84,8 +84,11 @@ class GeneralizationConfig:
   @classmethod
   def tiny(cls) -> 'GeneralizationConfig':
     """The test suite's config: seconds, yet a real signal."""
-    return cls(zoo=zoo_lib.tiny_config(), train=TrainConfig(epochs=6, batch_size=16),
-               hidden=16, layers=2, methods=('gmn', 'statnn', 'mlp'))
+    zoo = dataclasses.replace(zoo_lib.default_config(), widths=(4,), num_members=48,
+                              shard_size=48, snapshot_epochs=(0, 1, 3, 6), max_train=512,
+                              max_test=256)
+    return cls(zoo=zoo, train=TrainConfig(epochs=8, batch_size=16), hidden=16, layers=2,
+               methods=('gmn', 'statnn'))
 
   def to_json(self) -> dict[str, Any]:
     out = dataclasses.asdict(self)
