@@ -172,10 +172,10 @@ def _model(name: str, config: GeneralizationConfig, data: Data, arch: int | None
   sizes = dict(max_kernel_size=budget.kernel_size, max_param_size=budget.param_size)
   if name == 'gmn':
     return GMN(node_dim=config.hidden, edge_dim=config.hidden, num_layers=config.layers,
-               readout_hidden=config.hidden, normalize_weights=True, **sizes)
+               readout_hidden=config.hidden, **sizes)
   if name == 'nggnn':
     return NGGNN(hidden_dim=config.hidden, num_layers=config.layers,
-                 readout_hidden=config.hidden, normalize_weights=True, **sizes)
+                 readout_hidden=config.hidden, **sizes)
   if name == 'statnn':
     return StatNN(hidden=(4 * config.hidden, 4 * config.hidden))
   pg = data.graphs.templates[arch]
