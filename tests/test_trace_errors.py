@@ -3,7 +3,7 @@
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import numpy as np
+import models
 import pytest
 from traced import traced
 
@@ -62,11 +62,9 @@ def test_non_finite_parameters_are_refused_at_trace_and_encode():
                               'bias': v['params']['Dense_1']['bias']}
   with pytest.raises(ValueError, match=r"\['Dense_1'\]\['kernel'\].*NaN"):
     pg.encode(bad)
-  model = traced('mlp')  # the model object itself comes from models.get
-  import models
+  case = models.get('mlp')
   with pytest.raises(ValueError, match=r"\['Dense_1'\]\['kernel'\].*NaN"):
-    gmn_jax.trace(models.get('mlp').model, bad, *models.get('mlp').example_args)
-  del model
+    gmn_jax.trace(case.model, bad, *case.example_args)
 
 
 def test_wrong_shape_or_structure_is_named():
@@ -96,4 +94,3 @@ def test_argmax_over_neurons_is_refused():
   model = ArgMax()
   with pytest.raises(gmn_jax.UnsupportedModelError, match='argmax'):
     gmn_jax.trace(model, _variables(model), X)
-  np.testing.assert_equal(True, True)

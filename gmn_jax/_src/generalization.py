@@ -11,7 +11,6 @@ started again resumes where it stopped.
 from __future__ import annotations
 
 import dataclasses
-import json
 import pathlib
 import time
 from typing import Any

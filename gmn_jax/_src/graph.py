@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jax
 import jax.numpy as jnp
@@ -37,6 +37,9 @@ import jraph
 import numpy as np
 
 from gmn_jax._src.architecture import Architecture, NodeType
+
+if TYPE_CHECKING:
+  from gmn_jax._src.symmetry import Symmetry
 
 
 @dataclasses.dataclass(frozen=True)

@@ -22,7 +22,6 @@ module path and the parameters involved.
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Any, Sequence
 
 import jax
@@ -69,7 +68,7 @@ _UNARY = {
     'asin', 'acos', 'atan', 'sinh', 'cosh', 'asinh', 'acosh', 'atanh', 'sqrt', 'rsqrt', 'cbrt',
     'abs', 'sign', 'floor', 'ceil', 'round', 'erf', 'erfc', 'erf_inv', 'integer_pow', 'square',
     'convert_element_type', 'reduce_precision', 'is_finite', 'not', 'real', 'imag', 'lgamma',
-    'digamma', 'logistic', 'population_count',
+    'digamma', 'population_count',
 }
 _NARY = {
     'add', 'add_any', 'sub', 'mul', 'div', 'max', 'min', 'pow', 'atan2', 'rem', 'nextafter',
@@ -288,7 +287,6 @@ class _Interpreter:
   def move(self, eqn, operands: list[np.ndarray], ins: list[Value]) -> list[np.ndarray]:
     name, p = eqn.primitive.name, eqn.params
     x = operands[0]
-    out_shape = tuple(eqn.outvars[0].aval.shape)
     if name == 'reshape':
       return [np.reshape(x, p['new_sizes'])]
     if name == 'transpose':
