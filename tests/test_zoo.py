@@ -207,8 +207,9 @@ def test_hyperparameters():
   config = dataclasses.replace(gmn_jax.ZooConfig(), num_members=400)
   hp = zoo_lib.sample_hyperparameters(config)
   assert np.all(np.bincount(hp['width'])[list(config.widths)] == 100)  # balanced widths
-  lo, hi = config.learning_rate
-  assert hp['learning_rate'].min() >= lo and hp['learning_rate'].max() <= hi
+  sgd = hp['optimizer'] == 'sgd'
+  for rows, (lo, hi) in ((~sgd, config.learning_rate), (sgd, config.sgd_learning_rate)):
+    assert hp['learning_rate'][rows].min() >= lo and hp['learning_rate'][rows].max() <= hi
   assert set(hp['optimizer']) == set(zoo_config.OPTIMIZERS)
   assert set(hp['activation']) == {'relu', 'tanh'}
   assert set(hp['train_fraction']) == set(config.train_fractions)
