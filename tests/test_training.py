@@ -54,3 +54,14 @@ def test_killed_run_resumes_to_the_same_result(tmp_path):
     np.testing.assert_array_equal(a, b)
   np.testing.assert_array_equal(predict(model, resumed.params, data, val),
                                 predict(model, straight.params, data, val))
+
+
+def test_augmented_graphs_compute_the_member_s_function():
+  data = _data(4)
+  pg, x = data.templates[0], jnp.linspace(-1.0, 1.0, 3)[None]
+  rng = np.random.default_rng(0)
+  for i in range(4):
+    plain, augmented = data.graph(i), data.graph(i, rng, max_scale=3.0)
+    assert not np.allclose(plain.edges['weight'], augmented.edges['weight'])
+    np.testing.assert_allclose(_MLP().apply(pg.decode(augmented), x),
+                               _MLP().apply(pg.decode(plain), x), rtol=1e-5, atol=1e-6)

@@ -2,7 +2,9 @@
 
 Host-side (numpy). Each architecture's graphs are encoded in one vmapped call and kept as one
 stacked `GraphsTuple`; a sample is a (template, row) pair. Batches are padded to one `Budget`
-so a training run compiles its step once, and can be augmented with random symmetries.
+so a training run compiles its step once, and can be augmented with random symmetries: a
+permutation of the hidden neurons (drawn from a pool per template) and, for ReLU and tanh/sin
+neurons, a rescaling or sign flip (`scaling.py`), which the metanetworks are not invariant to.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import numpy as np
 
 from gmn_jax._src.batching import Budget, batch, budget_for
 from gmn_jax._src.graph import ParameterGraph
+from gmn_jax._src.scaling import apply_factors, random_factors, scaling_kinds
 
 
 class GraphSet:
@@ -36,17 +39,25 @@ class GraphSet:
     self.row_of = np.asarray(row_of)
     self.targets = np.asarray(targets, np.float32)
     self._symmetries: dict[int, list] = {}
+    self._scaling_kinds: dict[int, np.ndarray] = {}
 
   def __len__(self) -> int:
     return len(self.targets)
 
-  def graph(self, i: int, rng: np.random.Generator | None = None) -> jraph.GraphsTuple:
-    """Sample i as a single graph; with `rng`, relabelled by a random symmetry."""
+  def graph(self, i: int, rng: np.random.Generator | None = None,
+            max_scale: float = 1.0) -> jraph.GraphsTuple:
+    """Sample i as a single graph. With `rng`: relabelled by a random permutation symmetry
+    and, if `max_scale` > 1, its ReLU neurons rescaled by factors log-uniform in
+    `[1 / max_scale, max_scale]` and its tanh/sin neurons sign-flipped at random."""
     t, r = int(self.template_of[i]), int(self.row_of[i])
     g = jax.tree.map(lambda a: a[r], self.stacked[t])
     if rng is not None:
       pool = self._symmetry_pool(t)
       g = pool[rng.integers(len(pool))].apply_graph(g)
+      if max_scale > 1:
+        if t not in self._scaling_kinds:
+          self._scaling_kinds[t] = scaling_kinds(self.templates[t])
+        g = apply_factors(g, random_factors(self._scaling_kinds[t], rng, max_scale))
     return g
 
   def _symmetry_pool(self, t: int, size: int = 32) -> list:
@@ -59,15 +70,16 @@ class GraphSet:
     return budget_for(self.templates, batch_size)
 
   def batches(self, indices: np.ndarray, batch_size: int, budget: Budget,
-              rng: np.random.Generator | None = None
+              rng: np.random.Generator | None = None, max_scale: float = 1.0
               ) -> Iterator[tuple[jraph.GraphsTuple, np.ndarray, np.ndarray]]:
-    """(padded graphs, targets [n_graph], mask [n_graph]) for consecutive chunks of `indices`.
+    """(padded graphs, targets [n_graph], mask [n_graph]) for consecutive chunks of `indices`,
+    augmented as in `graph` when `rng` is given.
 
     Every batch has the same padded shapes (`budget`), the last one included.
     """
     for start in range(0, len(indices), batch_size):
       chunk = indices[start:start + batch_size]
-      graphs = batch([self.graph(int(i), rng) for i in chunk], budget)
+      graphs = batch([self.graph(int(i), rng, max_scale) for i in chunk], budget)
       targets = np.zeros(budget.n_graph, np.float32)
       mask = np.zeros(budget.n_graph, bool)
       targets[:len(chunk)], mask[:len(chunk)] = self.targets[chunk], True

@@ -39,6 +39,7 @@ class TrainConfig:
   warmup_fraction: float = 0.05
   clip_norm: float = 10.0
   augment: bool = True  # random symmetries of the training graphs, drawn per sample
+  max_scale: float = 2.0  # with augment: ReLU rescaling range and tanh/sin sign flips; 1 = off
   seed: int = 0
 
 
@@ -131,7 +132,8 @@ def fit(model: nn.Module, data: GraphSet, train: np.ndarray, val: np.ndarray,
     rng = np.random.default_rng([config.seed, epoch])
     order = rng.permutation(train)
     params, opt_state, losses = state['params'], state['opt_state'], []
-    batches = data.batches(order, config.batch_size, budget, rng if config.augment else None)
+    batches = data.batches(order, config.batch_size, budget, rng if config.augment else None,
+                           config.max_scale)
     for graphs, targets, mask in tqdm(batches, total=steps_per_epoch, disable=not progress,
                                       desc=f'{name} epoch {epoch + 1}/{config.epochs}',
                                       leave=False):
