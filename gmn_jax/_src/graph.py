@@ -101,6 +101,11 @@ def _find_transpose(local: np.ndarray, shape: tuple[int, ...]) -> tuple[int, ...
   return None
 
 
+# XLA:CPU fuses a concatenate of at most this many pieces into one loop that writes the output
+# once; beyond it, every piece is materialised and then copied.
+_MAX_FUSED_CONCAT = 8
+
+
 class ParameterGraph:
   """The parameter graph of one architecture: static topology plus index maps.
 
@@ -325,24 +330,38 @@ class ParameterGraph:
   def _features(self, leaves: list[jax.Array]) -> tuple[jax.Array, jax.Array]:
     """(`edges['weight']` [E, K], `nodes['param']` [N, P]) from the parameter leaves."""
     dtype = self.dtype
-    K = self._kernel_size
-    pieces, row = [], 0
+    blocks = []
     for p in self._edge_placements:
-      if p.start > row:
-        pieces.append(jnp.zeros((p.start - row, K), dtype))
       leaf = leaves[p.leaf].astype(dtype)
       if p.perm is not None:
         block = jnp.transpose(leaf, p.perm).reshape(p.n, p.width)
       else:
         block = jnp.take(leaf.ravel(), p.index, mode='fill', fill_value=0)
-      pieces.append(jnp.pad(block, ((0, 0), (0, K - p.width))))
-      row = p.start + p.n
-    if self.n_edge > row:
-      pieces.append(jnp.zeros((self.n_edge - row, K), dtype))
-    weight = jnp.concatenate(pieces) if len(pieces) > 1 else pieces[0]
+      blocks.append((p.start, block))
     node_flat = jnp.concatenate([jnp.ravel(leaves[i]).astype(dtype) for i in self._node_leaves]
                                 + [jnp.zeros((1,), dtype)])
-    return weight, node_flat[self._node_gather]
+    return self._weight_from_blocks(blocks), node_flat[self._node_gather]
+
+  def _weight_from_blocks(self, blocks: list[tuple[int, jax.Array]]) -> jax.Array:
+    """`edges['weight']` [E, K] with each (row, [n, width] block) at rows [row, row + n) and
+    columns [0, width), zero elsewhere."""
+    E, K, dtype = self.n_edge, self._kernel_size, self.dtype
+    pieces, row = [], 0
+    for start, block in blocks:
+      if start > row:
+        pieces.append(jnp.zeros((start - row, K), dtype))
+      pieces.append(jnp.pad(block, ((0, 0), (0, K - block.shape[1]))))
+      row = start + block.shape[0]
+    if E > row or not pieces:
+      pieces.append(jnp.zeros((E - row, K), dtype))
+    if len(pieces) <= _MAX_FUSED_CONCAT:  # one loop writes each element once
+      return jnp.concatenate(pieces) if len(pieces) > 1 else pieces[0]
+    # Too many pieces to fuse: zero the output, then write each block into it in place, rather
+    # than materialising every padded block and copying them all again.
+    weight = jnp.zeros((E, K), dtype)
+    for start, block in blocks:
+      weight = jax.lax.dynamic_update_slice(weight, block, (start, 0))
+    return weight
 
   def graph_from_features(self, weight: jax.Array, param: jax.Array) -> jraph.GraphsTuple:
     """A graph of this template with the given `edges['weight']` [E, K] and `nodes['param']`
