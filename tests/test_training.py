@@ -65,3 +65,18 @@ def test_augmented_graphs_compute_the_member_s_function():
     assert not np.allclose(plain.edges['weight'], augmented.edges['weight'])
     np.testing.assert_allclose(_MLP().apply(pg.decode(augmented), x),
                                _MLP().apply(pg.decode(plain), x), rtol=1e-5, atol=1e-6)
+
+
+def test_a_different_run_in_the_same_directory_is_refused(tmp_path):
+  data = _data()
+  train, val = np.arange(0, 36), np.arange(36, 48)
+  config = TrainConfig(epochs=1, batch_size=8)
+  model = gmn_jax.GMN(node_dim=8, edge_dim=8, num_layers=1, readout_hidden=8)
+  fit(model, data, train, val, config, tmp_path, progress=False)
+  fit(model, data, train, val, config, tmp_path, progress=False)  # the same run: resumes
+  with pytest.raises(ValueError, match='train_config differ'):
+    fit(model, data, train, val, TrainConfig(epochs=2, batch_size=8), tmp_path, progress=False)
+  with pytest.raises(ValueError, match='model_fields differ'):
+    fit(model.clone(node_dim=16), data, train, val, config, tmp_path, progress=False)
+  with pytest.raises(ValueError, match='train_rows differ'):
+    fit(model, data, train[1:], val, config, tmp_path, progress=False)

@@ -11,6 +11,7 @@ data order and augmentation of each epoch depend only on (seed, epoch).
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import pathlib
 from collections.abc import Callable
@@ -59,6 +60,36 @@ def _optimizer(config: TrainConfig, steps: int) -> optax.GradientTransformation:
                      optax.adamw(schedule, weight_decay=config.weight_decay))
 
 
+def _run_identity(model: nn.Module, config: TrainConfig, train: np.ndarray,
+                  val: np.ndarray) -> dict[str, Any]:
+  """What a run directory's checkpoints were trained with: enough to refuse resuming a
+  different run (functions by name, index sets by digest)."""
+  fields = {f.name: getattr(model, f.name) for f in dataclasses.fields(model)
+            if f.name not in ('parent', 'name')}
+  describe = lambda v: v if isinstance(v, (int, float, str, bool, type(None))) else (
+      [describe(x) for x in v] if isinstance(v, (tuple, list)) else
+      getattr(v, '__name__', type(v).__name__))
+  digest = lambda a: hashlib.sha256(np.asarray(a, np.int64).tobytes()).hexdigest()[:16]
+  return {'model': type(model).__name__, 'model_fields': {k: describe(v) for k, v in
+                                                          fields.items()},
+          'train_config': dataclasses.asdict(config), 'train_rows': digest(train),
+          'val_rows': digest(val)}
+
+
+def _check_run(run_dir: pathlib.Path, identity: dict[str, Any]) -> None:
+  """Writes `run.json` for a new run; refuses a directory that holds a different one."""
+  path = run_dir / 'run.json'
+  if not path.exists():
+    path.write_text(json.dumps(identity, indent=1))
+    return
+  saved = json.loads(path.read_text())
+  if saved != identity:
+    differ = sorted(k for k in identity if saved.get(k) != identity[k])
+    raise ValueError(
+        f'{run_dir} holds checkpoints of a different run ({", ".join(differ)} differ), so it '
+        'cannot be resumed. Use another work directory, or delete this one to start over.')
+
+
 def _predict_fn(model: nn.Module):
   def predict(params, graphs):
     return jax.nn.sigmoid(model.apply(params, graphs).globals[:, 0])
@@ -93,9 +124,14 @@ def fit(model: nn.Module, data: GraphSet, train: np.ndarray, val: np.ndarray,
 
   Returns:
     The parameters of the epoch with the best validation Kendall τ, and the history.
+
+  Raises:
+    ValueError: if `workdir/name` holds checkpoints of a run with another model, config or
+      split (`run.json` records them), which cannot be resumed.
   """
   run_dir = pathlib.Path(workdir) / name
   run_dir.mkdir(parents=True, exist_ok=True)
+  _check_run(run_dir, json.loads(json.dumps(_run_identity(model, config, train, val))))
   budget = data.budget(config.batch_size)
   steps_per_epoch = -(-len(train) // config.batch_size)
   tx = _optimizer(config, steps_per_epoch * config.epochs)
