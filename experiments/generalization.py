@@ -1,6 +1,6 @@
 """Predict a CNN's test accuracy from its weights: zoo -> GMN, NG-GNN and baselines -> report.
 
-    python -m experiments.generalization                 # digits zoo, every method (~10 min)
+    python -m experiments.generalization                 # digits zoo, every method (~7-10 min)
     python -m experiments.generalization --quick         # a smoke run
     python -m experiments.generalization --split ood     # train narrow CNNs, test wider ones
     python -m experiments.generalization --zoo-dir PATH  # a zoo in the Small CNN Zoo format
@@ -27,7 +27,7 @@ def main(argv=None) -> None:
   parser.add_argument('--zoo-dir', help='read a Small CNN Zoo directory instead of generating')
   parser.add_argument('--dataset', help='zoo training data: digits (default, offline), or a '
                       'prepared TFDS set: mnist, fashion_mnist, cifar10, svhn_cropped')
-  parser.add_argument('--members', type=int, help='zoo size (networks)')
+  parser.add_argument('--members', type=int, help='zoo size (CNNs; each is saved at every snapshot epoch)')
   parser.add_argument('--split', choices=('id', 'ood'), help="'ood': test on the widest CNNs")
   parser.add_argument('--methods', nargs='+', choices=METHODS, help='which models to train')
   parser.add_argument('--epochs', type=int, help='training epochs of every method')

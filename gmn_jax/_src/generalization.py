@@ -59,7 +59,7 @@ class GeneralizationConfig:
   methods: tuple[str, ...] = METHODS
   hidden: int = 32
   layers: int = 3
-  train: TrainConfig = dataclasses.field(default_factory=lambda: TrainConfig(epochs=20))
+  train: TrainConfig = dataclasses.field(default_factory=lambda: TrainConfig(epochs=12))
   seed: int = 0
 
   def __post_init__(self):
@@ -71,7 +71,7 @@ class GeneralizationConfig:
 
   @classmethod
   def default(cls) -> 'GeneralizationConfig':
-    """The README's main job: the digits zoo, every method, about 10 minutes on 2 CPU cores."""
+    """The README's main job: the digits zoo, every method, about 7-10 minutes on 2 CPU cores."""
     return cls()
 
   @classmethod

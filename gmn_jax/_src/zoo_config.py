@@ -33,8 +33,8 @@ class ZooError(ValueError):
 class ZooConfig:
   """How a zoo is generated. Frozen data: equal configs give identical zoos.
 
-  The default is the digits zoo: 800 members spread over widths 4, 6, 8 and 12, each saved at
-  5 epochs (4,000 networks). Ranges follow Unterthiner et al. (2020), shifted for short
+  The default is the digits zoo: 1,600 members spread over widths 4, 6, 8 and 12, each saved
+  at 5 epochs (8,000 networks). Ranges follow Unterthiner et al. (2020), shifted for short
   training (see `gmn_jax.zoo`'s docstring): `(low, high)` pairs are sampled log-uniformly,
   except `dropout`, which is uniform.
 
@@ -67,7 +67,7 @@ class ZooConfig:
   kernel_size: int = 3
   strides: int = 2
   padding: str = 'SAME'
-  num_members: int = 800
+  num_members: int = 1600
   snapshot_epochs: tuple[int, ...] = (1, 2, 4, 8, 16)
   batch_size: int = 16
   optimizers: tuple[str, ...] = OPTIMIZERS
