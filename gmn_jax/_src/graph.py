@@ -289,6 +289,16 @@ class ParameterGraph:
   def edge_type(self) -> np.ndarray:
     return self._static.edge_type
 
+  @property
+  def edge_act(self) -> np.ndarray:
+    """`edges['act']`: id of the program applied to each edge's sender (`programs`)."""
+    return self._static.edge_act
+
+  @property
+  def node_param_mask(self) -> np.ndarray:
+    """`nodes['param_mask']`: which per-neuron parameter slots each node uses."""
+    return self._static.node_mask
+
   # ---- encode / decode (jittable) -----------------------------------------------------------
 
   def _leaves(self, variables: Any) -> list[jax.Array]:

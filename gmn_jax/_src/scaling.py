@@ -56,8 +56,8 @@ def scaling_kinds(pg) -> np.ndarray:
   n = pg.n_node
   senders, receivers = pg.senders, pg.receivers
   edge_type = pg.edge_type
-  edge_act = np.asarray(pg._static.edge_act)  # pylint: disable=protected-access
-  node_mask = np.asarray(pg._static.node_mask)  # pylint: disable=protected-access
+  edge_act = np.asarray(pg.edge_act)
+  node_mask = np.asarray(pg.node_param_mask)
   ok = np.asarray(pg.node_type) == int(NodeType.HIDDEN)
   not_weight = edge_type != int(EdgeType.WEIGHT)
   ok[senders[not_weight]] = False
