@@ -11,6 +11,7 @@ from gmn_jax._src.batching import Budget, batch, budget_for, graph_mask, pad_fea
 from gmn_jax._src.features import (LayerStatistics, fit_layer_statistics, mean_log_degree,
                                    standardize_per_layer)
 from gmn_jax._src.gmn import GMN
+from gmn_jax._src.metanetwork import Metanetwork
 from gmn_jax._src.neural_graphs import NGGNN, NGT
 # Checkpoints in, graph files and pictures out (`gmn-convert` is `gmn_jax.convert:main`).
 from gmn_jax._src.convert import convert_checkpoint
@@ -31,7 +32,8 @@ __all__ = [
     'train_and_evaluate',
     'ImageDataset', 'SmallCNN', 'Zoo', 'ZooConfig', 'ZooError', 'generate_zoo', 'load_dataset',
     'load_zoo', 'read_small_cnn_zoo', 'write_small_cnn_zoo',
-    'Budget', 'EdgeDeepSets', 'GMN', 'LayerStatistics', 'NGGNN', 'NGT', 'StatNN', 'WeightMLP',
+    'Budget', 'EdgeDeepSets', 'GMN', 'LayerStatistics', 'Metanetwork', 'NGGNN', 'NGT', 'StatNN',
+    'WeightMLP',
     'batch', 'budget_for', 'fit_layer_statistics', 'graph_mask', 'mean_log_degree',
     'pad_features', 'standardize_per_layer', 'testing', 'unbatch',
     'EdgeType', 'NodeType', 'ParameterGraph', 'Symmetry', 'UnsupportedModelError',

@@ -25,8 +25,8 @@ import numpy as np
 
 from gmn_jax._src import aggregation as agg_ops
 from gmn_jax._src.batching import graph_index, graph_mask
-from gmn_jax._src.features import GraphEncoder, encoder_fields
-from gmn_jax._src.readout import MLP, Readout
+from gmn_jax._src.metanetwork import Metanetwork
+from gmn_jax._src.readout import MLP
 
 QUANTILES = (0.0, 0.25, 0.5, 0.75, 1.0)
 
@@ -192,41 +192,24 @@ class WeightMLP(nn.Module):
     return graphs._replace(globals=out)
 
 
-class EdgeDeepSets(nn.Module):
+class EdgeDeepSets(Metanetwork):
   """DeepSets over a network's parameters: every edge (and every neuron's parameter vector)
   is encoded and transformed on its own, then averaged per graph.
 
   Attributes:
     hidden_dim: element vector width.
     num_layers: layers of the per-element MLP.
-    out_features, readout_hidden, edge_readout, residual_init: see `Readout`.
-    activation: nonlinearity.
-    value_features, n_frequencies, value_scale, normalize_weights, max_kernel_size,
-      max_param_size: see `GMN`.
+    The readout, activation and value-encoding settings: see `Metanetwork`.
   """
 
   hidden_dim: int = 64
   num_layers: int = 2
-  out_features: int = 1
-  readout_hidden: int = 64
-  edge_readout: str = 'residual'
-  residual_init: float = 0.0
-  activation: Callable = nn.silu
-  value_features: str = 'sinusoidal'
-  n_frequencies: int = 12
-  value_scale: float = 1.0
-  normalize_weights: bool = False
-  max_kernel_size: int = 1
-  max_param_size: int = 1
 
   @nn.compact
   def __call__(self, graphs: jraph.GraphsTuple) -> jraph.GraphsTuple:
     index = graph_index(graphs)
-    v, e = GraphEncoder(self.hidden_dim, self.hidden_dim, name='encoder',
-                        **encoder_fields(self))(graphs, index)
+    v, e = self.encode(graphs, index, self.hidden_dim, self.hidden_dim)
     widths = (self.hidden_dim,) * self.num_layers
     e = MLP(widths, self.activation, name='edge_phi')(self.activation(e))
     v = MLP(widths, self.activation, name='node_phi')(self.activation(v))
-    return Readout(self.out_features, self.readout_hidden, self.edge_readout,
-                   self.residual_init, self.activation, self.max_kernel_size,
-                   self.max_param_size, name='readout')(graphs, index, v, e)
+    return self.readout(graphs, index, v, e)

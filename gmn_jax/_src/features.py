@@ -389,13 +389,6 @@ class GraphEncoder(nn.Module):
     return v, e
 
 
-def encoder_fields(module: nn.Module) -> dict[str, Any]:
-  """The `GraphEncoder` settings of a metanetwork with the same-named fields."""
-  return dict(value_features=module.value_features, n_frequencies=module.n_frequencies,
-              value_scale=module.value_scale, normalize_weights=module.normalize_weights,
-              max_kernel_size=module.max_kernel_size, max_param_size=module.max_param_size)
-
-
 def mean_log_degree(graphs: jraph.GraphsTuple, bidirectional: bool = True) -> float:
   """`mean(log(d + 1))` over the nodes of real graphs: the PNA degree normaliser. Host-side.
 

@@ -33,8 +33,7 @@ import jraph
 
 from gmn_jax._src import aggregation as agg_ops
 from gmn_jax._src.batching import GraphIndex, graph_index
-from gmn_jax._src.features import GraphEncoder, encoder_fields
-from gmn_jax._src.readout import Readout
+from gmn_jax._src.metanetwork import Metanetwork
 
 
 class GMNLayer(nn.Module):
@@ -122,7 +121,7 @@ def stack_layers(layer: type[nn.Module], num_layers: int, carry: Any, index: Gra
   return carry
 
 
-class GMN(nn.Module):
+class GMN(Metanetwork):
   """Graph metanetwork (Lim et al. 2024): `jraph.GraphsTuple -> jraph.GraphsTuple`.
 
   Input: a (batched, optionally padded) parameter graph from `pg.encode`, `jraph.batch` or
@@ -143,17 +142,9 @@ class GMN(nn.Module):
     update_edges: update edge vectors in every block.
     use_globals: keep and update a per-graph vector `u` (the global update).
     global_dim: width of `u`.
-    out_features: width of `globals` in the output.
-    readout_hidden: hidden width of the invariant readout MLP.
-    edge_readout: `'residual'` (theta + gamma * delta, gamma learned) or `'direct'`.
-    residual_init: initial gamma (0: the edge readout starts as the identity).
-    activation: nonlinearity.
-    value_features, n_frequencies, value_scale: value encoding (see `SlotEncoder`).
-    normalize_weights: standardise weights per graph and layer before encoding.
-    max_kernel_size, max_param_size: K and P slots reserved at init (at least the init
-      graphs' K and P; later graphs may be narrower, never wider).
     scan_layers: run the blocks under `nn.scan` (compiles faster for deep stacks, runs
       slower on CPU; see `stack_layers`).
+    The readout, activation and value-encoding settings: see `Metanetwork`.
   """
 
   node_dim: int = 64
@@ -166,25 +157,13 @@ class GMN(nn.Module):
   update_edges: bool = True
   use_globals: bool = False
   global_dim: int = 64
-  out_features: int = 1
-  readout_hidden: int = 64
-  edge_readout: str = 'residual'
-  residual_init: float = 0.0
-  activation: Callable = nn.silu
-  value_features: str = 'sinusoidal'
-  n_frequencies: int = 12
-  value_scale: float = 1.0
-  normalize_weights: bool = False
-  max_kernel_size: int = 1
-  max_param_size: int = 1
   scan_layers: bool = False
 
   @nn.compact
   def __call__(self, graphs: jraph.GraphsTuple) -> jraph.GraphsTuple:
     index = graph_index(graphs)
     aggregators, scalers = agg_ops.resolve_aggregation(self.aggregation)
-    v, e = GraphEncoder(self.node_dim, self.edge_dim, name='encoder',
-                        **encoder_fields(self))(graphs, index)
+    v, e = self.encode(graphs, index, self.node_dim, self.edge_dim)
     u = jnp.zeros((index.n_graph, self.global_dim), v.dtype) if self.use_globals else None
     v, e, u = stack_layers(
         GMNLayer, self.num_layers, (v, e, u), index, node_dim=self.node_dim,
@@ -196,6 +175,4 @@ class GMN(nn.Module):
     e = nn.LayerNorm(name='final_edge_norm')(e)
     if u is not None:
       u = nn.LayerNorm(name='final_global_norm')(u)
-    return Readout(self.out_features, self.readout_hidden, self.edge_readout,
-                   self.residual_init, self.activation, self.max_kernel_size,
-                   self.max_param_size, name='readout')(graphs, index, v, e, u)
+    return self.readout(graphs, index, v, e, u)

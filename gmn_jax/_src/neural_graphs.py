@@ -45,9 +45,8 @@ import numpy as np
 
 from gmn_jax._src import aggregation as agg_ops
 from gmn_jax._src.batching import GraphIndex, graph_index
-from gmn_jax._src.features import GraphEncoder, encoder_fields
 from gmn_jax._src.gmn import stack_layers
-from gmn_jax._src.readout import Readout
+from gmn_jax._src.metanetwork import Metanetwork
 
 
 class NGGNNLayer(nn.Module):
@@ -96,7 +95,7 @@ class NGGNNLayer(nn.Module):
     return (x, e), None
 
 
-class NGGNN(nn.Module):
+class NGGNN(Metanetwork):
   """NG-GNN (Kofinas et al. 2024): `jraph.GraphsTuple -> jraph.GraphsTuple`.
 
   Input and output as for `gmn_jax.GMN` (`globals` `[n_graph, out_features]`, per-parameter
@@ -109,10 +108,8 @@ class NGGNN(nn.Module):
     aggregation: `'pna'` (mean, min, max, std; identity and amplification) or as in `GMN`.
     avg_log_degree: the PNA degree normaliser (see `gmn_jax.mean_log_degree`).
     bidirectional: messages along and against each edge.
-    out_features, readout_hidden, edge_readout, residual_init: see `Readout`.
-    activation: SiLU.
-    value_features, n_frequencies, value_scale, normalize_weights, max_kernel_size,
-      max_param_size, scan_layers: see `GMN`.
+    scan_layers: see `GMN`.
+    The readout, activation and value-encoding settings: see `Metanetwork`.
   """
 
   hidden_dim: int = 32
@@ -121,17 +118,6 @@ class NGGNN(nn.Module):
   aggregation: Any = 'pna'
   avg_log_degree: float = 1.0
   bidirectional: bool = True
-  out_features: int = 1
-  readout_hidden: int = 64
-  edge_readout: str = 'residual'
-  residual_init: float = 0.0
-  activation: Callable = nn.silu
-  value_features: str = 'sinusoidal'
-  n_frequencies: int = 12
-  value_scale: float = 1.0
-  normalize_weights: bool = False
-  max_kernel_size: int = 1
-  max_param_size: int = 1
   scan_layers: bool = False
 
   PRESETS = {
@@ -153,15 +139,12 @@ class NGGNN(nn.Module):
     index = graph_index(graphs)
     aggregators, scalers = agg_ops.resolve_aggregation(self.aggregation)
     edge_dim = self.edge_dim or self.hidden_dim
-    x, e = GraphEncoder(self.hidden_dim, edge_dim, name='encoder',
-                        **encoder_fields(self))(graphs, index)
+    x, e = self.encode(graphs, index, self.hidden_dim, edge_dim)
     x, e = stack_layers(NGGNNLayer, self.num_layers, (x, e), index, node_dim=self.hidden_dim,
                        edge_dim=edge_dim, aggregators=aggregators, scalers=scalers,
                        avg_log_degree=self.avg_log_degree, bidirectional=self.bidirectional,
                        activation=self.activation, scan=self.scan_layers)
-    return Readout(self.out_features, self.readout_hidden, self.edge_readout,
-                   self.residual_init, self.activation, self.max_kernel_size,
-                   self.max_param_size, name='readout')(graphs, index, x, e)
+    return self.readout(graphs, index, x, e)
 
 
 class NGTLayer(nn.Module):
@@ -231,7 +214,7 @@ class NGTLayer(nn.Module):
     return (x, e), None
 
 
-class NGT(nn.Module):
+class NGT(Metanetwork):
   """NG-T, the neural-graph relational transformer (Kofinas et al. 2024).
 
   `jraph.GraphsTuple -> jraph.GraphsTuple`; input and output as for `gmn_jax.GMN`.
@@ -244,10 +227,8 @@ class NGT(nn.Module):
     num_layers: transformer layers (4).
     num_heads: attention heads (8).
     bidirectional: attend along and against each edge.
-    out_features, readout_hidden, edge_readout, residual_init: see `Readout`.
-    activation: of the feed-forward and edge blocks.
-    value_features, n_frequencies, value_scale, normalize_weights,
-      max_kernel_size, max_param_size, scan_layers: see `GMN`.
+    scan_layers: see `GMN`.
+    The readout, activation and value-encoding settings: see `Metanetwork`.
   """
 
   node_dim: int = 64
@@ -256,17 +237,6 @@ class NGT(nn.Module):
   num_layers: int = 4
   num_heads: int = 8
   bidirectional: bool = True
-  out_features: int = 1
-  readout_hidden: int = 64
-  edge_readout: str = 'residual'
-  residual_init: float = 0.0
-  activation: Callable = nn.silu
-  value_features: str = 'sinusoidal'
-  n_frequencies: int = 12
-  value_scale: float = 1.0
-  normalize_weights: bool = False
-  max_kernel_size: int = 1
-  max_param_size: int = 1
   scan_layers: bool = False
 
   PRESETS = {
@@ -287,14 +257,11 @@ class NGT(nn.Module):
   @nn.compact
   def __call__(self, graphs: jraph.GraphsTuple) -> jraph.GraphsTuple:
     index = graph_index(graphs)
-    x, e = GraphEncoder(self.node_dim, self.edge_dim, name='encoder',
-                        **encoder_fields(self))(graphs, index)
+    x, e = self.encode(graphs, index, self.node_dim, self.edge_dim)
     x = nn.LayerNorm(name='input_node_norm')(x)
     e = nn.LayerNorm(name='input_edge_norm')(e)
     x, e = stack_layers(NGTLayer, self.num_layers, (x, e), index, node_dim=self.node_dim,
                        edge_dim=self.edge_dim, ffn_dim=self.ffn_dim or 2 * self.node_dim,
                        num_heads=self.num_heads, bidirectional=self.bidirectional,
                        activation=self.activation, scan=self.scan_layers)
-    return Readout(self.out_features, self.readout_hidden, self.edge_readout,
-                   self.residual_init, self.activation, self.max_kernel_size,
-                   self.max_param_size, name='readout')(graphs, index, x, e)
+    return self.readout(graphs, index, x, e)
