@@ -356,16 +356,16 @@ class ParameterGraph:
     """`edges['weight']` [E, K] with each (row, [n, width] block) at rows [row, row + n) and
     columns [0, width), zero elsewhere."""
     E, K, dtype = self.n_edge, self._kernel_size, self.dtype
-    pieces, row = [], 0
+    segments, row = [], 0  # the blocks and the zero rows between them, in row order
     for start, block in blocks:
       if start > row:
-        pieces.append(jnp.zeros((start - row, K), dtype))
-      pieces.append(jnp.pad(block, ((0, 0), (0, K - block.shape[1]))))
+        segments.append(jnp.zeros((start - row, K), dtype))
+      segments.append(block)
       row = start + block.shape[0]
-    if E > row or not pieces:
-      pieces.append(jnp.zeros((E - row, K), dtype))
-    if len(pieces) <= _MAX_FUSED_CONCAT:  # one loop writes each element once
-      return jnp.concatenate(pieces) if len(pieces) > 1 else pieces[0]
+    if E > row or not segments:
+      segments.append(jnp.zeros((E - row, K), dtype))
+    if len(segments) <= _MAX_FUSED_CONCAT:  # one loop writes each element once
+      return jnp.concatenate([jnp.pad(x, ((0, 0), (0, K - x.shape[1]))) for x in segments])
     # Too many pieces to fuse: zero the output, then write each block into it in place, rather
     # than materialising every padded block and copying them all again.
     weight = jnp.zeros((E, K), dtype)

@@ -62,18 +62,19 @@ def _optimizer(config: TrainConfig, steps: int) -> optax.GradientTransformation:
 
 def _run_identity(model: nn.Module, config: TrainConfig, train: np.ndarray,
                   val: np.ndarray) -> dict[str, Any]:
-  """What a run directory's checkpoints were trained with: enough to refuse resuming a
-  different run (functions by name, index sets by digest)."""
+  """What a run directory's checkpoints were trained with, as `run.json` reads back: enough
+  to refuse resuming a different run (functions by name, index sets by digest)."""
   fields = {f.name: getattr(model, f.name) for f in dataclasses.fields(model)
             if f.name not in ('parent', 'name')}
   describe = lambda v: v if isinstance(v, (int, float, str, bool, type(None))) else (
       [describe(x) for x in v] if isinstance(v, (tuple, list)) else
       getattr(v, '__name__', type(v).__name__))
   digest = lambda a: hashlib.sha256(np.asarray(a, np.int64).tobytes()).hexdigest()[:16]
-  return {'model': type(model).__name__, 'model_fields': {k: describe(v) for k, v in
-                                                          fields.items()},
-          'train_config': dataclasses.asdict(config), 'train_rows': digest(train),
-          'val_rows': digest(val)}
+  identity = {'model': type(model).__name__,
+              'model_fields': {k: describe(v) for k, v in fields.items()},
+              'train_config': dataclasses.asdict(config), 'train_rows': digest(train),
+              'val_rows': digest(val)}
+  return json.loads(json.dumps(identity))  # tuples -> lists, as they compare after saving
 
 
 def _check_run(run_dir: pathlib.Path, identity: dict[str, Any]) -> None:
@@ -131,7 +132,7 @@ def fit(model: nn.Module, data: GraphSet, train: np.ndarray, val: np.ndarray,
   """
   run_dir = pathlib.Path(workdir) / name
   run_dir.mkdir(parents=True, exist_ok=True)
-  _check_run(run_dir, json.loads(json.dumps(_run_identity(model, config, train, val))))
+  _check_run(run_dir, _run_identity(model, config, train, val))
   budget = data.budget(config.batch_size)
   steps_per_epoch = -(-len(train) // config.batch_size)
   tx = _optimizer(config, steps_per_epoch * config.epochs)
