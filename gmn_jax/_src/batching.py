@@ -170,6 +170,10 @@ def batch(graphs: Sequence[jraph.GraphsTuple], budget: Budget | None = None) -> 
   graphs = [jax.device_get(g) for g in graphs]
   if not graphs:
     raise ValueError('batch needs at least one graph')
+  fields = {(tuple(sorted(g.nodes)), tuple(sorted(g.edges))) for g in graphs}
+  if len(fields) > 1:
+    raise ValueError(f'graphs with different fields cannot be batched: {sorted(fields)}. Encode '
+                     'them alike (e.g. all with or all without probe_inputs).')
   k = max(g.edges['weight'].shape[1] for g in graphs)
   p = max(g.nodes['param'].shape[1] for g in graphs)
   n_graph = sum(np.shape(g.n_node)[0] for g in graphs)

@@ -326,7 +326,8 @@ class GraphEncoder(nn.Module):
 
   Node vector: sum of embeddings of the node type, layer, position (one embedding per input
   position and per output position, one shared by all other neurons) and output program,
-  and the `SlotEncoder` of its parameters. Edge vector: sum of embeddings of the edge type,
+  the `SlotEncoder` of its parameters and, when the graphs carry them, of its probe values
+  (`nodes['probe']`, from `pg.encode(..., probe_inputs)`). Edge vector: sum of embeddings of the edge type,
   receiver and sender layers, operation (`edges['op']`) and sender program (`edges['act']`),
   ids taken modulo `hash_size`, and the `SlotEncoder` of its weights. Only features that a
   symmetry maps onto themselves are used: no node index, no edge index.
@@ -377,6 +378,9 @@ class GraphEncoder(nn.Module):
                  scale=self.value_scale)
     v = v + SlotEncoder(self.node_dim, min_slots=self.max_param_size, name='node_param',
                         **slots)(jnp.asarray(nodes['param']), nodes['param_mask'])
+    if 'probe' in nodes:  # each probe input is a slot of its own
+      v = v + SlotEncoder(self.node_dim, name='node_probe', **slots)(
+          jnp.asarray(nodes['probe']), nodes['probe_mask'])
     e = (embed(16, self.edge_dim, 'edge_type')(jnp.asarray(edges['type']) % 16)
          + embed(self.max_layers, self.edge_dim, 'edge_receiver_layer')(layer[index.receivers])
          + embed(self.max_layers, self.edge_dim, 'edge_sender_layer')(layer[index.senders])

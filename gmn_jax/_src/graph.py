@@ -13,6 +13,9 @@ Graph schema (one graph; every array's first axis indexes nodes or edges):
                                            running statistics, position embeddings), in the order
                                            the model applies them
   nodes['param_mask'] bool  [n_node, P]   which `param` slots hold a parameter
+  nodes['probe']      float [n_node, K']  optional (`encode(..., probe_inputs)`): each neuron's
+                                           value on K' probe inputs
+  nodes['probe_mask'] bool  [n_node, K']  which neurons have a probe value
   edges['type']       int32 [n_edge]      `EdgeType`: weight, residual, Q–K, head, ...
   edges['weight']     float [n_edge, K]   parameter values; conv kernels flattened in row-major
                                            order of their spatial axes, padded to the largest K
@@ -37,6 +40,7 @@ import jraph
 import numpy as np
 
 from gmn_jax._src.architecture import Architecture, NodeType
+from gmn_jax._src.probe import ProbeProgram, probe_values
 
 if TYPE_CHECKING:
   from gmn_jax._src.symmetry import Symmetry
@@ -112,8 +116,10 @@ class ParameterGraph:
   Made by `gmn_jax.trace` or `gmn_jax.from_params`; holds no parameter values.
   """
 
-  def __init__(self, arch: Architecture, treedef, leaf_dtypes: list[np.dtype]):
+  def __init__(self, arch: Architecture, treedef, leaf_dtypes: list[np.dtype],
+               probe_program: ProbeProgram):
     self.architecture = arch
+    self.probe_program = probe_program  # the traced program, run by encode's probe_inputs
     self.treedef = treedef
     self.leaf_paths = arch.leaf_paths
     self.leaf_shapes = arch.leaf_shapes
@@ -314,7 +320,7 @@ class ParameterGraph:
                          f'model has {tuple(shape)}.')
     return leaves
 
-  def encode(self, variables: Any) -> jraph.GraphsTuple:
+  def encode(self, variables: Any, probe_inputs: Any = None) -> jraph.GraphsTuple:
     """The parameter graph of `variables`, as a `jraph.GraphsTuple` holding one graph.
 
     Jittable, and `jax.vmap(pg.encode)` converts a zoo stacked on a leading axis in one call.
@@ -322,20 +328,30 @@ class ParameterGraph:
     Args:
       variables: a pytree with the structure and shapes the model was traced with (for nnx,
         the module or its state).
+      probe_inputs: optional K probe inputs, one array `[K, *example shape]` per array
+        argument given to `trace` (a tuple if several). The graph then also holds
+        `nodes['probe']` `[n_node, K]`, each neuron's value on each probe input, and
+        `nodes['probe_mask']` `[n_node, K]` (see `gmn_jax._src.probe`).
 
     Returns:
       The graph (schema in this module's docstring).
 
     Raises:
-      ValueError: if the structure or a shape differs from the traced model's, or (outside jit)
-        a parameter is not finite.
+      ValueError: if the structure or a shape differs from the traced model's, (outside jit)
+        a parameter is not finite, or the probe inputs are not shaped `[K, *example shape]`.
     """
     leaves = self._leaves(variables)
     _check_finite(leaves, self.leaf_paths)
     if self._features_jit is None:
       self._features_jit = jax.jit(self._features)
     weight, param = self._features_jit([jnp.asarray(l) for l in leaves])
-    return self.graph_from_features(weight=weight, param=param)
+    graph = self.graph_from_features(weight=weight, param=param)
+    if probe_inputs is None:
+      return graph
+    probe = probe_values(self.probe_program, [jnp.asarray(l) for l in leaves], probe_inputs)
+    mask = np.broadcast_to(self.probe_program.mask[:, None], probe.shape)
+    return graph._replace(nodes={**graph.nodes, 'probe': probe.astype(self.dtype),
+                                 'probe_mask': jnp.asarray(mask)})
 
   def _features(self, leaves: list[jax.Array]) -> tuple[jax.Array, jax.Array]:
     """(`edges['weight']` [E, K], `nodes['param']` [N, P]) from the parameter leaves."""

@@ -89,11 +89,15 @@ def random_factors(kinds: np.ndarray, rng: np.random.Generator,
 def apply_factors(graph: jraph.GraphsTuple, factors: np.ndarray) -> jraph.GraphsTuple:
   """Scales each node's incoming weights and bias by its factor and its outgoing weights by
   the inverse: the same function when `factors` come from `random_factors` of
-  `scaling_kinds`. Works on one graph of the template, on host or device arrays."""
+  `scaling_kinds`. Probe features (`nodes['probe']`), if present, scale with their neuron.
+  Works on one graph of the template, on host or device arrays."""
   edges, nodes = graph.edges, graph.nodes
   per_edge = factors[np.asarray(graph.receivers)] / factors[np.asarray(graph.senders)]
   weight = edges['weight'] * per_edge[:, None].astype(edges['weight'].dtype)
   param_scale = np.ones(nodes['param'].shape, np.float32)
   param_scale[:, 0] = factors
   param = nodes['param'] * param_scale.astype(nodes['param'].dtype)
-  return graph._replace(edges={**edges, 'weight': weight}, nodes={**nodes, 'param': param})
+  nodes = {**nodes, 'param': param}
+  if 'probe' in nodes:  # a rescaled ReLU neuron's values scale with it; a flipped tanh flips
+    nodes['probe'] = nodes['probe'] * factors[:, None].astype(nodes['probe'].dtype)
+  return graph._replace(edges={**edges, 'weight': weight}, nodes=nodes)

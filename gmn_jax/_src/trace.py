@@ -30,6 +30,7 @@ import numpy as np
 
 from gmn_jax._src import architecture as arch_lib
 from gmn_jax._src.architecture import Architecture, EdgeType, NodeType, OpKind
+from gmn_jax._src.probe import PointKey, ProbeProgram, subjaxpr
 
 
 class UnsupportedModelError(ValueError):
@@ -81,7 +82,6 @@ _REDUCTIONS = {'reduce_sum', 'reduce_max', 'reduce_min', 'reduce_prod', 'reduce_
 _WINDOWED = {'reduce_window_sum', 'reduce_window_max', 'reduce_window_min', 'reduce_window',
              'cumsum', 'cumprod', 'cummax', 'cummin', 'cumlogsumexp'}
 _SLICING = {'slice', 'dynamic_slice', 'gather', 'split'}
-_SUBJAXPR_KEYS = ('jaxpr', 'call_jaxpr', 'fun_jaxpr')
 _JOIN_EDGE = {'add': (EdgeType.RESIDUAL, EdgeType.RESIDUAL),
               'add_any': (EdgeType.RESIDUAL, EdgeType.RESIDUAL),
               'sub': (EdgeType.RESIDUAL, EdgeType.RESIDUAL_NEG),
@@ -100,18 +100,6 @@ def _params_text(params: dict[str, Any]) -> str:
           if k in ('y', 'axes', 'new_dtype', 'dimension', 'axis', 'window_dimensions',
                    'window_strides', 'padding', 'reverse')}
   return ','.join(f'{k}={v}' for k, v in sorted(keep.items()))
-
-
-def _subjaxpr(eqn) -> tuple[Any, list[Any]] | None:
-  for key in _SUBJAXPR_KEYS:
-    sub = eqn.params.get(key)
-    if sub is None:
-      continue
-    if hasattr(sub, 'jaxpr') and hasattr(sub, 'consts'):  # ClosedJaxpr
-      return sub.jaxpr, list(sub.consts)
-    if hasattr(sub, 'eqns'):
-      return sub, []
-  return None
 
 
 def _take0(labels: np.ndarray, axes: Sequence[int]) -> np.ndarray:
@@ -154,6 +142,8 @@ class _Interpreter:
     self.arch = arch
     self.attach_count: dict[int, int] = {}
     self.where = ''
+    self.path: tuple[int, ...] = ()  # ids of the equations whose jaxprs enclose this one
+    self.probe_points: dict[PointKey, tuple[int, np.ndarray]] = {}
 
   # ---- errors -------------------------------------------------------------------------------
 
@@ -209,11 +199,12 @@ class _Interpreter:
 
   def equation(self, eqn, ins: list[Value]) -> list[Value]:
     name = eqn.primitive.name
-    sub = _subjaxpr(eqn)
+    sub = subjaxpr(eqn)
     if sub is not None:
-      where = self.where
+      where, path = self.where, self.path
+      self.path = path + (id(eqn),)
       outs = self.run(sub[0], sub[1], ins, prefix=where)
-      self.where = where
+      self.where, self.path = where, path
       return outs
     if all(isinstance(v, Const) for v in ins):
       return self.evaluate(eqn, ins)
@@ -575,6 +566,7 @@ class _Interpreter:
     if len(param.terms) != 1:
       raise self.fail('a contraction weight computed from several parameter leaves', eqn, param)
     src = self._reduce_free(eqn, np.asarray(data.labels), db, dc)  # [b..., c...]
+    self.read_point(eqn, 0 if data_is_lhs else 1, data)
     n_pdims = param.terms[0].ndim
     pfree = [a for a in range(n_pdims) if a not in pc and a not in pb]
     weight = np.transpose(param.terms[0], list(pb) + list(pc) + pfree)  # [b..., c..., f...]
@@ -595,6 +587,10 @@ class _Interpreter:
     else:  # output axes: batch, param free, data free
       labels = out_ids.reshape(out_ids.shape + (1,) * n_dfree)
     return Data(np.broadcast_to(labels, shape), '')
+
+  def read_point(self, eqn, operand: int, data: Data):
+    """Probe features read `data`'s neurons where this contraction takes them in."""
+    self.probe_points[(self.path, id(eqn))] = (operand, np.asarray(data.labels))
 
   def add_weight_edges(self, eqn, param, src, dst, weight, op, program: str):
     valid = weight >= 0
@@ -620,6 +616,7 @@ class _Interpreter:
     if not _constant_along(x.labels, others):
       raise self.fail('convolution input whose channels differ across positions', eqn, w)
     channels = np.moveaxis(x.labels, feature, -1)[(0,) * len(others)]  # [C]
+    self.read_point(eqn, 0, x)
     # [I, O, spatial...]: sender-major, so the edges come out already sorted
     kernel = np.transpose(w.terms[0], (rhs_spec[1], rhs_spec[0]) + tuple(rhs_spec[2:]))
     n_in, n_out = kernel.shape[:2]
@@ -879,4 +876,6 @@ def trace_function(apply, variables, *example_args):
                                   'input through unchanged)')
     arch.positions[int(n)] = j
   arch.output_act = arch.program_id(out.program)
-  return ParameterGraph(arch, treedef, [l.dtype for l in leaves])
+  program = ProbeProgram(closed, interpreter.probe_points, labels,
+                         tuple(tuple(np.shape(a)) for a in arrays), arch.n_neurons)
+  return ParameterGraph(arch, treedef, [l.dtype for l in leaves], program)
