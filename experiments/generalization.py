@@ -32,6 +32,8 @@ def main(argv=None) -> None:
   parser.add_argument('--methods', nargs='+', choices=METHODS, help='which models to train')
   parser.add_argument('--epochs', type=int, help='training epochs of every method')
   parser.add_argument('--hidden', type=int, help='width of the GMN and NG-GNN')
+  parser.add_argument('--probes', type=int, help='random-noise probe inputs whose per-neuron '
+                      'values GMN and NG-GNN read (default 16; 0: weights only)')
   parser.add_argument('--seed', type=int, help='seed of the splits and of training')
   args = parser.parse_args(argv)
   config = (GeneralizationConfig.tiny() if args.tiny else GeneralizationConfig.quick()
@@ -47,7 +49,8 @@ def main(argv=None) -> None:
   if args.seed is not None:
     train = dataclasses.replace(train, seed=args.seed)
   changes = {k: v for k, v in (('zoo_dir', args.zoo_dir), ('split', args.split),
-                               ('hidden', args.hidden), ('seed', args.seed)) if v is not None}
+                               ('hidden', args.hidden), ('probes', args.probes),
+                               ('seed', args.seed)) if v is not None}
   if args.methods:
     changes['methods'] = tuple(args.methods)
   config = dataclasses.replace(config, zoo=zoo, train=train, **changes)

@@ -80,3 +80,19 @@ def test_a_different_run_in_the_same_directory_is_refused(tmp_path):
     fit(model.clone(node_dim=16), data, train, val, config, tmp_path, progress=False)
   with pytest.raises(ValueError, match='train_rows differ'):
     fit(model, data, train[1:], val, config, tmp_path, progress=False)
+
+
+def test_a_non_finite_loss_stops_training_and_names_the_samples(tmp_path):
+  data = _data()
+  stacked = data.stacked[0]
+  weight = np.array(stacked.edges['weight'])
+  weight[7] = np.nan  # one network's weights went NaN
+  data = GraphSet(data.templates, [stacked._replace(edges={**stacked.edges, 'weight': weight})],
+                  data.template_of, data.row_of, data.targets)
+  train, val = np.arange(0, 36), np.arange(36, 48)
+  config = TrainConfig(epochs=2, batch_size=36, augment=False)
+  model = gmn_jax.GMN(node_dim=8, edge_dim=8, num_layers=1, readout_hidden=8)
+  with pytest.raises(FloatingPointError, match=r'epoch 1, step 1; the batch held samples \[.*\b7\b'):
+    fit(model, data, train, val, config, tmp_path, progress=False)
+  assert not (tmp_path / 'model' / 'checkpoints').exists() or not any(
+      (tmp_path / 'model' / 'checkpoints').iterdir())

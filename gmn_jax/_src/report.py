@@ -35,7 +35,7 @@ def write(workdir: pathlib.Path, results: dict[str, Any], histories: dict[str, l
   md = [f'# Predicting test accuracy from weights ({results["config"]["split"]} split)', '',
         f'Held-out models only: {rows["train"]} training, {rows["val"]} validation and '
         f'{rows["test"]} test rows (model snapshots), split by model. '
-        f'{rows["dropped_non_finite"]} diverged rows dropped. Architectures: '
+        f'{rows["dropped_diverged"]} diverged rows dropped. Architectures: '
         + '; '.join(results['architectures']) + '.', '', table(results), '',
         '![predicted vs true](predictions.png)', '', '![learning curves](learning_curves.png)']
   (workdir / 'results.md').write_text('\n'.join(md) + '\n')

@@ -129,6 +129,8 @@ def fit(model: nn.Module, data: GraphSet, train: np.ndarray, val: np.ndarray,
   Raises:
     ValueError: if `workdir/name` holds checkpoints of a run with another model, config or
       split (`run.json` records them), which cannot be resumed.
+    FloatingPointError: if the training loss stops being finite (the message names the
+      batch's samples); nothing is saved for that epoch.
   """
   run_dir = pathlib.Path(workdir) / name
   run_dir.mkdir(parents=True, exist_ok=True)
@@ -171,10 +173,17 @@ def fit(model: nn.Module, data: GraphSet, train: np.ndarray, val: np.ndarray,
     params, opt_state, losses = state['params'], state['opt_state'], []
     batches = data.batches(order, config.batch_size, budget, rng if config.augment else None,
                            config.max_scale)
-    for graphs, targets, mask in tqdm(batches, total=steps_per_epoch, disable=not progress,
-                                      desc=f'{name} epoch {epoch + 1}/{config.epochs}',
-                                      leave=False):
+    for step, (graphs, targets, mask) in enumerate(tqdm(
+        batches, total=steps_per_epoch, disable=not progress,
+        desc=f'{name} epoch {epoch + 1}/{config.epochs}', leave=False)):
       params, opt_state, loss = train_step(params, opt_state, graphs, targets, mask)
+      if not np.isfinite(float(loss)):  # stop before a checkpoint saves NaN parameters
+        chunk = order[step * config.batch_size:(step + 1) * config.batch_size]
+        raise FloatingPointError(
+            f'{name}: the training loss is not finite at epoch {epoch + 1}, step {step + 1}; '
+            f'the batch held samples {chunk.tolist()}. Their inputs are probably huge or not '
+            'finite (e.g. diverged networks): drop them and start again. The checkpoints of '
+            'the epochs before are kept.')
       losses.append(float(loss))
     record = {'epoch': epoch + 1, 'train_loss': float(np.mean(losses))}
     if len(val):
