@@ -105,8 +105,7 @@ class ProbeProgram:
       segment = np.where(keep, labels, n).ravel()
       counts = np.maximum(np.bincount(segment, minlength=n + 1), 1)
       sums = jax.ops.segment_sum(jnp.ravel(value).astype(jnp.float32), segment, n + 1)
-      total = total + jnp.where(np.arange(n + 1) == n, 0.0,
-                                jnp.where(owner == i, sums / counts, 0.0))
+      total = total + jnp.where(owner == i, sums / counts, 0.0)  # owner[n] is -1
     return total[:n]
 
   @property
