@@ -25,6 +25,7 @@ def test_gmn_beats_a_constant_predictor_on_held_out_models(workdir):
   assert results['rows']['test'] > 0 and results['rows']['train'] > 0
   assert gmn['kendall_tau'] > 0.2
   assert gmn['r2'] > constant['r2'] and gmn['mse'] < constant['mse']
+  assert results['methods']['statnn_gbm']['test']['mse'] < constant['mse']
   for name in ('results.md', 'predictions.png', 'learning_curves.png'):
     assert (workdir / name).stat().st_size > 0
 
