@@ -344,11 +344,12 @@ class ParameterGraph:
     _check_finite(leaves, self.leaf_paths)
     if self._features_jit is None:
       self._features_jit = jax.jit(self._features)
-    weight, param = self._features_jit([jnp.asarray(l) for l in leaves])
+    leaves = [jnp.asarray(l) for l in leaves]
+    weight, param = self._features_jit(leaves)
     graph = self.graph_from_features(weight=weight, param=param)
     if probe_inputs is None:
       return graph
-    probe = probe_values(self.probe_program, [jnp.asarray(l) for l in leaves], probe_inputs)
+    probe = probe_values(self.probe_program, leaves, probe_inputs)
     mask = np.broadcast_to(self.probe_program.mask[:, None], probe.shape)
     return graph._replace(nodes={**graph.nodes, 'probe': probe.astype(self.dtype),
                                  'probe_mask': jnp.asarray(mask)})

@@ -19,6 +19,7 @@ statistics) get zeros and a False `probe_mask`.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -84,20 +85,32 @@ class ProbeProgram:
         env[var] = out
     return [read(a) for a in jaxpr.outvars]
 
+  @functools.cached_property
+  def _owner(self) -> np.ndarray:
+    """`[n_node + 1]` which read (points in program order, then the output) keeps each
+    neuron's value: the first that holds it; -1 for none (the last entry is always -1)."""
+    owner = np.full(self.n_node + 1, -1)
+    reads = [labels for _, labels in self.points.values()] + [self.output_labels]
+    for i, labels in enumerate(reads):
+      ids = np.unique(labels[labels >= 0])
+      owner[ids[owner[ids] < 0]] = i
+    return owner
+
+  @property
+  def mask(self) -> np.ndarray:
+    """`[n_node]` bool: which neurons have a value (host-side)."""
+    return self._owner[:-1] >= 0
+
   def values(self, leaves: Sequence[jax.Array], arrays: Sequence[jax.Array]) -> jax.Array:
     """`[n_node]` per-neuron mean values on one probe input (arrays shaped like the example).
     Neurons never read hold 0. Jittable."""
     seen: dict[PointKey, Any] = {}
     outs = self._run(self.closed.jaxpr, self.closed.consts, list(leaves) + list(arrays), (),
                      seen)
-    reads = [(seen[k], labels) for k, (_, labels) in self.points.items() if k in seen]
+    reads = [(seen[k], labels) for k, (_, labels) in self.points.items()]  # all are walked
     reads.append((outs[0], self.output_labels))
-    n = self.n_node
+    n, owner = self.n_node, self._owner
     total = jnp.zeros(n + 1, jnp.float32)
-    owner = np.full(n + 1, -1)  # the first read of each neuron is the one kept
-    for i, (_, labels) in enumerate(reads):
-      ids = np.unique(labels[labels >= 0])
-      owner[ids[owner[ids] < 0]] = i
     for i, (value, labels) in enumerate(reads):
       keep = (labels >= 0) & (owner[np.maximum(labels, 0)] == i)
       if not keep.any():
@@ -105,17 +118,8 @@ class ProbeProgram:
       segment = np.where(keep, labels, n).ravel()
       counts = np.maximum(np.bincount(segment, minlength=n + 1), 1)
       sums = jax.ops.segment_sum(jnp.ravel(value).astype(jnp.float32), segment, n + 1)
-      total = total + jnp.where(owner == i, sums / counts, 0.0)  # owner[n] is -1
+      total = total + jnp.where(owner == i, sums / counts, 0.0)
     return total[:n]
-
-  @property
-  def mask(self) -> np.ndarray:
-    """`[n_node]` bool: which neurons have a value (host-side)."""
-    covered = np.zeros(self.n_node, bool)
-    for _, labels in self.points.values():
-      covered[labels[labels >= 0]] = True
-    covered[self.output_labels[self.output_labels >= 0]] = True
-    return covered
 
 
 def probe_values(program: ProbeProgram, leaves: Sequence[jax.Array],

@@ -177,14 +177,15 @@ def fit(model: nn.Module, data: GraphSet, train: np.ndarray, val: np.ndarray,
         batches, total=steps_per_epoch, disable=not progress,
         desc=f'{name} epoch {epoch + 1}/{config.epochs}', leave=False)):
       params, opt_state, loss = train_step(params, opt_state, graphs, targets, mask)
-      if not np.isfinite(float(loss)):  # stop before a checkpoint saves NaN parameters
+      loss = float(loss)
+      if not np.isfinite(loss):  # stop before a checkpoint saves NaN parameters
         chunk = order[step * config.batch_size:(step + 1) * config.batch_size]
         raise FloatingPointError(
             f'{name}: the training loss is not finite at epoch {epoch + 1}, step {step + 1}; '
             f'the batch held samples {chunk.tolist()}. Their inputs are probably huge or not '
             'finite (e.g. diverged networks): drop them and start again. The checkpoints of '
             'the epochs before are kept.')
-      losses.append(float(loss))
+      losses.append(loss)
     record = {'epoch': epoch + 1, 'train_loss': float(np.mean(losses))}
     if len(val):
       preds = np.concatenate([np.asarray(evaluate(params, g))[m] for g, _, m in
