@@ -21,8 +21,8 @@ import jax.numpy as jnp
 import numpy as np
 
 import gmn_jax
-from gmn_jax._src import zoo_config
-from gmn_jax._src import zoo_training
+from gmn_jax.zoos import config as zoo_config
+from gmn_jax.zoos import training as zoo_training
 
 
 def _timed(fn):

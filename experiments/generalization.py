@@ -12,8 +12,8 @@ killed run started again with the same flags resumes where it stopped.
 import argparse
 import dataclasses
 
-from gmn_jax._src.generalization import METHODS, GeneralizationConfig, train_and_evaluate
-from gmn_jax._src.report import table
+from gmn_jax.tasks.generalization import METHODS, GeneralizationConfig, train_and_evaluate
+from gmn_jax.training.report import table
 
 
 def main(argv=None) -> None:

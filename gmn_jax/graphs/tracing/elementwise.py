@@ -1,0 +1,199 @@
+"""Elementwise programs, parameters attached to neurons, residual joins and reductions.
+Host-side."""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+import numpy as np
+
+from gmn_jax.graphs import architecture as arch_lib
+from gmn_jax.graphs.architecture import EdgeType, NodeType
+from gmn_jax.graphs.tracing.values import (Const, Param, Data, Index, Value, JOIN_EDGE,
+                                           describe_const, params_text, take0, shrink, as_mean,
+                                           constant_along)
+
+
+class ElementwiseRules:
+  """Interprets elementwise primitives, joins and reductions (a mixin of `Interpreter`)."""
+
+  def elementwise(self, eqn, ins: list[Value]) -> Value:
+    name = eqn.primitive.name
+    shape = tuple(eqn.outvars[0].aval.shape)
+    op = name + (f'[{params_text(eqn.params)}]' if eqn.params else '')
+    if name == 'convert_element_type' and jnp.issubdtype(eqn.params['new_dtype'], jnp.floating):
+      op = None  # a float cast does not change the function
+    if any(isinstance(v, Index) for v in ins):
+      if any(isinstance(v, (Data, Param)) for v in ins):
+        raise self.fail('integer token ids mixed with activations or parameters', eqn)
+      return ins[0] if op is None else Index(f'{ins[0].program};{op}')
+    data = [v for v in ins if isinstance(v, Data)]
+    if not data:
+      return self.param_elementwise(eqn, ins, op)
+    labelled = []
+    for v in data:
+      labels = np.broadcast_to(v.labels, shape)
+      if self.carries_neurons(labels) and not any(np.array_equal(labels, l) for _, l in labelled):
+        labelled.append((v, labels))
+    if len(labelled) == 2:
+      if any(isinstance(v, Param) or (isinstance(v, Data) and v.pending) for v in ins):
+        raise self.fail('a join of two neuron groups that also involves parameters', eqn)
+      return self.join(eqn, labelled)
+    if len(labelled) > 2:
+      raise self.fail('an elementwise operation of more than two neuron groups', eqn)
+    if not labelled:
+      return self.statistic(eqn, ins, op, shape)
+    main, labels = labelled[0]
+    if op is None:
+      return Data(labels, main.program)
+    mean = as_mean(main, ins, name)
+    if mean is not None:  # sum over positions / their count: independent of the input size
+      return Data(labels, mean)
+    args = []
+    for v in ins:
+      if v is main:
+        args.append('_')
+      elif isinstance(v, Const):
+        args.append(describe_const(v.value))
+      elif isinstance(v, Data):
+        args.append(f'd{arch_lib.digest(v.program)}')
+        if v.pending:
+          args[-1] += self.attach(eqn, Param(v.pending, v.program), labels, shape)
+      else:
+        args.append(self.attach(eqn, v, labels, shape))
+    return Data(labels, f'{main.program};{op}({",".join(args)})')
+
+  def statistic(self, eqn, ins: list[Value], op: str | None, shape) -> Data:
+    """Elementwise math on values that carry no neurons (statistics, attention weights)."""
+    data = [v for v in ins if isinstance(v, Data)]
+    labels = next((np.broadcast_to(v.labels, shape) for v in data if (v.labels >= 0).any()),
+                  np.broadcast_to(np.int64(-1), shape))
+    pending, args = [], []
+    for v in ins:
+      if isinstance(v, Const):
+        args.append(describe_const(v.value))
+      elif isinstance(v, Data):
+        args.append(f'd{arch_lib.digest(v.program)}')
+        pending.extend(np.broadcast_to(t, shape) for t in v.pending)
+      else:
+        args.append(f'θ{v.program}')
+        pending.extend(np.broadcast_to(t, shape) for t in v.terms)
+    if op is None:
+      return Data(labels, data[0].program, tuple(pending))
+    return Data(labels, f'{op}({",".join(args)})', tuple(pending))
+
+  def param_elementwise(self, eqn, ins: list[Value], op: str | None) -> Param:
+    shape = tuple(eqn.outvars[0].aval.shape)
+    terms, args = [], []
+    for v in ins:
+      if isinstance(v, Param):
+        terms.extend(np.broadcast_to(t, shape) for t in v.terms)
+        args.append(v.program)
+      else:
+        args.append(describe_const(v.value))
+    if op is None:
+      return Param(tuple(terms), args[0])
+    return Param(tuple(terms), f'{op}({",".join(args)})')
+
+  def attach(self, eqn, param: Param, labels: np.ndarray, shape) -> str:
+    """Attaches a parameter operand to the neurons it meets; returns its program token."""
+    neurons_all, flats_all = [], []
+    for term in param.terms:
+      term, labels = shrink([term, labels], shape)
+      valid = term >= 0
+      flat, neurons = term[valid], labels[valid]
+      if (neurons < 0).any():
+        raise self.fail('a parameter combined with a value that carries no neurons', eqn, param)
+      key = np.unique(np.stack([flat, neurons], 1), axis=0)
+      if len(np.unique(key[:, 0])) != len(key):
+        raise self.fail('a parameter element that acts on several neurons (a shared scalar or '
+                        'a parameter broadcast over neurons) is not supported', eqn, param)
+      neurons_all.append(key[:, 1])
+      flats_all.append(key[:, 0])
+    neurons, flats = np.concatenate(neurons_all), np.concatenate(flats_all)
+    self.arch.attach(neurons, flats)
+    self.record_segments(labels, neurons)
+    group = int(self.arch.group_of(neurons[:1])[0])
+    k = self.attach_count.get(group, 0)
+    self.attach_count[group] = k + 1
+    return f'p{k}[{param.program}]'
+
+  def join(self, eqn, labelled: list[tuple[Data, np.ndarray]]) -> Data:
+    """Two different neuron groups meet elementwise: a residual join (or a gate)."""
+    name = eqn.primitive.name
+    if name not in JOIN_EDGE:
+      raise self.fail(f'`{name}` of two different neuron groups', eqn)
+    (a, la), (b, lb) = labelled
+    shape = la.shape
+    la, lb = shrink([la, lb], shape)
+    if ((la >= 0) != (lb >= 0)).any():
+      raise self.fail('a join of neuron groups that do not line up element for element', eqn)
+    valid = la >= 0
+    pairs, inverse = np.unique(np.stack([la[valid], lb[valid]], 1), axis=0, return_inverse=True)
+    if len(np.unique(pairs[:, 0])) != len(pairs) or len(np.unique(pairs[:, 1])) != len(pairs):
+      raise self.fail('a join where one neuron meets several neurons of the other group', eqn)
+    group = self.arch.add_group(self.where, len(pairs), self.arch.depth_of(pairs.ravel()))
+    labels = np.full(la.shape, -1, np.int64)
+    labels[valid] = group.start + inverse.ravel()
+    labels = np.broadcast_to(labels, shape)
+    kind_a, kind_b = JOIN_EDGE[name]
+    ids = group.ids
+    self.arch.add_free_edges(pairs[:, 0], ids, kind_a, self.arch.program_id(a.program))
+    self.arch.add_free_edges(pairs[:, 1], ids, kind_b, self.arch.program_id(b.program))
+    self.arch.ties += [(pairs[:, 0], ids), (pairs[:, 1], ids)]
+    return Data(labels, '')
+
+  # ---- reductions ---------------------------------------------------------------------------
+
+  def reduction(self, eqn, x: Value) -> Value:
+    name, axes = eqn.primitive.name, tuple(eqn.params['axes'])
+    if isinstance(x, Param):
+      raise self.fail('a reduction over parameters (e.g. weight standardisation)', eqn, x)
+    if isinstance(x, Index):
+      return Index(f'{x.program};{name}')
+    if x.pending:
+      raise self.fail('a reduction of a statistic that carries parameters', eqn)
+    op = f'{name}[{params_text(eqn.params)}]'
+    if constant_along(x.labels, axes):
+      labels = np.squeeze(take0(x.labels, axes), axis=axes)
+      count = int(np.prod([x.labels.shape[a] for a in axes]))
+      return Data(labels, f'{x.program};{op}#n{count}')
+    if name.startswith('arg'):
+      raise self.fail('an arg-reduction over neurons (its result depends on neuron order)', eqn)
+    shape = tuple(eqn.outvars[0].aval.shape)
+    program = f'{op}(d{arch_lib.digest(x.program)})'
+    kept = [a for a in range(x.labels.ndim) if a not in axes]
+    if constant_along(x.labels, kept):
+      return Data(np.broadcast_to(np.int64(-1), shape), program)
+    return Data(self.blocks(eqn, x.labels, kept, axes, shape), program)
+
+  def blocks(self, eqn, labels: np.ndarray, kept, axes, shape) -> np.ndarray:
+    """A reduction over part of the neurons (GroupNorm): one BLOCK node per reduced set."""
+    rows = np.transpose(labels, list(kept) + list(axes)).reshape(
+        int(np.prod([labels.shape[a] for a in kept])), -1)
+    if (rows < 0).any():
+      raise self.fail('a reduction over neurons and positions that carry none', eqn)
+    sets, inverse = np.unique(np.sort(rows, axis=1), axis=0, return_inverse=True)
+    members = [np.unique(r) for r in sets]
+    if len(np.unique(np.concatenate(members))) != sum(len(m) for m in members):
+      raise self.fail('a reduction over overlapping sets of neurons', eqn)
+    group = self.arch.add_group(self.where + '/blocks', len(sets),
+                                self.arch.depth_of(labels) + 1, NodeType.BLOCK)
+    block_of = np.concatenate([np.full(len(m), group.start + k) for k, m in enumerate(members)])
+    self.arch.add_free_edges(np.concatenate(members), block_of, EdgeType.BLOCK)
+    self.arch.block_ties.append([[np.array([n]) for n in group.ids], members])
+    return (group.start + inverse.ravel()).reshape(shape)
+
+  def windowed(self, eqn, ins: list[Value]) -> Value:
+    x = ins[0]
+    if not isinstance(x, Data):
+      raise self.fail('a windowed reduction over parameters', eqn)
+    shape = tuple(eqn.outvars[0].aval.shape)
+    if 'window_dimensions' in eqn.params:
+      axes = [a for a, w in enumerate(eqn.params['window_dimensions'])
+              if w != 1 or eqn.params['window_strides'][a] != 1 or x.labels.shape[a] != shape[a]]
+    else:
+      axes = [eqn.params['axis']]
+    if not constant_along(x.labels, axes):
+      raise self.fail('pooling or scanning across neurons', eqn)
+    labels = np.broadcast_to(take0(x.labels, axes), shape)
+    return Data(labels, f'{x.program};{eqn.primitive.name}[{params_text(eqn.params)}]')

@@ -1,0 +1,114 @@
+"""The jaxpr walker: environments, nested jaxprs, dispatch to the primitive families.
+Host-side."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax.numpy as jnp
+import numpy as np
+
+from gmn_jax.graphs.architecture import Architecture
+from gmn_jax.graphs.probe import PointKey, subjaxpr
+from gmn_jax.graphs.tracing.contractions import ContractionRules
+from gmn_jax.graphs.tracing.elementwise import ElementwiseRules
+from gmn_jax.graphs.tracing.shapes import ShapeRules
+from gmn_jax.graphs.tracing.values import (UnsupportedModelError, Const, Param, Index, Value,
+                                           UNARY, NARY, IDENTITY, REDUCTIONS, WINDOWED)
+
+
+class Interpreter(ShapeRules, ElementwiseRules, ContractionRules):
+  """Walks a jaxpr, building the Architecture as it goes; nested jaxprs (`jit`, `remat`,
+  `custom_jvp`/`custom_vjp` bodies) are walked in place. The primitive families live in the
+  mixins."""
+
+  def __init__(self, arch: Architecture):
+    self.arch = arch
+    self.attach_count: dict[int, int] = {}
+    self.where = ''
+    self.path: tuple[int, ...] = ()  # ids of the equations whose jaxprs enclose this one
+    self.probe_points: dict[PointKey, tuple[int, np.ndarray]] = {}
+
+  # ---- errors -------------------------------------------------------------------------------
+
+  def fail(self, what: str, eqn=None, param: Param | None = None) -> UnsupportedModelError:
+    parts = [what]
+    if eqn is not None:
+      parts.append(f'primitive `{eqn.primitive.name}`')
+    if self.where:
+      parts.append(f'Flax module `{self.where}`')
+    if param is not None:
+      parts.append('parameters ' + ', '.join(self.param_paths(param)))
+    return UnsupportedModelError(' | '.join(parts))
+
+  def group_name(self, param: Param) -> str:
+    """The Flax module path, or (nnx traces carry none) the weight's parameter path."""
+    if self.where:
+      return self.where
+    path = self.param_paths(param)[0] if self.param_paths(param) else ''
+    return path.removesuffix('.value').rsplit('[', 1)[0].replace("']['", '/').strip("[]'")
+
+  def param_paths(self, param: Param) -> list[str]:
+    paths = []
+    for term in param.terms:
+      flat = term[term >= 0]
+      if flat.size:
+        paths.append(self.arch.leaf_paths[self.arch.leaf_of(int(flat.ravel()[0]))])
+    return paths
+
+  # ---- driver -------------------------------------------------------------------------------
+
+  def run(self, jaxpr, consts: list[Any], inputs: list[Value], prefix: str = '') -> list[Value]:
+    """Interprets `jaxpr`; `prefix` is the module path of the equation that called it (name
+    stacks inside a nested jaxpr are relative to it)."""
+    env: dict[Any, Value] = {}
+
+    def read(atom) -> Value:
+      if hasattr(atom, 'val'):  # Literal
+        return Const(np.asarray(atom.val))
+      return env[atom]
+
+    for var, const in zip(jaxpr.constvars, consts):
+      env[var] = Const(np.asarray(const))
+    for var, value in zip(jaxpr.invars, inputs):
+      env[var] = value
+    for eqn in jaxpr.eqns:
+      own = str(eqn.source_info.name_stack)
+      self.where = '/'.join(p for p in (prefix, own) if p)
+      ins = [read(a) for a in eqn.invars]
+      outs = self.equation(eqn, ins)
+      for var, out in zip(eqn.outvars, outs):
+        env[var] = out
+    return [read(a) for a in jaxpr.outvars]
+
+  def equation(self, eqn, ins: list[Value]) -> list[Value]:
+    name = eqn.primitive.name
+    sub = subjaxpr(eqn)
+    if sub is not None:
+      where, path = self.where, self.path
+      self.path = path + (id(eqn),)
+      outs = self.run(sub[0], sub[1], ins, prefix=where)
+      self.where, self.path = where, path
+      return outs
+    if all(isinstance(v, Const) for v in ins):
+      return self.evaluate(eqn, ins)
+    if name in IDENTITY:
+      return list(ins[:len(eqn.outvars)])
+    if name in UNARY or name in NARY:
+      return [self.elementwise(eqn, ins)]
+    if name == 'dot_general':
+      return [self.dot_general(eqn, ins)]
+    if name == 'conv_general_dilated':
+      return [self.conv(eqn, ins)]
+    if name in REDUCTIONS:
+      return [self.reduction(eqn, ins[0])]
+    if name in WINDOWED:
+      return [self.windowed(eqn, ins)]
+    if name == 'gather' and isinstance(ins[0], Param) and isinstance(ins[1], Index):
+      return [self.embedding(eqn, ins[0], ins[1])]
+    return self.shape_op(eqn, ins)
+
+  def evaluate(self, eqn, ins: list[Const]) -> list[Value]:
+    outs = eqn.primitive.bind(*[jnp.asarray(v.value) for v in ins], **eqn.params)
+    outs = outs if eqn.primitive.multiple_results else [outs]
+    return [Const(np.asarray(o)) for o in outs]

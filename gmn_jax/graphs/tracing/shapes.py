@@ -1,0 +1,110 @@
+"""Shape movement: reshapes, transposes, slices, concatenations and gathers carry labels and
+parameter indices exactly as they carry values. Host-side."""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+import numpy as np
+
+from gmn_jax.graphs.tracing.values import Const, Param, Data, Index, Value, SLICING
+
+
+class ShapeRules:
+  """Interprets pure data-movement primitives (a mixin of `Interpreter`)."""
+
+  def shape_op(self, eqn, ins: list[Value]) -> list[Value]:
+    """Moves labels / parameter indices through a pure data-movement primitive."""
+    name = eqn.primitive.name
+    kinds = {type(v) for v in ins[:1]} if name != 'concatenate' else {type(v) for v in ins}
+    kinds.discard(Const)
+    if kinds == {Index} or (name not in ('concatenate',) and isinstance(ins[0], Index)):
+      return [Index(ins[0].program) for _ in eqn.outvars]
+    if len(kinds) != 1 or any(isinstance(v, (Data, Param, Index)) for v in ins[1:]
+                              if name != 'concatenate'):
+      raise self.fail('data movement whose index operands depend on the input or parameters',
+                      eqn)
+    kind = kinds.pop()
+    if kind is Data:
+      if name == 'concatenate' and any(isinstance(v, Data) and v.pending for v in ins):
+        raise self.fail('concatenation of statistics that carry parameters', eqn)
+      arrays = [[v.labels, *v.pending] if isinstance(v, Data) else [np.full(np.shape(v.value), -1)]
+                for v in ins]
+    else:
+      n_terms = max(len(v.terms) for v in ins if isinstance(v, Param))
+      if name == 'concatenate' and any(isinstance(v, Param) and len(v.terms) != n_terms
+                                       for v in ins):
+        raise self.fail('concatenation of parameters built from different numbers of leaves',
+                        eqn)
+      arrays = [list(v.terms) if isinstance(v, Param)
+                else [np.full(np.shape(v.value), -1)] * n_terms for v in ins]
+    n_arrays = len(arrays[0])
+    results = []  # per output: list of arrays
+    for t in range(n_arrays):
+      operands = [a[t] if t < len(a) else a[0] for a in arrays]
+      moved = self.move(eqn, operands, ins)
+      results.append(moved)
+    outs = []
+    for o in range(len(eqn.outvars)):
+      per_term = [results[t][o] for t in range(n_arrays)]
+      if kind is Data:
+        program = next(v.program for v in ins if isinstance(v, Data))
+        outs.append(Data(per_term[0], program, tuple(per_term[1:])))
+        if name in SLICING:
+          self.record_segments(ins[0].labels, per_term[0])
+      else:
+        program = next(v.program for v in ins if isinstance(v, Param))
+        outs.append(Param(tuple(per_term), program))
+    return outs
+
+  def move(self, eqn, operands: list[np.ndarray], ins: list[Value]) -> list[np.ndarray]:
+    name, p = eqn.primitive.name, eqn.params
+    x = operands[0]
+    if name == 'reshape':
+      return [np.reshape(x, p['new_sizes'])]
+    if name == 'transpose':
+      return [np.transpose(x, p['permutation'])]
+    if name == 'broadcast_in_dim':
+      shape = [1] * len(p['shape'])
+      for i, d in enumerate(p['broadcast_dimensions']):
+        shape[d] = x.shape[i]
+      return [np.broadcast_to(np.reshape(x, shape), p['shape'])]
+    if name == 'squeeze':
+      return [np.squeeze(x, axis=tuple(p['dimensions']))]
+    if name == 'expand_dims':
+      return [np.expand_dims(x, tuple(p['dimensions']))]
+    if name == 'rev':
+      return [np.flip(x, axis=tuple(p['dimensions']))]
+    if name == 'slice':
+      strides = p['strides'] or (1,) * x.ndim
+      index = tuple(slice(s, e, st) for s, e, st in
+                    zip(p['start_indices'], p['limit_indices'], strides))
+      return [x[index]]
+    if name == 'concatenate':
+      return [np.concatenate(operands, axis=p['dimension'])]
+    if name == 'pad':
+      config = p['padding_config']
+      if any(interior for _, _, interior in config) or any(lo < 0 or hi < 0 for lo, hi, _ in config):
+        raise self.fail('interior or negative padding', eqn)
+      return [np.pad(x, [(lo, hi) for lo, hi, _ in config], constant_values=-1)]
+    if name == 'split':
+      bounds = np.cumsum(p['sizes'])[:-1]
+      return list(np.split(x, bounds, axis=p['axis']))
+    if name in ('dynamic_slice', 'gather', 'dynamic_update_slice', 'select_and_gather_add'):
+      rest = [jnp.asarray(v.value) for v in ins[1:]]
+      params = dict(p)
+      if name == 'gather':
+        params['fill_value'] = -1
+      out = eqn.primitive.bind(jnp.asarray(x, jnp.int32), *rest, **params)
+      return [np.asarray(out).astype(np.int64)]
+    raise self.fail('unsupported primitive (no graph rule for it)', eqn)
+
+  def record_segments(self, before: np.ndarray, after: np.ndarray):
+    """Slicing part of a neuron group makes the kept neurons an orbit of their own."""
+    kept = np.unique(after[after >= 0])
+    if kept.size == 0:
+      return
+    groups = self.arch.group_of(kept)
+    for g in np.unique(groups):
+      members = kept[groups == g]
+      if members.size < self.arch.groups[g].size:
+        self.arch.segments.append(members)

@@ -1,0 +1,132 @@
+"""`trace` and `trace_function`: a Flax model, or any function of a parameter pytree, into its
+`ParameterGraph`. Host-side; once per architecture."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from gmn_jax.graphs.architecture import Architecture, NodeType
+from gmn_jax.graphs.probe import ProbeProgram
+from gmn_jax.graphs.tracing.interpreter import Interpreter
+from gmn_jax.graphs.tracing.values import UnsupportedModelError, Param, Data, Index, Value
+
+
+def _is_nnx(model) -> bool:
+  try:
+    from flax import nnx  # pylint: disable=g-import-not-at-top
+  except ImportError:
+    return False
+  return isinstance(model, nnx.Module)
+
+
+def trace(model, variables=None, *example_args, **example_kwargs):
+  """Traces a Flax model into its `ParameterGraph`. Host-side; runs once per architecture.
+
+  Linen: `trace(model, variables, *example_args, **example_kwargs)` where `variables` is what
+  `model.init` returned (every collection in it becomes part of the graph, e.g. `params` and
+  `batch_stats`) and the example arguments are what `model.apply` takes after the variables.
+  Keyword arguments and non-array positional arguments (e.g. `train=False`) are held fixed.
+
+  nnx: `trace(module, *example_args)`; the graph covers the module's `nnx.Param` and
+  `nnx.BatchStat` state, and `encode` takes either the module or that state
+  (`nnx.state(module, (nnx.Param, nnx.BatchStat))`).
+
+  The last axis of each float input indexes its input neurons (Flax is channels-last); an
+  integer input holds token ids for an embedding. Batch size 1 is enough.
+
+  Returns:
+    The `ParameterGraph`.
+
+  Raises:
+    UnsupportedModelError: the model computes something with no faithful graph; the message
+      names the primitive, the Flax module path and the parameters involved.
+    ValueError: a parameter is not finite, unused, or used twice.
+  """
+  if _is_nnx(model):
+    from flax import nnx  # pylint: disable=g-import-not-at-top
+    if variables is not None:
+      example_args = (variables,) + example_args
+    graphdef, state, rest = nnx.split(model, (nnx.Param, nnx.BatchStat), ...)
+    variables = state
+
+    def apply(v, *args):
+      return nnx.merge(graphdef, v, rest)(*args, **example_kwargs)
+    to_variables = lambda v: nnx.state(v, (nnx.Param, nnx.BatchStat)) if _is_nnx(v) else v
+  else:
+    if variables is None:
+      raise TypeError('trace(model, variables, *example_args): linen models need the '
+                      'variables returned by model.init.')
+
+    def apply(v, *args):
+      return model.apply(v, *args, **example_kwargs)
+    to_variables = lambda v: v
+
+  pg = trace_function(apply, variables, *example_args)
+  pg.to_variables = to_variables
+  return pg
+
+
+def trace_function(apply, variables, *example_args):
+  """Traces `apply(variables, *example_args)` (any function of a parameter pytree) into its
+  `ParameterGraph`. `trace` and `from_params` are built on it. Host-side."""
+  from gmn_jax.graphs.parameter_graph import ParameterGraph  # pylint: disable=g-import-not-at-top
+  path_leaves, treedef = jax.tree_util.tree_flatten_with_path(variables)
+  paths = [jax.tree_util.keystr(p) for p, _ in path_leaves]
+  leaves = [jnp.asarray(l) for _, l in path_leaves]
+  for path, leaf in zip(paths, leaves):
+    if not jnp.issubdtype(leaf.dtype, jnp.floating):
+      raise ValueError(f'variable {path} has dtype {leaf.dtype}; only float parameters can '
+                       'be graph features. Leave counters and other state out of `variables`.')
+    if not np.isfinite(np.asarray(leaf)).all():
+      raise ValueError(f'parameter {path} contains NaN or infinite values.')
+
+  is_array = [isinstance(a, (jax.Array, np.ndarray)) for a in example_args]
+  arrays = [a for a, keep in zip(example_args, is_array) if keep]
+
+  def fn(leaves, *arrays):
+    it = iter(arrays)
+    args = [next(it) if keep else a for a, keep in zip(example_args, is_array)]
+    return apply(jax.tree_util.tree_unflatten(treedef, leaves), *args)
+
+  closed = jax.make_jaxpr(fn)(leaves, *arrays)
+  arch = Architecture(paths, [tuple(l.shape) for l in leaves])
+  inputs: list[Value] = []
+  for i, leaf in enumerate(leaves):
+    offset = int(arch.leaf_offsets[i])
+    inputs.append(Param((offset + np.arange(leaf.size).reshape(leaf.shape),), 'θ'))
+  for i, a in enumerate(arrays):
+    a = jnp.asarray(a)
+    if jnp.issubdtype(a.dtype, jnp.integer):
+      inputs.append(Index('tokens'))
+      continue
+    if a.ndim == 0:
+      raise UnsupportedModelError(f'example argument {i} is a scalar; inputs need a feature axis')
+    group = arch.add_group(f'input{i}', a.shape[-1], 0, NodeType.INPUT)
+    for j, n in enumerate(group.ids):
+      arch.positions[int(n)] = j
+    inputs.append(Data(np.broadcast_to(group.ids, a.shape), ''))
+  interpreter = Interpreter(arch)
+  outs = interpreter.run(closed.jaxpr, list(closed.consts), inputs)
+  if len(outs) != 1 or not isinstance(outs[0], Data):
+    raise UnsupportedModelError(
+        f'the model returned {len(outs)} arrays; trace needs one activation array as output '
+        '(wrap the model to return only the prediction).')
+  out = outs[0]
+  labels = np.asarray(out.labels)
+  if labels.ndim == 0 or (labels < 0).any():
+    raise UnsupportedModelError('the model output does not index neurons along its last axis')
+  last = np.moveaxis(labels, -1, 0).reshape(labels.shape[-1], -1)
+  if not (last == last[:, :1]).all() or len(np.unique(last[:, 0])) != labels.shape[-1]:
+    raise UnsupportedModelError('the model output must hold one neuron per entry of its last '
+                                'axis, the same at every batch/spatial position')
+  for j, n in enumerate(last[:, 0]):
+    if n in arch.positions and arch.groups[int(arch.group_of(np.array([n]))[0])].kind == NodeType.INPUT:
+      raise UnsupportedModelError('an output neuron is an input neuron (the model passes its '
+                                  'input through unchanged)')
+    arch.positions[int(n)] = j
+  arch.output_act = arch.program_id(out.program)
+  program = ProbeProgram(closed, interpreter.probe_points, labels,
+                         tuple(tuple(np.shape(a)) for a in arrays), arch.n_neurons)
+  return ParameterGraph(arch, treedef, [l.dtype for l in leaves], program)

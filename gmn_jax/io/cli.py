@@ -1,0 +1,172 @@
+"""`gmn-convert` (also `python -m gmn_jax.convert`): an orbax checkpoint to a parameter graph.
+
+Examples::
+
+    # a plain Dense/Conv chain: no model code needed
+    gmn-convert ckpt/ -o graph.npz --draw graph.png
+    # any Flax model: name its class, its constructor arguments and an example input shape
+    gmn-convert ckpt/ --model mypkg.models:CNN --model-args '{"features": 32}' \\
+        --input-shape 1,28,28,1 -o graph.npz
+    # every step of a CheckpointManager directory (a training trajectory) into one file
+    gmn-convert ckpt/ --model mypkg.models:CNN --input-shape 1,28,28,1 --all-steps
+
+Read the file back with `gmn_jax.load_graphs(path)`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import pathlib
+import sys
+import textwrap
+import warnings
+
+from gmn_jax.io.checkpoints import EXIT_CODES, ConversionError
+from gmn_jax.io.convert import Converted, convert_checkpoint
+
+__all__ = ['ConversionError', 'Converted', 'EXIT_CODES', 'convert_checkpoint', 'main']
+
+_EPILOG = 'exit codes:\n' + '\n'.join(
+    textwrap.fill(text, 88, initial_indent=f'  {code}  ', subsequent_indent='     ')
+    for code, text in EXIT_CODES.items()) + """
+
+Without --model the checkpoint must hold a plain chain of Dense/Conv layers
+({layer: {'kernel': ..., 'bias': ...}}, linen or nnx); --activation, --padding, --strides,
+--spatial-shape and --order describe what the weights do not record. With --model, the class
+is imported (the current folder is on the path), built with --model-args (nnx modules get
+rngs=nnx.Rngs(0)) and traced on zeros of --input-shape; the variables are found anywhere in
+the checkpoint item (e.g. inside a saved TrainState) by their paths and shapes.
+
+Read the output with gmn_jax.load_graphs(path)."""
+
+
+def _shape(text: str):
+  import jax  # pylint: disable=g-import-not-at-top
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  dims, _, dtype = text.partition(':')
+  try:
+    shape = tuple(int(d) for d in dims.replace('x', ',').split(',') if d.strip())
+    return jax.ShapeDtypeStruct(shape, jnp.dtype(dtype or 'float32'))
+  except (ValueError, TypeError) as e:
+    raise argparse.ArgumentTypeError(f'{text!r} is not a shape like 1,28,28,1 or 1,16:int32 '
+                                     f'({e})') from e
+
+
+def _json_object(text: str):
+  try:
+    value = json.loads(text)
+  except json.JSONDecodeError as e:
+    raise argparse.ArgumentTypeError(f'not valid JSON ({e}): {text}') from e
+  if not isinstance(value, dict):
+    raise argparse.ArgumentTypeError(f'expected a JSON object like {{"features": 32}}: {text}')
+  return _tuples(value)
+
+
+def _tuples(value):
+  """JSON lists as tuples: Flax module fields must be hashable."""
+  if isinstance(value, list):
+    return tuple(_tuples(v) for v in value)
+  if isinstance(value, dict):
+    return {k: _tuples(v) for k, v in value.items()}
+  return value
+
+
+def _ints(text: str):
+  try:
+    return tuple(int(d) for d in text.split(','))
+  except ValueError as e:
+    raise argparse.ArgumentTypeError(f'{text!r} is not a list of integers like 28,28') from e
+
+
+def parser() -> argparse.ArgumentParser:
+  p = argparse.ArgumentParser(
+      prog='gmn-convert', description='Convert an orbax checkpoint of a Flax model (linen or '
+      'nnx) into its parameter graph: writes a .npz (gmn_jax.load_graphs), prints a summary, '
+      'optionally draws it.', epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+  p.add_argument('checkpoint', help='a CheckpointManager directory, one step folder, or one '
+                 'item folder')
+  p.add_argument('-o', '--output', help='the .npz to write (default: <checkpoint name>.graph.npz '
+                 'in the current folder)')
+  p.add_argument('--draw', metavar='PNG', help='also draw the graph (the last step) to this file')
+  g = p.add_argument_group('model (leave out for a plain Dense/Conv chain)')
+  g.add_argument('--model', metavar='PACKAGE.MODULE:CLASS', help='the model class (or a '
+                 'function returning a module)')
+  g.add_argument('--model-args', type=_json_object, default={}, metavar='JSON',
+                 help='constructor keyword arguments, e.g. \'{"features": [32, 64]}\'')
+  g.add_argument('--input-shape', type=_shape, action='append', default=[],
+                 metavar='SHAPE[:DTYPE]', help='an example input, e.g. 1,28,28,1 or 1,16:int32 '
+                 '(repeat for several inputs)')
+  g.add_argument('--call-kwargs', type=_json_object, default={}, metavar='JSON',
+                 help='keyword arguments of the call held fixed, e.g. \'{"train": false}\'')
+  g = p.add_argument_group('which checkpoint')
+  steps = g.add_mutually_exclusive_group()
+  steps.add_argument('--step', type=int, help='the step of a CheckpointManager directory '
+                     '(default: the latest)')
+  steps.add_argument('--all-steps', action='store_true', help='convert every step into one '
+                     'file (a training trajectory)')
+  g.add_argument('--item', help='the item of a step to read (default: the one holding arrays)')
+  g = p.add_argument_group('plain chains (without --model)')
+  g.add_argument('--activation', default='relu', help='between layers (default relu)')
+  g.add_argument('--padding', default='SAME', help='of every convolution (default SAME)')
+  g.add_argument('--strides', type=int, default=1, help='of every convolution (default 1)')
+  g.add_argument('--spatial-shape', type=_ints, help='input spatial size of a CNN, e.g. 28,28')
+  g.add_argument('--order', type=lambda t: t.split(','), help='layer names in order, '
+                 'comma-separated (default: natural order)')
+  p.add_argument('-q', '--quiet', action='store_true', help='print only errors')
+  return p
+
+
+def _default_output(checkpoint: str) -> pathlib.Path:
+  path = pathlib.Path(checkpoint).expanduser().resolve()
+  name = path.name if not path.name.isdigit() else f'{path.parent.name}_{path.name}'
+  return pathlib.Path(f'{name or "checkpoint"}.graph.npz')
+
+
+def main(argv=None) -> int:
+  """Runs the command; returns its exit code (see `EXIT_CODES`)."""
+  args = parser().parse_args(argv)
+  # orbax and absl log every restore; keep the output to what the user asked for.
+  logging.getLogger('absl').setLevel(logging.ERROR)
+  warnings.filterwarnings('ignore', module='orbax')
+  try:
+    from absl import logging as absl_logging  # pylint: disable=g-import-not-at-top
+    absl_logging.set_verbosity(absl_logging.ERROR)
+  except ImportError:
+    pass
+  from gmn_jax.io.graph_files import save_graphs  # pylint: disable=g-import-not-at-top
+  try:
+    conv = convert_checkpoint(
+        args.checkpoint, args.model, model_args=args.model_args, inputs=args.input_shape,
+        call_kwargs=args.call_kwargs, step=args.step, all_steps=args.all_steps, item=args.item,
+        activation=args.activation, padding=args.padding, strides=args.strides,
+        spatial_shape=args.spatial_shape, order=args.order)
+  except ConversionError as e:
+    print(f'gmn-convert: error: {e}', file=sys.stderr)
+    return e.exit_code
+  output = pathlib.Path(args.output) if args.output else _default_output(args.checkpoint)
+  steps = conv.steps if any(s is not None for s in conv.steps) else None
+  written = save_graphs(output, conv.graphs, pg=conv.pg, steps=steps, metadata={
+      'checkpoint': str(pathlib.Path(args.checkpoint).expanduser().resolve()),
+      'items': [str(i) for i in conv.items], 'model': args.model or 'from_params',
+      'model_args': args.model_args, 'variables_at': conv.prefix})
+  if not args.quiet:
+    print(conv.report())
+    print(f'wrote {written} ({len(conv.graphs)} graph{"s" * (len(conv.graphs) != 1)}; '
+          'read it with gmn_jax.load_graphs)')
+  if args.draw:
+    from gmn_jax.io.draw import draw_graph  # pylint: disable=g-import-not-at-top
+    try:
+      import matplotlib  # pylint: disable=g-import-not-at-top
+      matplotlib.use('Agg')  # a file, never a window
+    except ImportError:
+      print('gmn-convert: error: --draw needs matplotlib: pip install matplotlib (the graph '
+            f'was written to {written}).', file=sys.stderr)
+      return 2
+    title = f'{conv.model}' + (f', step {conv.steps[-1]}' if conv.steps[-1] is not None else '')
+    draw_graph(conv.graphs[-1], conv.pg, path=args.draw, title=title)
+    if not args.quiet:
+      print(f'drew {args.draw}')
+  return 0
+

@@ -1,0 +1,14 @@
+"""Stage 4, training metanetworks: a `GraphSet` of encoded graphs with targets in, a trained
+metanetwork, its per-epoch log, checkpoints and predictions out.
+
+`graph_set` holds graphs of one or more architectures with their targets and draws augmented,
+padded batches; `fit` trains with optax (one jitted step, orbax checkpoints, resumable) and
+`predict` reads out; `metrics` scores predictions (Kendall τ, R²); `report` writes tables and
+plots. The tasks in `gmn_jax.tasks` are built on these.
+"""
+
+from gmn_jax.training import metrics, report
+from gmn_jax.training.fit import FitResult, TrainConfig, fit, predict
+from gmn_jax.training.graph_set import GraphSet
+
+__all__ = ['FitResult', 'GraphSet', 'TrainConfig', 'fit', 'metrics', 'predict', 'report']

@@ -1,0 +1,95 @@
+"""Bad input gets a clear error naming what is wrong: primitive, module path, parameter path."""
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+from tests.support import models
+import pytest
+
+import gmn_jax
+
+X = jnp.ones((1, 4))
+
+
+class _Sorts(nn.Module):
+  @nn.compact
+  def __call__(self, x):
+    return nn.Dense(2)(jnp.sort(nn.Dense(3)(x), axis=-1))
+
+
+class _Shares(nn.Module):
+  @nn.compact
+  def __call__(self, x):
+    layer = nn.Dense(4)
+    return layer(nn.relu(layer(x)))
+
+
+class _Unused(nn.Module):
+  @nn.compact
+  def __call__(self, x):
+    self.param('spare', nn.initializers.ones, (3,))
+    return nn.Dense(2)(x)
+
+
+def _variables(model):
+  return model.init(jax.random.key(0), X)
+
+
+def test_unknown_primitive_names_primitive_and_module():
+  model = _Sorts()
+  with pytest.raises(gmn_jax.UnsupportedModelError, match=r'`sort`.*_Sorts'):
+    gmn_jax.trace(model, _variables(model), X)
+
+
+def test_shared_weights_are_refused_with_the_parameter_path():
+  model = _Shares()
+  with pytest.raises(ValueError, match=r"\['Dense_0'\]\['(kernel|bias)'\].*more than once"):
+    gmn_jax.trace(model, _variables(model), X)
+
+
+def test_unused_parameter_is_named():
+  model = _Unused()
+  with pytest.raises(ValueError, match=r"\['spare'\].*never used"):
+    gmn_jax.trace(model, _variables(model), X)
+
+
+def test_non_finite_parameters_are_refused_at_trace_and_encode(traced):
+  pg, v, _ = traced('mlp')
+  bad = jax.tree.map(lambda l: l, v)
+  bad['params'] = dict(bad['params'])
+  bad['params']['Dense_1'] = {'kernel': v['params']['Dense_1']['kernel'].at[0, 0].set(jnp.nan),
+                              'bias': v['params']['Dense_1']['bias']}
+  with pytest.raises(ValueError, match=r"\['Dense_1'\]\['kernel'\].*NaN"):
+    pg.encode(bad)
+  case = models.get('mlp')
+  with pytest.raises(ValueError, match=r"\['Dense_1'\]\['kernel'\].*NaN"):
+    gmn_jax.trace(case.model, bad, *case.example_args)
+
+
+def test_wrong_shape_or_structure_is_named(traced):
+  pg, v, _ = traced('mlp')
+  wrong = {'params': dict(v['params'])}
+  wrong['params']['Dense_0'] = {'kernel': jnp.ones((4, 5)), 'bias': v['params']['Dense_0']['bias']}
+  with pytest.raises(ValueError, match=r"\['Dense_0'\]\['kernel'\] has shape \(4, 5\)"):
+    pg.encode(wrong)
+  with pytest.raises(ValueError, match='structure'):
+    pg.encode(v['params'])
+
+
+def test_decode_refuses_a_graph_of_another_template(traced):
+  pg, _, _ = traced('mlp')
+  other, w, _ = traced('cnn_gap')
+  with pytest.raises(ValueError, match='this template needs'):
+    pg.decode(other.encode(w))
+
+
+def test_argmax_over_neurons_is_refused():
+  class ArgMax(nn.Module):
+    @nn.compact
+    def __call__(self, x):
+      h = nn.Dense(3)(x)
+      return nn.Dense(2)(h * jnp.argmax(h, axis=-1, keepdims=True))
+
+  model = ArgMax()
+  with pytest.raises(gmn_jax.UnsupportedModelError, match='argmax'):
+    gmn_jax.trace(model, _variables(model), X)

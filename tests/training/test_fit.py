@@ -1,0 +1,98 @@
+"""fit(): one compiled step, validation-based selection, and exact resumption after a kill."""
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import gmn_jax
+from gmn_jax.training.graph_set import GraphSet
+from gmn_jax.training.fit import TrainConfig, fit, predict
+
+
+class _MLP(nn.Module):
+  @nn.compact
+  def __call__(self, x):
+    return nn.Dense(2)(nn.relu(nn.Dense(4)(x)))
+
+
+def _data(n: int = 48) -> GraphSet:
+  """Random MLPs whose target is a smooth function of their weights."""
+  model, x = _MLP(), jnp.ones((1, 3))
+  zoo = jax.vmap(lambda k: model.init(k, x))(jax.random.split(jax.random.key(0), n))
+  zoo = jax.tree.map(lambda l: l * jnp.linspace(0.2, 2.0, n).reshape((n,) + (1,) * (l.ndim - 1)),
+                     zoo)
+  pg = gmn_jax.trace(model, jax.tree.map(lambda l: l[0], zoo), x)
+  norms = sum(jnp.sum(jnp.abs(l).reshape(n, -1), 1) for l in jax.tree.leaves(zoo))
+  targets = np.asarray(jax.nn.sigmoid(norms - jnp.median(norms)))
+  return GraphSet([pg], [jax.vmap(pg.encode)(zoo)], np.zeros(n, int), np.arange(n), targets)
+
+
+class _Interrupt(Exception):
+  pass
+
+
+def test_killed_run_resumes_to_the_same_result(tmp_path):
+  data = _data()
+  train, val = np.arange(0, 36), np.arange(36, 48)
+  config = TrainConfig(epochs=4, batch_size=8, learning_rate=3e-3)
+  model = gmn_jax.GMN(node_dim=8, edge_dim=8, num_layers=1, readout_hidden=8)
+  straight = fit(model, data, train, val, config, tmp_path / 'a', progress=False)
+
+  def kill(epoch, _):
+    if epoch == 2:
+      raise _Interrupt
+
+  with pytest.raises(_Interrupt):
+    fit(model, data, train, val, config, tmp_path / 'b', on_epoch_end=kill, progress=False)
+  resumed = fit(model, data, train, val, config, tmp_path / 'b', progress=False)
+  assert [h['epoch'] for h in resumed.history] == [1, 2, 3, 4]
+  assert resumed.history == straight.history
+  assert resumed.best_epoch == straight.best_epoch
+  for a, b in zip(jax.tree.leaves(resumed.params), jax.tree.leaves(straight.params)):
+    np.testing.assert_array_equal(a, b)
+  np.testing.assert_array_equal(predict(model, resumed.params, data, val),
+                                predict(model, straight.params, data, val))
+
+
+def test_augmented_graphs_compute_the_member_s_function():
+  data = _data(4)
+  pg, x = data.templates[0], jnp.linspace(-1.0, 1.0, 3)[None]
+  rng = np.random.default_rng(0)
+  for i in range(4):
+    plain, augmented = data.graph(i), data.graph(i, rng, max_scale=3.0)
+    assert not np.allclose(plain.edges['weight'], augmented.edges['weight'])
+    np.testing.assert_allclose(_MLP().apply(pg.decode(augmented), x),
+                               _MLP().apply(pg.decode(plain), x), rtol=1e-5, atol=1e-6)
+
+
+def test_a_different_run_in_the_same_directory_is_refused(tmp_path):
+  data = _data()
+  train, val = np.arange(0, 36), np.arange(36, 48)
+  config = TrainConfig(epochs=1, batch_size=8)
+  model = gmn_jax.GMN(node_dim=8, edge_dim=8, num_layers=1, readout_hidden=8)
+  fit(model, data, train, val, config, tmp_path, progress=False)
+  fit(model, data, train, val, config, tmp_path, progress=False)  # the same run: resumes
+  with pytest.raises(ValueError, match='train_config differ'):
+    fit(model, data, train, val, TrainConfig(epochs=2, batch_size=8), tmp_path, progress=False)
+  with pytest.raises(ValueError, match='model_fields differ'):
+    fit(model.clone(node_dim=16), data, train, val, config, tmp_path, progress=False)
+  with pytest.raises(ValueError, match='train_rows differ'):
+    fit(model, data, train[1:], val, config, tmp_path, progress=False)
+
+
+def test_a_non_finite_loss_stops_training_and_names_the_samples(tmp_path):
+  data = _data()
+  stacked = data.stacked[0]
+  weight = np.array(stacked.edges['weight'])
+  weight[7] = np.nan  # one network's weights went NaN
+  data = GraphSet(data.templates, [stacked._replace(edges={**stacked.edges, 'weight': weight})],
+                  data.template_of, data.row_of, data.targets)
+  train, val = np.arange(0, 36), np.arange(36, 48)
+  config = TrainConfig(epochs=2, batch_size=36, augment=False)
+  model = gmn_jax.GMN(node_dim=8, edge_dim=8, num_layers=1, readout_hidden=8)
+  with pytest.raises(FloatingPointError, match=r'epoch 1, step 1; the batch held samples \[.*\b7\b'):
+    fit(model, data, train, val, config, tmp_path, progress=False)
+  assert not (tmp_path / 'model' / 'checkpoints').exists() or not any(
+      (tmp_path / 'model' / 'checkpoints').iterdir())
