@@ -1,23 +1,6 @@
-"""Tracing a Flax model's jaxpr into an Architecture.
-
-Host-side (numpy, data-dependent shapes, never under jit). Every value of the model's jaxpr is
-interpreted as one of four kinds:
-
-- `Const`: known numbers (literals, closed-over constants, `iota`), evaluated eagerly.
-- `Param`: a function of the parameters alone. It carries, for each of its elements, the flat
-  index of the parameter scalar it comes from (one index array per contributing leaf).
-- `Data`: a function of the network input. It carries, for each element, the id of the neuron
-  it belongs to (-1 when it belongs to none, e.g. a LayerNorm statistic), and the program of
-  elementwise operations applied since that neuron group was made.
-- `Index`: integer token ids derived from an integer input (what embeddings look up).
-
-Label arrays go through shape operations exactly as the values do, so reshapes, transposes,
-flattening and head splits need no rules of their own. Contractions of `Data` with a `Param`
-make a new neuron group and its edges; `Param` combined elementwise with `Data` attaches to the
-neurons it meets (biases, scales, running statistics); two different neuron groups added or
-multiplied make a residual join. Anything else is an error naming the primitive, the Flax
-module path and the parameters involved.
-"""
+"""What the tracer knows about each value of a jaxpr (`Const`, `Param`, `Data`, `Index`; the
+package docstring says what each carries), the primitive families it dispatches on, and the
+label helpers its rules share. Host-side."""
 
 from __future__ import annotations
 
