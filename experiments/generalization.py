@@ -4,15 +4,20 @@
     python -m experiments.generalization --quick         # a smoke run
     python -m experiments.generalization --split ood     # train narrow CNNs, test wider ones
     python -m experiments.generalization --zoo-dir PATH  # a zoo in the Small CNN Zoo format
+    python -m experiments.generalization --zoo-dir PATH --padding SAME --input-shape 8,8,1
+    python -m experiments.generalization --zoo-dir cifar10 --protocol published --split-file
+        cifar10_split.csv --methods nggnn ngt statnn_gbm --epoch-scale 0.05  # (one line)
 
-Writes results.json, results.md, predictions.png and learning_curves.png to --workdir; a
+Writes results.json, results.md, predictions.csv (every test row of every method, with its
+row of weights.npy and metadata), predictions.png and learning_curves.png to --workdir; a
 killed run started again with the same flags resumes where it stopped.
 """
 
 import argparse
 import dataclasses
 
-from gmn_jax.tasks.generalization import METHODS, GeneralizationConfig, train_and_evaluate
+from gmn_jax.tasks.generalization import (METHODS, PROTOCOLS, GeneralizationConfig,
+                                          train_and_evaluate)
 from gmn_jax.training.report import table
 
 
@@ -25,6 +30,28 @@ def main(argv=None) -> None:
   parser.add_argument('--quick', action='store_true', help='small zoo, few epochs (smoke run)')
   parser.add_argument('--tiny', action='store_true', help='the test suite config (seconds)')
   parser.add_argument('--zoo-dir', help='read a Small CNN Zoo directory instead of generating')
+  zoo_dir = parser.add_argument_group(
+      '--zoo-dir architecture', 'what the Small CNN Zoo format does not record (else read from '
+      'arch.json beside layout.csv, then config.* columns, then defaults; printed at the start)')
+  zoo_dir.add_argument('--padding', type=str.upper, choices=('SAME', 'VALID'),
+                       help="of every convolution (default: config.padding, else Keras' VALID)")
+  zoo_dir.add_argument('--strides', type=int, help='of every convolution (default: '
+                       'config.cnn_stride, else 2)')
+  zoo_dir.add_argument('--input-shape', type=lambda s: tuple(int(d) for d in s.split(',')),
+                       help='H,W,C of the images (default: config.input_shape or from '
+                       'config.dataset)')
+  zoo_dir.add_argument('--activation-column', help='metrics column naming each run\'s '
+                       'activation, relu or tanh (default: config.activation)')
+  parser.add_argument('--protocol', choices=PROTOCOLS, help="'published': final checkpoints, "
+                      "NFN's split, NG-GNN/NG-T with the papers' settings (default: "
+                      'all_snapshots)')
+  parser.add_argument('--split-file', help="for --protocol published: NFN's index CSV, or a "
+                      'JSON {"train": [rows], "val": [...], "test": [...]}')
+  parser.add_argument('--final-step', type=int, help='for --protocol published: keep the '
+                      "rows at this step, as NFN's loader (86 for the published zoos; "
+                      "default: each run's last checkpoint)")
+  parser.add_argument('--epoch-scale', type=float, help='for --protocol published: multiplies '
+                      "NG-GNN's and NG-T's 300 epochs (e.g. 0.05 on a CPU)")
   parser.add_argument('--dataset', help='zoo training data: digits (default, offline), or a '
                       'prepared TFDS set: mnist, fashion_mnist, cifar10, svhn_cropped')
   parser.add_argument('--members', type=int, help='zoo size (CNNs; each is saved at every snapshot epoch)')
@@ -50,7 +77,14 @@ def main(argv=None) -> None:
     train = dataclasses.replace(train, seed=args.seed)
   changes = {k: v for k, v in (('zoo_dir', args.zoo_dir), ('split', args.split),
                                ('hidden', args.hidden), ('probes', args.probes),
-                               ('seed', args.seed)) if v is not None}
+                               ('seed', args.seed), ('protocol', args.protocol),
+                               ('split_file', args.split_file),
+                               ('final_step', args.final_step),
+                               ('epoch_scale', args.epoch_scale)) if v is not None}
+  arch = {k: getattr(args, k) for k in ('padding', 'strides', 'input_shape',
+                                        'activation_column') if getattr(args, k) is not None}
+  if arch:
+    changes['zoo_arch'] = arch
   if args.methods:
     changes['methods'] = tuple(args.methods)
   config = dataclasses.replace(config, zoo=zoo, train=train, **changes)

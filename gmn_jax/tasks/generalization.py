@@ -4,14 +4,17 @@
 `train_and_evaluate(config, workdir)` generates (or reuses) a zoo of small CNNs, encodes every
 snapshot with the tracer, splits by model (never by snapshot of one model), trains GMN,
 NG-GNN, StatNN (an MLP and gradient-boosted trees) and a flat-weight MLP on the same splits,
-and writes `results.json`, `results.md` and plots to `workdir`. Every stage is cached or
-checkpointed, so a killed run started again resumes where it stopped (the trees take seconds
-and are refitted).
+and writes `results.json`, `results.md`, `predictions.csv` (every test row of every method)
+and plots to `workdir`. Every stage is cached or checkpointed, so a killed run started again
+resumes where it stopped (the trees take seconds and are refitted). The 'published' protocol
+(`published_protocol`) keeps each run's final checkpoint, splits as NFN's loader does and
+trains NG-GNN and NG-T with Kofinas et al.'s settings, for numbers comparable with the papers.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import pathlib
 import time
 from typing import Any
@@ -20,16 +23,19 @@ import flax.linen as nn
 import jax
 import numpy as np
 
+from gmn_jax.tasks import published_protocol as protocol_lib
 from gmn_jax.training import metrics as metrics_lib
 from gmn_jax.zoos import zoo as zoo_lib
 from gmn_jax.metanets.baselines import StatNN, WeightMLP
 from gmn_jax.metanets.gmn import GMN
 from gmn_jax.training.graph_set import GraphSet
-from gmn_jax.metanets.neural_graphs import NGGNN
+from gmn_jax.metanets.neural_graphs import NGGNN, NGT
 from gmn_jax.graphs.tracing import trace
 from gmn_jax.training.fit import TrainConfig, fit, predict
 
-METHODS = ('gmn', 'nggnn', 'statnn', 'statnn_gbm', 'mlp')
+METHODS = ('gmn', 'nggnn', 'statnn', 'statnn_gbm', 'mlp', 'ngt')
+DEFAULT_METHODS = ('gmn', 'nggnn', 'statnn', 'statnn_gbm', 'mlp')
+PROTOCOLS = ('all_snapshots', 'published')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,6 +45,19 @@ class GeneralizationConfig:
   Attributes:
     zoo: how to generate the zoo (ignored when `zoo_dir` is set).
     zoo_dir: a directory in the public Small CNN Zoo format to read instead of generating.
+    zoo_arch: for `zoo_dir`, what the format does not record: `padding`, `strides`,
+      `input_shape`, `activation_column` (keyword arguments of `read_small_cnn_zoo`; they
+      override an `arch.json` beside layout.csv and the `config.*` columns).
+    protocol: 'all_snapshots' (train and test on every snapshot, split by model: our
+      default) or 'published' (each run's final checkpoint only, NFN's split from
+      `split_file`, NG-GNN and NG-T with Kofinas et al.'s settings; see
+      `published_protocol`).
+    split_file: for 'published': NFN's index CSV (e.g. `cifar10_split.csv`) or a JSON of row
+      lists `{"train": [...], "val": [...], "test": [...]}`; None: a seeded permutation.
+    final_step: for 'published': the `step` kept, NFN's filter (86 for the published zoos);
+      None: each run's last checkpoint.
+    epoch_scale: for 'published': NG-GNN's and NG-T's published 300 epochs are multiplied by
+      this (e.g. 0.05 on a CPU); the other methods keep `train.epochs`.
     split: 'id' (train, validate and test on the same widths) or 'ood' (train and validate
       on the narrower widths, test on `ood_test_widths`).
     ood_test_widths: the widths held out for testing in the 'ood' split (default: widest).
@@ -46,7 +65,7 @@ class GeneralizationConfig:
     val_fraction: share of the remaining models used for validation.
     methods: which of 'gmn', 'nggnn', 'statnn' (StatNN's statistics into an MLP),
       'statnn_gbm' (the same statistics into scikit-learn's gradient boosting, the paper's
-      strongest StatNN) and 'mlp' to train.
+      strongest StatNN), 'mlp' and 'ngt' (NG-T, not in the default run) to train.
     probes: K, how many random-noise probe inputs each network is run on; GMN and NG-GNN
       read every neuron's value on them as node features (`gmn_jax.graphs.probe`). No data set
       examples are used. StatNN and the flat MLP read weights only. 0: off.
@@ -63,11 +82,16 @@ class GeneralizationConfig:
 
   zoo: zoo_lib.ZooConfig = dataclasses.field(default_factory=zoo_lib.default_config)
   zoo_dir: str | None = None
+  zoo_arch: dict[str, Any] = dataclasses.field(default_factory=dict)
+  protocol: str = 'all_snapshots'
+  split_file: str | None = None
+  final_step: int | None = None
+  epoch_scale: float = 1.0
   split: str = 'id'
   ood_test_widths: tuple[int, ...] | None = None
   test_fraction: float = 0.5
   val_fraction: float = 0.2
-  methods: tuple[str, ...] = METHODS
+  methods: tuple[str, ...] = DEFAULT_METHODS
   probes: int = 16
   hidden: int = 32
   layers: int = 3
@@ -81,6 +105,16 @@ class GeneralizationConfig:
       raise ValueError(f'unknown methods {sorted(unknown)}; choose from {METHODS}')
     if self.split not in ('id', 'ood'):
       raise ValueError(f"split must be 'id' or 'ood', not {self.split!r}")
+    if self.protocol not in PROTOCOLS:
+      raise ValueError(f'protocol must be one of {PROTOCOLS}, not {self.protocol!r}')
+    if self.protocol == 'published' and self.split == 'ood':
+      raise ValueError("the published protocol has its own split; drop split='ood'")
+    if self.protocol != 'published' and (self.split_file or self.final_step is not None):
+      raise ValueError("split_file and final_step belong to protocol='published'")
+    from gmn_jax.zoos.small_cnn_zoo_architecture import FLAGS  # pylint: disable=g-import-not-at-top
+    unknown = set(self.zoo_arch) - set(FLAGS)
+    if unknown or (self.zoo_arch and self.zoo_dir is None):
+      raise ValueError(f'zoo_arch takes {sorted(FLAGS)} and needs zoo_dir; got {self.zoo_arch}')
 
   @classmethod
   def default(cls) -> 'GeneralizationConfig':
@@ -122,13 +156,21 @@ class Data:
 
 
 def load_zoo(config: GeneralizationConfig, workdir: pathlib.Path) -> zoo_lib.Zoo:
-  """The zoo: read from `zoo_dir`, or generated into `workdir/zoo` (reused when cached)."""
+  """The zoo: read from `zoo_dir` (printing the architecture it infers), or generated into
+  `workdir/zoo` (reused when cached). Every row has a `row` id: the row of weights.npy, or
+  for a generated zoo its position in width order (as `write_small_cnn_zoo` numbers them)."""
   if config.zoo_dir is not None:
     from gmn_jax.zoos import small_cnn_zoo  # pylint: disable=g-import-not-at-top
-    return small_cnn_zoo.read_small_cnn_zoo(config.zoo_dir)
+    return small_cnn_zoo.read_small_cnn_zoo(config.zoo_dir, log=print, **config.zoo_arch)
   directory = workdir / 'zoo'
   zoo_lib.generate_zoo(config.zoo, directory)
-  return zoo_lib.load_zoo(directory)
+  zoo = zoo_lib.load_zoo(directory)
+  offset = 0
+  for width in zoo.widths:
+    n = len(zoo.metrics[width]['member'])
+    zoo.metrics[width]['row'] = np.arange(offset, offset + n)
+    offset += n
+  return zoo
 
 
 def probe_inputs(zoo: zoo_lib.Zoo, k: int, seed: int = 0) -> np.ndarray | None:
@@ -197,9 +239,17 @@ def _model(name: str, config: GeneralizationConfig, data: Data, arch: int | None
   if name == 'gmn':
     return GMN(node_dim=config.hidden, edge_dim=config.hidden, num_layers=config.layers,
                readout_hidden=config.hidden, **sizes)
+  published = config.protocol == 'published'
   if name == 'nggnn':
+    if published:
+      return NGGNN.preset('small_cnn_zoo', **sizes)
     return NGGNN(hidden_dim=config.hidden, num_layers=config.layers,
                  readout_hidden=config.hidden, **sizes)
+  if name == 'ngt':
+    if published:
+      return NGT.preset('small_cnn_zoo', readout_hidden=256, **sizes)
+    return NGT(node_dim=config.hidden, edge_dim=config.hidden, num_layers=config.layers,
+               readout_hidden=config.hidden, **sizes)
   if name == 'statnn':
     return StatNN(hidden=(4 * config.hidden, 4 * config.hidden))
   pg = data.graphs.templates[arch]
@@ -241,6 +291,10 @@ def _train_config(name: str, config: GeneralizationConfig) -> TrainConfig:
   ignore a neuron's scale, so it only hides information from them."""
   if name in ('statnn', 'mlp'):
     return dataclasses.replace(config.train, max_scale=1.0)
+  if config.protocol == 'published' and name in protocol_lib.PUBLISHED_TRAINING:
+    published = protocol_lib.PUBLISHED_TRAINING[name]
+    return dataclasses.replace(config.train, batch_size=published['batch_size'], epochs=max(
+        1, int(round(published['epochs'] * config.epoch_scale))))
   return config.train
 
 
@@ -259,33 +313,54 @@ def _flat_mlp_architecture(data: Data) -> tuple[int | None, str]:
   return arch, note
 
 
+def _split(config: GeneralizationConfig, zoo: zoo_lib.Zoo, workdir: pathlib.Path
+           ) -> tuple[zoo_lib.Zoo, dict[str, np.ndarray] | None, dict[str, Any]]:
+  """The zoo to encode, the published split as weights.npy rows (None under 'all_snapshots',
+  which splits after encoding; else also saved as `workdir/split.json`), and what to record
+  about the protocol."""
+  if config.protocol != 'published':
+    return zoo, None, {'protocol': config.protocol}
+  split, zoo, about = protocol_lib.published_split(zoo, config.split_file, config.final_step,
+                                                   config.seed)
+  print(f'published protocol: final step {about["final_step"]}, split {about["split_file"]}: '
+        + ', '.join(f'{len(split[k])} {k}' for k in protocol_lib.PARTS) + ' networks')
+  (workdir / 'split.json').write_text(json.dumps({k: v.tolist() for k, v in split.items()}))
+  return zoo, split, about
+
+
 def train_and_evaluate(config: GeneralizationConfig, workdir: str | pathlib.Path,
                        progress: bool = True) -> dict[str, Any]:
   """Runs the whole experiment and writes the report into `workdir`. Host-side driver.
 
   Returns:
     The results (also saved as `workdir/results.json`): per method, test Kendall τ, R² and
-    MSE on held-out models, the best validation epoch and the training time.
+    MSE on held-out models, the best validation epoch and the training time; `protocol`
+    says which protocol produced them. Every test row's prediction goes to
+    `workdir/predictions.csv` with its row of weights.npy and its metadata.
   """
   workdir = pathlib.Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
   start = time.time()
-  zoo = load_zoo(config, workdir)
+  zoo, published, protocol = _split(config, load_zoo(config, workdir), workdir)
   graphs, table, archs, dropped = encode_zoo(zoo, config.probes, config.max_abs_param)
-  train, val, test = split_by_model(config, table)
+  if published is None:
+    train, val, test = split_by_model(config, table)
+  else:
+    (train, val, test), dropped = protocol_lib.positions(table['row'], published)
   data = Data(graphs, table, archs, train, val, test, dropped)
   results: dict[str, Any] = {
-      'config': config.to_json(), 'rows': {'train': len(train), 'val': len(val),
-                                           'test': len(test), 'dropped_diverged': dropped},
+      'config': config.to_json(), 'protocol': protocol,
+      'rows': {'train': len(train), 'val': len(val), 'test': len(test),
+               'dropped_diverged': dropped},
       'architectures': [f'width {w}, {a}' for w, a in archs], 'methods': {},
       'constant_predictor': metrics_lib.regression(
           graphs.targets[test], np.full(len(test), graphs.targets[train].mean())),
       'zoo_seconds': round(time.time() - start, 1)}
-  histories, predictions = {}, {}
+  histories, predictions, test_rows = {}, {}, {}
   for name in config.methods:
     rows = (train, val, test)
     note = (f'weights and each neuron\'s values on {config.probes} noise probes'
-            if config.probes and name in ('gmn', 'nggnn') else '')
+            if config.probes and name in ('gmn', 'nggnn', 'ngt') else '')
     arch = None
     if name == 'mlp':
       arch, note = _flat_mlp_architecture(data)
@@ -294,6 +369,7 @@ def train_and_evaluate(config: GeneralizationConfig, workdir: str | pathlib.Path
         continue
       rows = tuple(r[graphs.template_of[r] == arch] for r in rows)
     tic = time.time()
+    test_rows[name] = rows[2]
     if name == 'statnn_gbm':
       preds, rounds = _fit_statnn_gbm(config, data)
       predictions[name] = (graphs.targets[test], preds)
@@ -302,9 +378,12 @@ def train_and_evaluate(config: GeneralizationConfig, workdir: str | pathlib.Path
           'n_test': len(test), 'train_seconds': round(time.time() - tic, 1),
           'note': f'gradient-boosted trees, {rounds} rounds (best validation τ)'}
       continue
-    model = _model(name, config, data, arch)
-    fitted = fit(model, graphs, rows[0], rows[1], _train_config(name, config), workdir / 'runs',
-                 name, progress=progress)
+    model, train_config = _model(name, config, data, arch), _train_config(name, config)
+    if config.protocol == 'published' and name in protocol_lib.PUBLISHED_TRAINING:
+      note = '; '.join(filter(None, [note, f'published settings: {train_config.epochs} '
+                                     f'epochs, batch {train_config.batch_size}']))
+    fitted = fit(model, graphs, rows[0], rows[1], train_config, workdir / 'runs', name,
+                 progress=progress)
     preds = predict(model, fitted.params, graphs, rows[2])
     histories[name], predictions[name] = fitted.history, (graphs.targets[rows[2]], preds)
     results['methods'][name] = {
@@ -314,4 +393,6 @@ def train_and_evaluate(config: GeneralizationConfig, workdir: str | pathlib.Path
   results['total_seconds'] = round(time.time() - start, 1)
   from gmn_jax.training import report  # pylint: disable=g-import-not-at-top
   report.write(workdir, results, histories, predictions)
+  report.write_predictions(workdir / 'predictions.csv', table, {
+      name: (test_rows[name], *predictions[name]) for name in predictions})
   return results

@@ -1,15 +1,25 @@
-"""The accuracy-prediction report: results.json, results.md and plots. Host-side."""
+"""The accuracy-prediction report: results.json, results.md, per-row predictions and plots.
+Host-side.
+
+`write_predictions` serves any task whose test rows have metadata: one CSV line per (method,
+test row), so a run can be re-scored on any subset without retraining.
+"""
 
 from __future__ import annotations
 
+import csv
 import json
 import pathlib
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 
 LABELS = {'gmn': 'GMN', 'nggnn': 'NG-GNN', 'statnn': 'StatNN', 'statnn_gbm': 'StatNN (GBM)',
-          'mlp': 'flat MLP'}
+          'mlp': 'flat MLP', 'ngt': 'NG-T'}
+PROTOCOLS = {
+    'all_snapshots': 'every snapshot of every network, split by network',
+    'published': 'the published protocol: final checkpoints only, NFN\'s split, test τ at the '
+                 'epoch of best validation τ'}
 
 
 def table(results: dict[str, Any]) -> str:
@@ -33,7 +43,12 @@ def write(workdir: pathlib.Path, results: dict[str, Any], histories: dict[str, l
   """Writes results.json, results.md, predictions.png and learning_curves.png."""
   (workdir / 'results.json').write_text(json.dumps(results, indent=2))
   rows = results['rows']
+  protocol = results.get('protocol', {'protocol': 'all_snapshots'})
+  about = PROTOCOLS[protocol['protocol']]
+  if protocol['protocol'] == 'published':
+    about += f' (split: {protocol["split_file"]}; final step {protocol["final_step"]})'
   md = [f'# Predicting test accuracy from weights ({results["config"]["split"]} split)', '',
+        f'Protocol: {about}.', '',
         f'Held-out models only: {rows["train"]} training, {rows["val"]} validation and '
         f'{rows["test"]} test rows (model snapshots), split by model. '
         f'{rows["dropped_diverged"]} diverged rows dropped. Architectures: '
@@ -42,6 +57,42 @@ def write(workdir: pathlib.Path, results: dict[str, Any], histories: dict[str, l
   (workdir / 'results.md').write_text('\n'.join(md) + '\n')
   _plot_predictions(workdir / 'predictions.png', results, predictions)
   _plot_curves(workdir / 'learning_curves.png', histories)
+
+
+def write_predictions(path: pathlib.Path, table: Mapping[str, np.ndarray],
+                      predictions: Mapping[str, tuple[np.ndarray, np.ndarray, np.ndarray]]
+                      ) -> pathlib.Path:
+  """Writes every method's test predictions, one CSV line per (method, row). Host-side.
+
+  Columns: `method`, `index` (the row's position in `table`), every one-dimensional column
+  of `table` (e.g. `row`, `member`, `step`, hyperparameters), `target`, `prediction`.
+
+  Args:
+    path: the CSV to write (replaced atomically: written beside it, then renamed).
+    table: metadata columns, each [n_rows].
+    predictions: method -> (indices [n] into the table's rows, targets [n], predictions [n]).
+
+  Returns:
+    `path`.
+  """
+  path = pathlib.Path(path)
+  columns = [c for c in sorted(table) if np.ndim(table[c]) == 1]
+  tmp = path.with_name(path.name + '.tmp')
+  with open(tmp, 'w', newline='') as f:
+    writer = csv.writer(f)
+    writer.writerow(['method', 'index', *columns, 'target', 'prediction'])
+    for name, (rows, targets, preds) in predictions.items():
+      for i, y, p in zip(np.asarray(rows), np.asarray(targets), np.asarray(preds)):
+        writer.writerow([name, int(i), *(_text(table[c][i]) for c in columns),
+                         repr(float(y)), repr(float(p))])
+  tmp.replace(path)
+  return path
+
+
+def _text(value) -> str:
+  if isinstance(value, (float, np.floating)):
+    return repr(float(value))
+  return str(value.item() if isinstance(value, np.generic) else value)
 
 
 def _plot_predictions(path, results, predictions):

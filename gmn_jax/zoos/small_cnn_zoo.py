@@ -14,8 +14,10 @@ A directory with three files (host-side numpy/csv; nothing here is jitted):
 Keras' `Conv2D` kernels are (kh, kw, in, out) and `Dense` kernels (in, out), as in Flax, so a
 row unflattens into `SmallCNN` parameters by renaming alone: the k-th `conv2d*` layer becomes
 `Conv_k` and the k-th `dense*` layer `Dense_k`, in layout order. The architecture comes from the
-shapes (width, kernel size, layers, classes) and from `config.cnn_stride` (default 2) and
-`config.padding` (default 'VALID', Keras' default); the input shape from `config.dataset`.
+shapes (width, kernel size, layers, classes); what the format does not record (padding,
+strides, input shape, the activation column) from arguments, an optional `arch.json` beside
+`layout.csv`, `config.*` columns or defaults, checked before anything is traced
+(`small_cnn_zoo_architecture`).
 """
 
 from __future__ import annotations
@@ -27,24 +29,22 @@ import io
 import os
 import pathlib
 import re
-from typing import Any, Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
+from gmn_jax.zoos import small_cnn_zoo_architecture as arch_lib
 from gmn_jax.zoos import zoo as zoo_lib
 
 _LAYOUT_COLUMNS = ('varname', 'start_idx', 'end_idx', 'shape')
 _METRIC_COLUMNS = ('modeldir', 'step', 'test_accuracy', 'test_loss', 'train_accuracy',
                    'train_loss')
 _VARNAME = re.compile(r'^(?:.*/)?(conv2d|dense)(_\d+)?/(kernel|bias)(?::\d+)?$')
-_INPUT_SHAPES = {'mnist': (28, 28, 1), 'fashion_mnist': (28, 28, 1), 'cifar10': (32, 32, 1),
-                 'svhn_cropped': (32, 32, 1), 'svhn': (32, 32, 1), 'digits': (8, 8, 1)}
 _FLAX_LAYER = {'conv2d': 'Conv', 'dense': 'Dense'}
 _TF_LAYER = {'Conv': 'conv2d', 'Dense': 'dense'}
 
 
-def _error(directory, what: str) -> zoo_lib.ZooError:
-  return zoo_lib.ZooError(f'Small CNN Zoo {directory}: {what}')
+_error = arch_lib.error
 
 
 def _open_csv(path: pathlib.Path):
@@ -100,26 +100,8 @@ def _read_layout(directory: pathlib.Path):
       raise _error(directory, f'layout.csv line {line}: {name} spans [{start}, {end}) but '
                    f'should start at {expected_start} and hold {int(np.prod(shape))} values')
     expected_start = end
-    entries.append((tf_layers[tf_layer], param, start, end, shape))
+    entries.append((tf_layers[tf_layer], param, start, end, shape, name))
   return entries, expected_start
-
-
-def _architecture(directory, entries) -> dict[str, Any]:
-  kernels = {layer: shape for layer, param, _, _, shape in entries if param == 'kernel'}
-  convs = sorted((l for l in kernels if l.startswith('Conv_')), key=lambda l: int(l[5:]))
-  denses = [l for l in kernels if l.startswith('Dense_')]
-  if not convs or len(denses) != 1:
-    raise _error(directory, f'expected convolutions then one Dense layer, got {list(kernels)}')
-  widths = {kernels[l][-1] for l in convs}
-  sizes = {kernels[l][:2] for l in convs}
-  if len(widths) != 1 or len(sizes) != 1 or len(kernels[convs[0]]) != 4:
-    raise _error(directory, f'convolutions of unequal widths or kernels: '
-                 f'{ {l: kernels[l] for l in convs} }')
-  (kh, kw), = sizes
-  if kh != kw:
-    raise _error(directory, f'non-square kernels {kh}x{kw} are not supported')
-  return {'width': widths.pop(), 'num_layers': len(convs), 'kernel_size': kh,
-          'num_classes': kernels[denses[0]][-1], 'in_channels': kernels[convs[0]][2]}
 
 
 def _parse(value: str):
@@ -142,28 +124,43 @@ def _column(values: list[str]) -> np.ndarray:
 
 
 def read_small_cnn_zoo(directory: str | os.PathLike, *, rows: Sequence[int] | None = None,
-                       input_shape: Sequence[int] | None = None) -> zoo_lib.Zoo:
+                       input_shape: Sequence[int] | None = None, padding: str | None = None,
+                       strides: int | None = None, activation_column: str | None = None,
+                       log: Callable[[str], None] | None = None) -> zoo_lib.Zoo:
   """Reads a zoo in the Small CNN Zoo format into a `Zoo`. Host-side.
 
   The weights are memory-mapped, so `rows` can pick a part of the full 270,000-row files.
+  What the format does not record is settled as `small_cnn_zoo_architecture` says: these
+  arguments first, then `arch.json` beside layout.csv, then `config.*` columns, then defaults.
 
   Args:
-    directory: holds weights.npy, layout.csv and metrics.csv.gz (or metrics.csv).
+    directory: holds weights.npy, layout.csv and metrics.csv.gz (or metrics.csv), and
+      optionally arch.json.
     rows: indices of the rows to read; None for all.
-    input_shape: (H, W, C) of the members' images; by default from `config.dataset` (MNIST
-      and Fashion-MNIST 28x28, CIFAR-10 and SVHN 32x32, grey) or `config.input_shape`.
+    input_shape: (H, W, C) of the members' images; by default `config.input_shape`, or from
+      `config.dataset` (MNIST and Fashion-MNIST 28x28, CIFAR-10 and SVHN 32x32, digits 8x8,
+      grey).
+    padding: 'SAME' or 'VALID' of every convolution; by default `config.padding`, else 'VALID'
+      (Keras' default, what the published zoos used).
+    strides: of every convolution; by default `config.cnn_stride`, else 2.
+    activation_column: the metrics column naming each run's activation ('relu' or 'tanh');
+      by default `config.activation`. Copied into the table's `activation`.
+    log: called once with a description of the architecture and where each part came from.
 
   Returns:
     A `Zoo` with one width. Its metrics hold every metrics.csv column (`config.` stripped) and
     `member` (one id per `modeldir`, in order of appearance), `snapshot` (the row's rank by
-    `step` within its run), `width`, and `epoch` when the file has one (else -1).
+    `step` within its run), `row` (the row of weights.npy), `width`, and `epoch` when the file
+    has one (else -1).
 
   Raises:
-    ZooError: a file is missing, or the files disagree with each other or with the format.
+    ZooError: a file is missing, or the files disagree with each other or with the format, or
+      the architecture is inconsistent (a feature map vanishes, shapes do not chain): raised
+      before any weights are unflattened, naming the layer and the flag that fixes it.
   """
   directory = pathlib.Path(directory)
   entries, n_params = _read_layout(directory)
-  arch = _architecture(directory, entries)
+  layers = arch_lib.layers_from_layout(directory, entries)
   weights_path = directory / 'weights.npy'
   if not weights_path.exists():
     raise _error(directory, 'weights.npy is missing')
@@ -200,33 +197,26 @@ def read_small_cnn_zoo(directory: str | os.PathLike, *, rows: Sequence[int] | No
   run_start = np.searchsorted(table['member'][order], table['member'][order])
   snapshot[order] = np.arange(len(order)) - run_start
   table['snapshot'] = snapshot
-  table['width'] = np.full(len(order), arch['width'])
+  table['row'] = np.arange(len(order))
+  table['width'] = np.full(len(order), layers['width'])
   table.setdefault('epoch', np.full(len(order), -1))
   table = {k: v[index] for k, v in table.items()}
 
-  strides = int(table['cnn_stride'][0]) if 'cnn_stride' in table and len(index) else 2
-  padding = str(table['padding'][0]) if 'padding' in table and len(index) else 'VALID'
-  if input_shape is None:
-    if 'input_shape' in table and len(index):
-      input_shape = ast.literal_eval(str(table['input_shape'][0]))
-    else:
-      dataset = str(table['dataset'][0]) if 'dataset' in table and len(index) else ''
-      input_shape = _INPUT_SHAPES.get(dataset, (32, 32, arch['in_channels']))
-  input_shape = tuple(int(d) for d in input_shape)
-  if input_shape[-1] != arch['in_channels']:
-    raise _error(directory, f'input shape {input_shape} does not match the first kernel\'s '
-                 f'{arch["in_channels"]} input channels')
+  arch = arch_lib.resolve(directory, layers, table, {
+      'input_shape': input_shape, 'padding': padding, 'strides': strides,
+      'activation_column': activation_column})
+  if log is not None:
+    log(arch.describe())
+  table['activation'] = table[arch.activation_column].astype(str)
 
   block = np.asarray(weights[np.sort(index)] if rows is not None else weights, np.float32)
   if rows is not None:  # back to the requested order
     block = block[np.argsort(np.argsort(index))]
   params: dict[str, dict[str, np.ndarray]] = {}
-  for layer, param, start, end, shape in entries:
+  for layer, param, start, end, shape, _ in entries:
     params.setdefault(layer, {})[param] = block[:, start:end].reshape(len(index), *shape)
-  model_kwargs = {'num_classes': arch['num_classes'], 'num_layers': arch['num_layers'],
-                  'kernel_size': arch['kernel_size'], 'strides': strides, 'padding': padding}
-  return zoo_lib.Zoo({arch['width']: {'params': params}}, {arch['width']: table}, input_shape,
-                     model_kwargs, None)
+  return zoo_lib.Zoo({arch.width: {'params': params}}, {arch.width: table}, arch.input_shape,
+                     arch.model_kwargs(), None)
 
 
 def _layout_rows(variables) -> list[tuple[str, str, tuple[int, ...]]]:
@@ -296,7 +286,7 @@ def write_small_cnn_zoo(zoo: zoo_lib.Zoo, directory: str | os.PathLike, *,
     config['random_seed'] = np.full(n, zoo.config.seed)
     config['epochs'] = np.full(n, zoo.config.snapshot_epochs[-1])
   extras = ('member', 'epoch', 'diverged')
-  skip = set(_METRIC_COLUMNS) | {'snapshot', 'width', *extras}
+  skip = set(_METRIC_COLUMNS) | {'snapshot', 'width', 'row', *extras}
   for name, values in table.items():
     if name not in skip:
       config[name] = values

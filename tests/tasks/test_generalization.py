@@ -1,14 +1,23 @@
 """End to end: `python -m experiments.generalization --tiny` trains on held-out-split zoo
-models and its GMN beats a constant predictor; a rerun reuses the zoo and checkpoints;
-diverged zoo members are dropped."""
+models and its GMN beats a constant predictor; predictions.csv re-scores every method; a
+rerun reuses the zoo and checkpoints; diverged zoo members are dropped. The same zoo, exported
+in the Small CNN Zoo format without its padding, with an NFN-style index file, runs under the
+published protocol: the split and filter are NFN's loader's, the test rows are its."""
 
+import csv
+import gzip
+import io
 import json
+import random
 
 import numpy as np
 import pytest
 
+import gmn_jax
 from experiments import generalization as experiment
+from gmn_jax.tasks import published_protocol
 from gmn_jax.tasks.generalization import encode_zoo
+from gmn_jax.training import metrics
 from gmn_jax.zoos.zoo import load_zoo
 
 
@@ -53,3 +62,108 @@ def test_diverged_rows_are_dropped(workdir):
   for row in range(len(kernel)):
     pair = (int(metrics['member'][row]), int(metrics['snapshot'][row]))
     assert (pair in kept) == (row not in (3, 5))
+
+
+def _read_csv(path):
+  with open(path, newline='') as f:
+    return list(csv.DictReader(f))
+
+
+def test_predictions_csv_rescores_every_method(workdir):
+  results = json.loads((workdir / 'results.json').read_text())
+  lines = _read_csv(workdir / 'predictions.csv')
+  assert {'method', 'index', 'row', 'member', 'snapshot', 'step', 'optimizer', 'target',
+          'prediction'} <= set(lines[0])
+  for name, result in results['methods'].items():
+    mine = [line for line in lines if line['method'] == name]
+    assert len(mine) == result['n_test'] > 0
+    target = np.asarray([float(line['target']) for line in mine])
+    np.testing.assert_array_equal(target, [float(line['test_accuracy']) for line in mine])
+    tau = metrics.kendall_tau(target, np.asarray([float(line['prediction']) for line in mine]))
+    assert tau == pytest.approx(result['test']['kendall_tau'], abs=1e-12), name
+
+
+def test_nfn_split_by_hand():
+  """NFN's loader on 10 rows, worked by hand: rows 3 and 6 are not final; the kept order is
+  5 2 8 0 7 9 1 4; test is its second half; random.Random(0) shuffles positions [0, 1, 2, 3]
+  to [2, 0, 1, 3], of which int(0.8 * 4) = 3 train."""
+  final = np.ones(10, bool)
+  final[[3, 6]] = False
+  split = published_protocol.nfn_split(np.asarray([5, 2, 8, 0, 7, 3, 9, 1, 6, 4]), final)
+  assert {k: v.tolist() for k, v in split.items()} == {
+      'train': [8, 5, 2], 'val': [0], 'test': [7, 9, 1, 4]}
+  # The published sizes: 30,000 runs x 9 checkpoints -> 12,000 / 3,000 / 15,000 networks.
+  final = np.tile(np.arange(9) == 8, 30000)
+  sizes = published_protocol.nfn_split(np.random.default_rng(0).permutation(270000), final)
+  assert {k: len(v) for k, v in sizes.items()} == {'train': 12000, 'val': 3000, 'test': 15000}
+
+
+@pytest.mark.parametrize('content, message', [
+    ('3\n1\n3\n', r'rows \[3\] more than once'),
+    ('0\n99\n', r'rows \[99\] outside'),
+    ('0\nseven\n', 'unreadable'),
+])
+def test_split_file_errors(tmp_path, content, message):
+  path = tmp_path / 'split.csv'
+  path.write_text(content)
+  with pytest.raises(published_protocol.SplitFileError, match=message):
+    published_protocol.read_split_file(path, 10)
+  bad = tmp_path / 'split.json'
+  bad.write_text(json.dumps({'train': [0, 1], 'val': [1], 'test': [2]}))
+  with pytest.raises(published_protocol.SplitFileError, match='the parts overlap'):
+    published_protocol.read_split_file(bad, 10)
+
+
+def _export_without_padding(zoo, directory):
+  """The zoo in the Small CNN Zoo format as the published files are: no padding or input
+  shape column, `step` counting epochs; member 0's last checkpoint is at step 5, not 6."""
+  gmn_jax.write_small_cnn_zoo(zoo, directory)
+  path = directory / 'metrics.csv.gz'
+  lines = list(csv.DictReader(io.StringIO(gzip.decompress(path.read_bytes()).decode())))
+  columns = [c for c in lines[0] if c not in ('config.padding', 'config.input_shape')]
+  for line in lines:
+    line['step'] = line['epoch']
+  lines[3]['step'] = '5'
+  text = io.StringIO()
+  writer = csv.DictWriter(text, columns, extrasaction='ignore')
+  writer.writeheader()
+  writer.writerows(lines)
+  path.write_bytes(gzip.compress(text.getvalue().encode()))
+  return [int(line['step']) for line in lines]
+
+
+def test_published_protocol_on_a_digits_zoo_without_padding(workdir, tmp_path):
+  zoo = load_zoo(workdir / 'zoo')
+  assert zoo.config.snapshot_epochs[-1] == 6
+  directory = tmp_path / 'digits'
+  step = _export_without_padding(zoo, directory)
+  with pytest.raises(gmn_jax.ZooError, match='vanishes at Conv_2.*--padding'):
+    experiment.main(['--tiny', '--zoo-dir', str(directory), '--workdir', str(tmp_path / 'x')])
+  (directory / 'arch.json').write_text('{"padding": "SAME"}')
+  order = np.random.default_rng(3).permutation(len(step))
+  (tmp_path / 'nfn_split.csv').write_text(''.join(f'{r}\n' for r in order))
+  out = tmp_path / 'run'
+  experiment.main(['--tiny', '--zoo-dir', str(directory), '--protocol', 'published',
+                   '--split-file', str(tmp_path / 'nfn_split.csv'), '--final-step', '6',
+                   '--methods', 'gmn', 'statnn_gbm', '--epochs', '3', '--workdir', str(out)])
+  # NFN's loader, step by step, on the files: permute, keep step 86 (here 6), split.
+  kept = [int(r) for r in order if step[r] == 6]
+  positions = list(range(int(0.5 * len(kept))))
+  random.Random(0).shuffle(positions)
+  cut = int(0.8 * len(positions))
+  expected = {'train': [kept[i] for i in positions[:cut]],
+              'val': [kept[i] for i in positions[cut:]], 'test': kept[int(0.5 * len(kept)):]}
+  assert 3 not in kept and len(kept) == len(step) // 4 - 1  # member 0 has no step 6
+  assert json.loads((out / 'split.json').read_text()) == expected
+  results = json.loads((out / 'results.json').read_text())
+  assert results['protocol']['protocol'] == 'published'
+  assert results['protocol']['final_step'] == 6
+  assert results['rows'] == {'train': len(expected['train']), 'val': len(expected['val']),
+                             'test': len(expected['test']), 'dropped_diverged': 0}
+  assert 'Protocol: the published protocol' in (out / 'results.md').read_text()
+  lines = _read_csv(out / 'predictions.csv')
+  for name in ('gmn', 'statnn_gbm'):
+    assert [int(l['row']) for l in lines if l['method'] == name] == expected['test']
+  log = [json.loads(l) for l in (out / 'runs' / 'gmn' / 'log.jsonl').read_text().splitlines()]
+  taus = [record['val_kendall_tau'] for record in log]
+  assert results['methods']['gmn']['best_epoch'] == int(np.argmax(taus)) + 1

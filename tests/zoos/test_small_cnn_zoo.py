@@ -6,12 +6,15 @@ its kernel, and a pandas-style unnamed index column in metrics.csv.gz. Every wei
 its column index, so a misplaced slice shows up as a wrong number. Corner cases: rows out of
 order and repeated (`rows=`), runs whose checkpoints are listed out of step order, a plain
 metrics.csv, and missing/corrupt files and files that disagree (named in the error, nothing
-written).
+written). The same layout on 8x8 digits with SAME padding but no padding column is the zoo a
+new user brings: its third feature map vanishes under the format's default (VALID) unless an
+argument or an `arch.json` sidecar says SAME.
 """
 
 import csv
 import gzip
 import io
+import json
 import pathlib
 
 import jax
@@ -35,7 +38,8 @@ ROWS = 6  # 2 runs x 3 checkpoints
 STEPS = [0, 2000, 100, 0, 50, 4000]  # run a: 0, 2000, 100; run b: 0, 50, 4000
 
 
-def _write_fixture(directory: pathlib.Path, metrics_name='metrics.csv.gz') -> np.ndarray:
+def _write_fixture(directory: pathlib.Path, metrics_name='metrics.csv.gz',
+                   dataset='cifar10') -> np.ndarray:
   directory.mkdir(parents=True, exist_ok=True)
   with open(directory / 'layout.csv', 'w', newline='') as f:
     writer = csv.writer(f)
@@ -55,7 +59,7 @@ def _write_fixture(directory: pathlib.Path, metrics_name='metrics.csv.gz') -> np
                    'step', 'test_accuracy', 'test_loss', 'train_accuracy', 'train_loss'])
   for i in range(ROWS):
     run = 'a' if i < 3 else 'b'
-    writer.writerow([i, 'relu' if run == 'a' else 'tanh', 'cifar10', 0.1, 1e-5,
+    writer.writerow([i, 'relu' if run == 'a' else 'tanh', dataset, 0.1, 1e-5,
                      0.01 if run == 'a' else 0.002, 'adam', 0.5, 'he_normal',
                      '' if run == 'a' else 0.05, f'/zoo/run_{run}', STEPS[i], 0.1 * i, 2.0,
                      0.1 * i + 0.05, 1.5])
@@ -96,6 +100,7 @@ def test_read_places_every_slice(fixture_dir):
   np.testing.assert_allclose(table['test_accuracy'], 0.1 * np.arange(ROWS))
   assert zoo.model_kwargs['strides'] == 2 and zoo.model_kwargs['padding'] == 'VALID'
   assert np.all(table['epoch'] == -1)
+  np.testing.assert_array_equal(table['row'], np.arange(ROWS))
 
 
 def test_converts_through_the_tracer(fixture_dir):
@@ -120,6 +125,59 @@ def test_rows_and_plain_csv(tmp_path):
   np.testing.assert_array_equal(zoo.params[16]['params']['Conv_2']['bias'],
                                 weights[[4, 1, 4], 2480:2496])  # after 160 + 2320 values
   np.testing.assert_array_equal(zoo.metrics[16]['step'], [STEPS[4], STEPS[1], STEPS[4]])
+  np.testing.assert_array_equal(zoo.metrics[16]['row'], [4, 1, 4])
+
+
+@pytest.fixture
+def digits_dir(tmp_path) -> pathlib.Path:
+  """8x8 digit CNNs trained with SAME padding; the files do not say so."""
+  directory = tmp_path / 'digits'
+  _write_fixture(directory, dataset='digits')
+  return directory
+
+
+def test_vanishing_feature_map_names_the_layer_and_the_flag(digits_dir):
+  before = {p.name: p.read_bytes() for p in digits_dir.iterdir()}
+  with pytest.raises(gmn_jax.ZooError, match=r'vanishes at Conv_2: its 1x1 input.* stride 2 '
+                     r'and VALID padding leave 0x0.*--padding'):
+    gmn_jax.read_small_cnn_zoo(digits_dir)
+  assert {p.name: p.read_bytes() for p in digits_dir.iterdir()} == before
+
+
+@pytest.mark.parametrize('how', ['argument', 'arch.json', 'argument over arch.json'])
+def test_padding_from_an_argument_or_the_sidecar(digits_dir, how):
+  kwargs = {}
+  if how != 'argument':
+    padding = 'VALID' if how == 'argument over arch.json' else 'same'
+    (digits_dir / 'arch.json').write_text(json.dumps({'padding': padding}))
+  if how != 'arch.json':
+    kwargs['padding'] = 'SAME'
+  lines = []
+  zoo = gmn_jax.read_small_cnn_zoo(digits_dir, log=lines.append, **kwargs)
+  assert zoo.model_kwargs['padding'] == 'SAME' and zoo.input_shape == (8, 8, 1)
+  source = 'arch.json' if how == 'arch.json' else 'argument'
+  assert f'padding SAME ({source}; --padding)' in lines[0]
+  assert "input_shape (8, 8, 1) (from config.dataset 'digits'" in lines[0]
+  assert 'feature maps 8x8 -> 4x4 -> 2x2 -> 1x1' in lines[0]
+  logits = zoo.model(16, 'relu').apply(jax.tree.map(lambda a: a[0], zoo.params[16]),
+                                       zoo.example_input(2))
+  assert logits.shape == (2, 10)
+
+
+def test_activation_column_and_input_shape(digits_dir):
+  path = digits_dir / 'metrics.csv.gz'
+  path.write_bytes(gzip.compress(gzip.decompress(path.read_bytes()).replace(
+      b'config.activation', b'config.act_fn')))
+  with pytest.raises(gmn_jax.ZooError, match='no config.activation column.*--activation-column'):
+    gmn_jax.read_small_cnn_zoo(digits_dir, padding='SAME')
+  zoo = gmn_jax.read_small_cnn_zoo(digits_dir, padding='SAME', activation_column='act_fn')
+  assert list(zoo.metrics[16]['activation']) == ['relu'] * 3 + ['tanh'] * 3
+  with pytest.raises(gmn_jax.ZooError, match='input shape .8, 8, 3. .argument. has 3 channels '
+                     'but the first kernel takes 1; fix it with --input-shape'):
+    gmn_jax.read_small_cnn_zoo(digits_dir, padding='SAME', activation_column='act_fn',
+                               input_shape=(8, 8, 3))
+  with pytest.raises(gmn_jax.ZooError, match='config.optimizer holds .*adam.*--activation'):
+    gmn_jax.read_small_cnn_zoo(digits_dir, padding='SAME', activation_column='optimizer')
 
 
 def test_write_read_round_trip(fixture_dir, tmp_path):
@@ -168,6 +226,14 @@ def test_write_needs_one_width(fixture_dir, tmp_path):
     (lambda d: (d / 'layout.csv').write_text(
         (d / 'layout.csv').read_text().replace(',16,160,', ',16,161,')),
      'should start at'),
+    (lambda d: (d / 'layout.csv').write_text(  # as many values, channels that do not chain
+        (d / 'layout.csv').read_text().replace('(3, 3, 16, 16)', '(3, 3, 8, 32)', 1)),
+     r'Conv_1 \(sequential/conv2d_1/kernel:0\) takes 8 channels in .* the layer before '
+     'gives 16'),
+    (lambda d: (d / 'arch.json').write_text('{"pading": "SAME"}'),
+     'arch.json must be a JSON object with keys'),
+    (lambda d: (d / 'arch.json').write_text('{"padding": "FULL"}'),
+     "padding 'FULL' from arch.json is not valid"),
 ])
 def test_damaged_files(fixture_dir, damage, message):
   directory, _ = fixture_dir
