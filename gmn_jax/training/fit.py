@@ -25,8 +25,8 @@ import optax
 import orbax.checkpoint as ocp
 from jax.sharding import Mesh
 
-from gmn_jax import progress as progress_lib
 from gmn_jax import mesh as mesh_lib
+from gmn_jax import progress as progress_lib
 from gmn_jax.training import metrics
 from gmn_jax.training.graph_set import GraphSet
 
@@ -179,9 +179,9 @@ def fit(model: nn.Module, data: GraphSet, train: np.ndarray, val: np.ndarray,
       batch's samples); nothing is saved for that epoch.
   """
   run_dir = pathlib.Path(workdir) / name
+  place = _Placement(mesh, config.batch_size)  # a batch the mesh cannot split: refused first
   run_dir.mkdir(parents=True, exist_ok=True)
   _check_run(run_dir, _run_identity(model, config, train, val))
-  place = _Placement(mesh, config.batch_size)
   budget = data.budget(place.shard_size)
   steps_per_epoch = -(-len(train) // config.batch_size)
   tx = _optimizer(config, steps_per_epoch * config.epochs)
@@ -213,12 +213,10 @@ def fit(model: nn.Module, data: GraphSet, train: np.ndarray, val: np.ndarray,
     updates, opt_state = tx.update(grads, opt_state, params)
     return optax.apply_updates(params, updates), opt_state, loss
 
-  if place.mesh is not None:
-    train_step = place.jit(train_step, tuple(
-        mesh_lib.state_shardings(state[k], place.mesh) for k in ('params', 'opt_state')
-    ) + (mesh_lib.replicated(place.mesh),))
-  else:
-    train_step = jax.jit(train_step)
+  train_step = place.jit(train_step, None if place.mesh is None else (
+      mesh_lib.state_shardings(state['params'], place.mesh),
+      mesh_lib.state_shardings(state['opt_state'], place.mesh),
+      mesh_lib.replicated(place.mesh)))
   evaluate = place.jit(predict_fn)
   for epoch in range(int(state['epoch']), config.epochs):
     rng = np.random.default_rng([config.seed, epoch])

@@ -6,6 +6,7 @@ shards empty; a run killed on 4 devices resumes on 1, and one killed on 1 resume
 """
 
 import json
+import shutil
 
 import jax
 import numpy as np
@@ -35,16 +36,23 @@ def _kill(epoch, _):
 
 @pytest.fixture(scope='module')
 def one(tmp_path_factory):
+  """(data, the one-device run, a copy of its run directory after its first epoch)."""
   assert jax.device_count() == 4
-  data = _data()
-  return data, fit(_MODEL, data, _TRAIN, _VAL, _CONFIG, tmp_path_factory.mktemp('one'),
-                   progress=False)
+  data, workdir = _data(), tmp_path_factory.mktemp('one')
+  snapshot = tmp_path_factory.mktemp('one_after_epoch_1')
+
+  def copy_first_epoch(epoch, _):
+    if epoch == 1:  # the checkpoint is complete when on_epoch_end runs
+      shutil.copytree(workdir, snapshot, dirs_exist_ok=True)
+
+  return data, fit(_MODEL, data, _TRAIN, _VAL, _CONFIG, workdir, progress=False,
+                   on_epoch_end=copy_first_epoch), snapshot
 
 
 def test_four_devices_match_one_and_resume_on_one(one, tmp_path):
   """Losses, validation metrics and predictions of 4 devices are those of 1; the checkpoint of
   the first epoch on 4 devices resumes on 1 device (no mesh)."""
-  data, single = one
+  data, single, _ = one
   with pytest.raises(_Interrupt):
     fit(_MODEL, data, _TRAIN, _VAL, _CONFIG, tmp_path, progress=False, on_epoch_end=_kill,
         mesh=make_mesh())
@@ -62,12 +70,10 @@ def test_four_devices_match_one_and_resume_on_one(one, tmp_path):
 
 
 def test_one_device_resumes_on_an_fsdp_mesh(one, tmp_path):
-  """A run killed on one device resumes on data=2 x model=2 with its parameters and Adam
-  moments split over 'model', and ends where the one-device run ends."""
-  data, single = one
-  with pytest.raises(_Interrupt):
-    fit(_MODEL, data, _TRAIN, _VAL, _CONFIG, tmp_path, progress=False, on_epoch_end=_kill)
-  resumed = fit(_MODEL, data, _TRAIN, _VAL, _CONFIG, tmp_path, progress=False,
+  """A run stopped after one epoch on one device resumes on data=2 x model=2 with its
+  parameters and Adam moments split over 'model', and ends where the one-device run ends."""
+  data, single, after_epoch_1 = one
+  resumed = fit(_MODEL, data, _TRAIN, _VAL, _CONFIG, after_epoch_1, progress=False,
                 mesh=make_mesh(data=2, model=2))
   _close(resumed, single)
   specs = {str(leaf.sharding.spec) for leaf in jax.tree.leaves(resumed.params)}
@@ -75,7 +81,8 @@ def test_one_device_resumes_on_an_fsdp_mesh(one, tmp_path):
   assert all(len(leaf.sharding.device_set) == 4 for leaf in jax.tree.leaves(resumed.params))
 
 
-def test_a_batch_the_shards_do_not_divide_is_refused(tmp_path):
+def test_a_batch_the_shards_do_not_divide_is_refused(one, tmp_path):
   with pytest.raises(ValueError, match='multiple of 4'):
-    fit(_MODEL, _data(8), np.arange(6), np.arange(6, 8), TrainConfig(epochs=1, batch_size=6),
-        tmp_path, progress=False, mesh=make_mesh())
+    fit(_MODEL, one[0], _TRAIN, _VAL, TrainConfig(epochs=1, batch_size=6), tmp_path,
+        progress=False, mesh=make_mesh())
+  assert not (tmp_path / 'model').exists()  # refused before anything is written
