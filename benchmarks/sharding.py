@@ -2,6 +2,7 @@
 
     python benchmarks/sharding.py                      # 1M, 4M, 16M, 32M edges; 1 and 4 devices
     python benchmarks/sharding.py --edges 1e6 --devices 1 4   # a quick run
+    python benchmarks/sharding.py --plan-only  # compile only: XLA's memory plan, no step run
 
 The graph is an MLP's parameter graph (a chain of square Dense layers, one edge per weight)
 with about the requested number of edges. GMN (hidden 32, two layers, edge updates,
@@ -53,7 +54,7 @@ def _graph(n_edges: int):
   return graph, pg
 
 
-def _run(n_edges: int, devices: int, hidden: int, layers: int) -> dict:
+def _run(n_edges: int, devices: int, hidden: int, layers: int, plan_only: bool) -> dict:
   import jax
   import jax.numpy as jnp
   import gmn_jax
@@ -78,14 +79,16 @@ def _run(n_edges: int, devices: int, hidden: int, layers: int) -> dict:
   compiled = step.lower(params, graph).compile()
   compile_s = time.perf_counter() - tic
   plan = compiled.memory_analysis()
+  result = {'edges': int(budget.n_edge), 'devices': devices, 'compile_s': compile_s,
+            'device_plan_gib': (plan.argument_size_in_bytes + plan.temp_size_in_bytes) / _GIB}
+  if plan_only:
+    return result
   value, grads = compiled(params, graph)
   jax.block_until_ready(grads)
   tic = time.perf_counter()
   value, grads = compiled(params, graph)
   jax.block_until_ready(grads)
-  return {'edges': int(budget.n_edge), 'devices': devices, 'compile_s': compile_s,
-          'step_s': time.perf_counter() - tic, 'loss': float(value),
-          'device_plan_gib': (plan.argument_size_in_bytes + plan.temp_size_in_bytes) / _GIB,
+  return {**result, 'step_s': time.perf_counter() - tic, 'loss': float(value),
           'peak_rss_gib': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / _GIB}
 
 
@@ -95,10 +98,13 @@ def main() -> None:
   parser.add_argument('--devices', type=int, nargs='+', default=[1, 4])
   parser.add_argument('--hidden', type=int, default=32)
   parser.add_argument('--layers', type=int, default=2)
+  parser.add_argument('--plan-only', action='store_true',
+                      help="compile only and print XLA's per-device memory plan")
   parser.add_argument('--child', nargs=2, type=float, help=argparse.SUPPRESS)
   args = parser.parse_args()
   if args.child:
-    print(json.dumps(_run(int(args.child[0]), int(args.child[1]), args.hidden, args.layers)))
+    print(json.dumps(_run(int(args.child[0]), int(args.child[1]), args.hidden, args.layers,
+                          args.plan_only)))
     return
   print(f'GMN hidden {args.hidden}, {args.layers} layers, remat; forward + backward, one graph')
   print(f'{"edges":>11} {"devices":>7} {"compile s":>9} {"step s":>8} '
@@ -107,15 +113,18 @@ def main() -> None:
     for devices in args.devices:
       env = dict(os.environ, XLA_FLAGS=f'--xla_force_host_platform_device_count={devices}')
       run = subprocess.run([sys.executable, __file__, '--child', str(n_edges), str(devices),
-                            '--hidden', str(args.hidden), '--layers', str(args.layers)],
+                            '--hidden', str(args.hidden), '--layers', str(args.layers)]
+                           + (['--plan-only'] if args.plan_only else []),
                            env=env, capture_output=True, text=True)
       if run.returncode:
         why = 'out of memory' if run.returncode in (-9, 137) else run.stderr.strip()[-300:]
         print(f'{int(n_edges):>11,} {devices:>7} failed: {why}')
         continue
       r = json.loads(run.stdout.strip().splitlines()[-1])
-      print(f'{r["edges"]:>11,} {devices:>7} {r["compile_s"]:>9.1f} {r["step_s"]:>8.2f} '
-            f'{r["device_plan_gib"]:>15.2f} {r["peak_rss_gib"]:>12.2f}', flush=True)
+      ran = (f'{r["step_s"]:>8.2f}', f'{r["peak_rss_gib"]:>12.2f}') if 'step_s' in r else (
+          f'{"-":>8}', f'{"(not run)":>12}')
+      print(f'{r["edges"]:>11,} {devices:>7} {r["compile_s"]:>9.1f} {ran[0]} '
+            f'{r["device_plan_gib"]:>15.2f} {ran[1]}', flush=True)
 
 
 if __name__ == '__main__':
