@@ -268,8 +268,9 @@ def train_members(config: ZooConfig, width: int, member_ids: np.ndarray,
       shards of one width share one compilation.
     mesh: split the member axis over this mesh's `'data'` axis (None: the mesh set with
       `jax.set_mesh`, if any, else one device): `size` is rounded up to a multiple of its
-      size and each device trains its own members, with no communication (the data sets are
-      replicated). Each member's result is the one it gets on one device.
+      size, each device holds its own members' state and the data sets are replicated; XLA
+      partitions the vmapped program. Each member's result is the one it gets on one device
+      (tests/zoos/zoo_on_devices.py). On several hosts every host gathers the whole result.
 
   Returns:
     `{'params': variables pytree, leaves [m, S, ...], 'metrics': {name: [m, S]},
