@@ -7,6 +7,8 @@
     python -m experiments.generalization --zoo-dir PATH --padding SAME --input-shape 8,8,1
     python -m experiments.generalization --zoo-dir cifar10 --protocol published --split-file
         cifar10_split.csv --methods nggnn ngt statnn_gbm --epoch-scale 0.05  # (one line)
+    python -m experiments.generalization --data-parallel # zoo members and batches over every
+                                                         # device (of every host: README Scaling)
 
 Writes results.json, results.md, predictions.csv (every test row of every method, with its
 row of weights.npy and metadata), predictions.png and learning_curves.png to --workdir; a
@@ -14,8 +16,12 @@ killed run started again with the same flags resumes where it stopped.
 """
 
 import argparse
+import contextlib
 import dataclasses
 
+import jax
+
+from gmn_jax.mesh import initialize_distributed, make_mesh
 from gmn_jax.tasks.generalization import (METHODS, PROTOCOLS, GeneralizationConfig,
                                           train_and_evaluate)
 from gmn_jax.training.report import table
@@ -62,7 +68,11 @@ def main(argv=None) -> None:
   parser.add_argument('--probes', type=int, help='random-noise probe inputs whose per-neuron '
                       'values GMN and NG-GNN read (default 16; 0: weights only)')
   parser.add_argument('--seed', type=int, help='seed of the splits and of training')
+  parser.add_argument('--data-parallel', action='store_true', help='split zoo members and '
+                      'training batches over all devices (a "data" mesh axis); on several '
+                      'hosts set JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES, JAX_PROCESS_ID')
   args = parser.parse_args(argv)
+  initialize_distributed()  # several hosts, when the environment says so
   config = (GeneralizationConfig.tiny() if args.tiny else GeneralizationConfig.quick()
             if args.quick else GeneralizationConfig.default())
   zoo = config.zoo
@@ -88,7 +98,8 @@ def main(argv=None) -> None:
   if args.methods:
     changes['methods'] = tuple(args.methods)
   config = dataclasses.replace(config, zoo=zoo, train=train, **changes)
-  results = train_and_evaluate(config, args.workdir)
+  with jax.set_mesh(make_mesh()) if args.data_parallel else contextlib.nullcontext():
+    results = train_and_evaluate(config, args.workdir)
   print(table(results))
   print(f'\nreport: {args.workdir}/results.md ({results["total_seconds"]:.0f} s)')
 

@@ -6,31 +6,33 @@ metrics) → `tasks` (one experiment each); `io` holds checkpoints, graph files 
 The names below are re-exported from them.
 """
 
-from gmn_jax import graphs, io, metanets, tasks, training, zoos
+from gmn_jax import graphs, io, mesh, metanets, tasks, training, zoos
 from gmn_jax import testing  # pylint: disable=g-bad-import-order
 from gmn_jax.graphs import (EdgeType, NodeType, ParameterGraph, Symmetry, UnsupportedModelError,
                             from_params, trace, trace_function)
 from gmn_jax.io import convert_checkpoint, draw_graph, load_graphs, save_graphs
 from gmn_jax.metanets import (GMN, NGGNN, NGT, Budget, EdgeDeepSets, LayerStatistics, Metanetwork,
                               StatNN, WeightMLP, batch, budget_for, fit_layer_statistics,
-                              graph_mask, mean_log_degree, pad_features, standardize_per_layer,
-                              unbatch)
+                              graph_mask, mean_log_degree, pad_features, shard_edges,
+                              standardize_per_layer, unbatch)
 from gmn_jax.tasks.generalization import GeneralizationConfig, train_and_evaluate
+from gmn_jax.mesh import initialize_distributed, make_mesh
 from gmn_jax.training import FitResult, GraphSet, TrainConfig, fit, predict
 from gmn_jax.zoos import (ImageDataset, SmallCNN, Zoo, ZooArchitecture, ZooConfig, ZooError,
                           generate_zoo, load_dataset, load_zoo, read_small_cnn_zoo,
                           write_small_cnn_zoo)
 
 __all__ = [
-    'graphs', 'io', 'metanets', 'tasks', 'testing', 'training', 'zoos',
-    'FitResult', 'GeneralizationConfig', 'GraphSet', 'TrainConfig', 'fit', 'predict',
+    'graphs', 'io', 'mesh', 'metanets', 'tasks', 'testing', 'training', 'zoos',
+    'FitResult', 'GeneralizationConfig', 'GraphSet', 'TrainConfig', 'fit', 'initialize_distributed',
+    'make_mesh', 'predict',
     'train_and_evaluate',
     'ImageDataset', 'SmallCNN', 'Zoo', 'ZooArchitecture', 'ZooConfig', 'ZooError',
     'generate_zoo', 'load_dataset', 'load_zoo', 'read_small_cnn_zoo', 'write_small_cnn_zoo',
     'Budget', 'EdgeDeepSets', 'GMN', 'LayerStatistics', 'Metanetwork', 'NGGNN', 'NGT', 'StatNN',
     'WeightMLP',
     'batch', 'budget_for', 'fit_layer_statistics', 'graph_mask', 'mean_log_degree',
-    'pad_features', 'standardize_per_layer', 'unbatch',
+    'pad_features', 'shard_edges', 'standardize_per_layer', 'unbatch',
     'EdgeType', 'NodeType', 'ParameterGraph', 'Symmetry', 'UnsupportedModelError',
     'from_params', 'trace', 'trace_function',
     'convert_checkpoint', 'draw_graph', 'load_graphs', 'save_graphs',

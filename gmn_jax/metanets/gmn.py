@@ -100,17 +100,22 @@ class GMNLayer(nn.Module):
 
 
 def stack_layers(layer: type[nn.Module], num_layers: int, carry: Any, index: GraphIndex,
-                scan: bool = False, **fields) -> Any:
+                scan: bool = False, remat: bool = False, **fields) -> Any:
   """Applies `num_layers` blocks of `layer`, each with its own parameters.
 
   `layer(**fields)` maps `(carry, index)` to `(carry, None)`. With `scan=True` the blocks run
   under `nn.scan`: XLA compiles one block whatever the depth (parameters stacked on a leading
   axis under the name `layers`), but on CPU the step runs slower, since every saved
   activation is copied into a stacked buffer for the backward pass. Otherwise the loop is
-  unrolled (`layer_0`, `layer_1`, ...).
+  unrolled (`layer_0`, `layer_1`, ...). With `remat=True` each block is rematerialised
+  (`nn.remat`): the backward pass keeps only the blocks' inputs and recomputes the rest, so
+  memory grows with one block's activations instead of all of them (same parameters, same
+  names, same values; about one more forward pass of compute).
   """
   if num_layers == 0:
     return carry
+  if remat:
+    layer = nn.remat(layer)
   if not scan:
     for i in range(num_layers):
       carry, _ = layer(name=f'layer_{i}', **fields)(carry, index)
@@ -144,6 +149,8 @@ class GMN(Metanetwork):
     global_dim: width of `u`.
     scan_layers: run the blocks under `nn.scan` (compiles faster for deep stacks, runs
       slower on CPU; see `stack_layers`).
+    remat_layers: rematerialise each block in the backward pass (less memory for graphs of
+      millions of edges; see `stack_layers` and `gmn_jax.metanets.sharded`).
     The readout, activation and value-encoding settings: see `Metanetwork`.
   """
 
@@ -158,6 +165,7 @@ class GMN(Metanetwork):
   use_globals: bool = False
   global_dim: int = 64
   scan_layers: bool = False
+  remat_layers: bool = False
 
   @nn.compact
   def __call__(self, graphs: jraph.GraphsTuple) -> jraph.GraphsTuple:
@@ -170,7 +178,7 @@ class GMN(Metanetwork):
         edge_dim=self.edge_dim, hidden_dim=self.hidden_dim or self.node_dim,
         aggregators=aggregators, scalers=scalers, avg_log_degree=self.avg_log_degree,
         bidirectional=self.bidirectional, update_edges=self.update_edges,
-        activation=self.activation, scan=self.scan_layers)
+        activation=self.activation, scan=self.scan_layers, remat=self.remat_layers)
     v = nn.LayerNorm(name='final_node_norm')(v)
     e = nn.LayerNorm(name='final_edge_norm')(e)
     if u is not None:

@@ -3,8 +3,9 @@ metanetwork, its per-epoch log, checkpoints and predictions out.
 
 `graph_set` holds graphs of one or more architectures with their targets and draws augmented,
 padded batches; `fit` trains with optax (one jitted step, orbax checkpoints, resumable) and
-`predict` reads out; `metrics` scores predictions (Kendall τ, R²); `report` writes tables and
-plots. The tasks in `gmn_jax.tasks` are built on these.
+`predict` reads out, on one device or data-parallel over a device mesh (`gmn_jax.mesh`);
+`metrics` scores predictions (Kendall τ, R²); `report` writes tables and plots. The tasks
+in `gmn_jax.tasks` are built on these.
 """
 
 from gmn_jax.training import metrics, report

@@ -23,7 +23,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import orbax.checkpoint as ocp
+from jax.sharding import Mesh
 
+from gmn_jax import mesh as mesh_lib
 from gmn_jax import progress as progress_lib
 from gmn_jax.training import metrics
 from gmn_jax.training.graph_set import GraphSet
@@ -81,7 +83,8 @@ def _check_run(run_dir: pathlib.Path, identity: dict[str, Any]) -> None:
   """Writes `run.json` for a new run; refuses a directory that holds a different one."""
   path = run_dir / 'run.json'
   if not path.exists():
-    path.write_text(json.dumps(identity, indent=1))
+    if jax.process_index() == 0:  # one writer when several hosts share the directory
+      path.write_text(json.dumps(identity, indent=1))
     return
   saved = json.loads(path.read_text())
   if saved != identity:
@@ -91,25 +94,63 @@ def _check_run(run_dir: pathlib.Path, identity: dict[str, Any]) -> None:
         'cannot be resumed. Use another work directory, or delete this one to start over.')
 
 
-def _predict_fn(model: nn.Module):
+def _predict_fn(model: nn.Module, sharded: bool = False):
   def predict(params, graphs):
     return jax.nn.sigmoid(model.apply(params, graphs).globals[:, 0])
-  return predict
+  # Data parallel: graphs stacked [shards, ...], one sub-batch per device of the 'data' axis.
+  return jax.vmap(predict, in_axes=(None, 0)) if sharded else predict
+
+
+class _Placement:
+  """Where a run's batches and state live: one device (all no-ops, today's path) or a
+  mesh (`mesh.py`: sub-batches over `'data'`, the state replicated or FSDP-sharded)."""
+
+  def __init__(self, mesh: Mesh | None, batch_size: int):
+    self.mesh = mesh_lib.current_mesh(mesh)
+    self.shards = 1 if self.mesh is None else mesh_lib.data_shards(self.mesh)
+    self.shard_size = (batch_size if self.mesh is None
+                       else mesh_lib.check_batch_size(batch_size, self.mesh))
+
+  def batches(self, data: GraphSet, indices, batch_size, budget, *args):
+    for graphs, targets, mask in data.batches(indices, batch_size, budget, *args,
+                                              shards=self.shards):
+      if self.mesh is None:
+        yield graphs, targets, mask, mask
+      else:  # device arrays, and the host mask to pick out the predictions
+        if self.shards == 1:  # a one-device mesh: still the stacked layout the step expects
+          graphs, targets, mask = jax.tree.map(lambda a: a[None], (graphs, targets, mask))
+        yield mesh_lib.place_batch(graphs, self.mesh), *mesh_lib.place_batch(
+            (targets, mask), self.mesh), mask
+
+  def state(self, state):
+    return state if self.mesh is None else mesh_lib.place_state(state, self.mesh)
+
+  def jit(self, fn, out_shardings=None):
+    if self.mesh is None:
+      return jax.jit(fn)
+    return jax.jit(fn, out_shardings=out_shardings or mesh_lib.replicated(self.mesh))
 
 
 def predict(model: nn.Module, params, data: GraphSet, indices: np.ndarray,
-            batch_size: int = 64) -> np.ndarray:
-  """Predictions (sigmoid of the first output) for `data[indices]`, in order."""
-  budget = data.budget(batch_size)
-  fn = jax.jit(_predict_fn(model))
-  out = [np.asarray(fn(params, g))[m] for g, _, m in data.batches(indices, batch_size, budget)]
+            batch_size: int = 64, mesh: Mesh | None = None) -> np.ndarray:
+  """Predictions (sigmoid of the first output) for `data[indices]`, in order.
+
+  With a mesh (the argument, or one set by `jax.set_mesh`) the batches are split over its
+  `'data'` axis (`batch_size` must be a multiple of its size); the predictions are the same.
+  """
+  place = _Placement(mesh, batch_size)
+  budget = data.budget(place.shard_size)
+  fn = place.jit(_predict_fn(model, place.mesh is not None))
+  params = place.state(params)
+  out = [np.asarray(fn(params, g))[m]
+         for g, _, _, m in place.batches(data, indices, batch_size, budget)]
   return np.concatenate(out) if out else np.zeros(0, np.float32)
 
 
 def fit(model: nn.Module, data: GraphSet, train: np.ndarray, val: np.ndarray,
         config: TrainConfig, workdir: str | pathlib.Path, name: str = 'model',
         on_epoch_end: Callable[[int, dict[str, float]], None] | None = None,
-        progress: bool = True) -> FitResult:
+        progress: bool = True, mesh: Mesh | None = None) -> FitResult:
   """Trains `model` on `data[train]` (MSE between sigmoid output and target), validating on
   `data[val]` each epoch. Host-side driver around one jitted train step.
 
@@ -122,6 +163,11 @@ def fit(model: nn.Module, data: GraphSet, train: np.ndarray, val: np.ndarray,
     name: the run's name (a folder in `workdir`).
     on_epoch_end: called with (epoch, metrics) after each epoch's checkpoint is written.
     progress: show a progress bar.
+    mesh: train data-parallel over this mesh's `'data'` axis (None: the mesh set with
+      `jax.set_mesh`, if any, else one device). Each batch is split into one sub-batch of
+      `batch_size / n_data` graphs per shard; the losses and predictions are those of one
+      device, up to float rounding. The mesh is not part of the run's identity: a run
+      resumes on another mesh shape (or on one device) from its checkpoints.
 
   Returns:
     The parameters of the epoch with the best validation Kendall τ, and the history.
@@ -133,9 +179,10 @@ def fit(model: nn.Module, data: GraphSet, train: np.ndarray, val: np.ndarray,
       batch's samples); nothing is saved for that epoch.
   """
   run_dir = pathlib.Path(workdir) / name
+  place = _Placement(mesh, config.batch_size)  # a batch the mesh cannot split: refused first
   run_dir.mkdir(parents=True, exist_ok=True)
   _check_run(run_dir, _run_identity(model, config, train, val))
-  budget = data.budget(config.batch_size)
+  budget = data.budget(place.shard_size)
   steps_per_epoch = -(-len(train) // config.batch_size)
   tx = _optimizer(config, steps_per_epoch * config.epochs)
   first, _, _ = next(data.batches(train[:1], config.batch_size, budget))
@@ -143,6 +190,7 @@ def fit(model: nn.Module, data: GraphSet, train: np.ndarray, val: np.ndarray,
   state = {'params': params, 'opt_state': tx.init(params), 'best_params': params,
            'epoch': np.asarray(0), 'best_epoch': np.asarray(-1),
            'best_tau': np.asarray(-np.inf, np.float32)}
+  state = place.state(state)  # restored onto this placement, whatever the run saved on
   history: list[dict[str, float]] = []
   manager = ocp.CheckpointManager(
       (run_dir / 'checkpoints').absolute(),
@@ -152,10 +200,9 @@ def fit(model: nn.Module, data: GraphSet, train: np.ndarray, val: np.ndarray,
     state = manager.restore(manager.latest_step(), args=ocp.args.StandardRestore(state))
     history = [json.loads(line) for line in log_path.read_text().splitlines()
                ][:int(state['epoch'])]
-  predict_fn = _predict_fn(model)
+  predict_fn = _predict_fn(model, place.mesh is not None)
   traces = {'train_step': 0}
 
-  @jax.jit
   def train_step(params, opt_state, graphs, targets, mask):
     traces['train_step'] += 1
 
@@ -166,14 +213,18 @@ def fit(model: nn.Module, data: GraphSet, train: np.ndarray, val: np.ndarray,
     updates, opt_state = tx.update(grads, opt_state, params)
     return optax.apply_updates(params, updates), opt_state, loss
 
-  evaluate = jax.jit(predict_fn)
+  train_step = place.jit(train_step, None if place.mesh is None else (
+      mesh_lib.state_shardings(state['params'], place.mesh),
+      mesh_lib.state_shardings(state['opt_state'], place.mesh),
+      mesh_lib.replicated(place.mesh)))
+  evaluate = place.jit(predict_fn)
   for epoch in range(int(state['epoch']), config.epochs):
     rng = np.random.default_rng([config.seed, epoch])
     order = rng.permutation(train)
     params, opt_state, losses = state['params'], state['opt_state'], []
-    batches = data.batches(order, config.batch_size, budget, rng if config.augment else None,
-                           config.max_scale)
-    for step, (graphs, targets, mask) in enumerate(progress_lib.bar(
+    batches = place.batches(data, order, config.batch_size, budget,
+                            rng if config.augment else None, config.max_scale)
+    for step, (graphs, targets, mask, _) in enumerate(progress_lib.bar(
         batches, enabled=progress, total=steps_per_epoch,
         desc=f'{name} epoch {epoch + 1}/{config.epochs}', leave=False)):
       params, opt_state, loss = train_step(params, opt_state, graphs, targets, mask)
@@ -188,8 +239,8 @@ def fit(model: nn.Module, data: GraphSet, train: np.ndarray, val: np.ndarray,
       losses.append(loss)
     record = {'epoch': epoch + 1, 'train_loss': float(np.mean(losses))}
     if len(val):
-      preds = np.concatenate([np.asarray(evaluate(params, g))[m] for g, _, m in
-                              data.batches(val, config.batch_size, budget)])
+      preds = np.concatenate([np.asarray(evaluate(params, g))[m] for g, _, _, m in
+                              place.batches(data, val, config.batch_size, budget)])
       record.update({f'val_{k}': v for k, v in
                      metrics.regression(data.targets[val], preds).items()})
     else:  # nothing to validate on: keep the last epoch
@@ -206,7 +257,8 @@ def fit(model: nn.Module, data: GraphSet, train: np.ndarray, val: np.ndarray,
                                     else state['best_tau'], np.float32)}
     # The log first: a run killed between the two resumes from the older checkpoint and
     # keeps only as much of the log as that checkpoint covers.
-    log_path.write_text(''.join(json.dumps(r) + '\n' for r in history))
+    if jax.process_index() == 0:
+      log_path.write_text(''.join(json.dumps(r) + '\n' for r in history))
     manager.save(epoch + 1, args=ocp.args.StandardSave(state))
     manager.wait_until_finished()
     if on_epoch_end is not None:

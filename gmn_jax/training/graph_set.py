@@ -70,17 +70,40 @@ class GraphSet:
     return budget_for(self.templates, batch_size)
 
   def batches(self, indices: np.ndarray, batch_size: int, budget: Budget,
-              rng: np.random.Generator | None = None, max_scale: float = 1.0
-              ) -> Iterator[tuple[jraph.GraphsTuple, np.ndarray, np.ndarray]]:
+              rng: np.random.Generator | None = None, max_scale: float = 1.0,
+              shards: int = 1) -> Iterator[tuple[jraph.GraphsTuple, np.ndarray, np.ndarray]]:
     """(padded graphs, targets [n_graph], mask [n_graph]) for consecutive chunks of `indices`,
     augmented as in `graph` when `rng` is given.
 
-    Every batch has the same padded shapes (`budget`), the last one included.
+    Every batch has the same padded shapes (`budget`), the last one included. With
+    `shards` > 1 (data parallelism) each chunk of `batch_size` is split in order into
+    `shards` sub-batches of `batch_size // shards` graphs, each padded to `budget` (a budget
+    for the sub-batch size) and stacked: every array gains a leading axis `[shards, ...]`
+    (targets and mask `[shards, n_graph]`). The same graphs are drawn, with the same
+    augmentation, whatever `shards` is.
     """
+    if batch_size % shards:
+      raise ValueError(f'batch_size {batch_size} is not divisible by {shards} shards')
+    per_shard = batch_size // shards
     for start in range(0, len(indices), batch_size):
       chunk = indices[start:start + batch_size]
-      graphs = batch([self.graph(int(i), rng, max_scale) for i in chunk], budget)
-      targets = np.zeros(budget.n_graph, np.float32)
-      mask = np.zeros(budget.n_graph, bool)
-      targets[:len(chunk)], mask[:len(chunk)] = self.targets[chunk], True
-      yield graphs, targets, mask
+      drawn = [self.graph(int(i), rng, max_scale) for i in chunk]
+      parts = [self._padded(drawn[k:k + per_shard], chunk[k:k + per_shard], budget)
+               for k in range(0, per_shard * shards, per_shard)]
+      yield parts[0] if shards == 1 else jax.tree.map(lambda *a: np.stack(a), *parts)
+
+  def _padded(self, graphs: list[jraph.GraphsTuple], chunk: np.ndarray, budget: Budget
+              ) -> tuple[jraph.GraphsTuple, np.ndarray, np.ndarray]:
+    targets = np.zeros(budget.n_graph, np.float32)
+    mask = np.zeros(budget.n_graph, bool)
+    targets[:len(chunk)], mask[:len(chunk)] = self.targets[chunk], True
+    if graphs:
+      return batch(graphs, budget), targets, mask
+    # A shard left empty by the last, short chunk: padding only (node type INPUT, no edges
+    # between real nodes), so `graph_mask` and the loss mask both drop it.
+    like = batch([self.graph(0)], budget)
+    empty = jax.tree.map(np.zeros_like, like)
+    n_node = np.zeros(budget.n_graph, np.int32)
+    n_edge = np.zeros(budget.n_graph, np.int32)
+    n_node[0], n_edge[0] = budget.n_node, budget.n_edge
+    return empty._replace(n_node=n_node, n_edge=n_edge), targets, mask

@@ -28,7 +28,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from jax.experimental import multihost_utils
+from jax.sharding import Mesh
 
+from gmn_jax import mesh as mesh_lib
 from gmn_jax.zoos import datasets as datasets_lib
 from gmn_jax.zoos.small_cnn import _conv_as_matmul
 from gmn_jax.zoos.config import CATEGORIES, HPARAMS, METRICS, ZooConfig
@@ -252,7 +255,7 @@ def _codes(hparams: Mapping[str, np.ndarray], index: np.ndarray) -> dict[str, np
 
 def train_members(config: ZooConfig, width: int, member_ids: np.ndarray,
                   hparams: Mapping[str, np.ndarray], data: datasets_lib.ImageDataset,
-                  size: int | None = None) -> dict[str, Any]:
+                  size: int | None = None, mesh: Mesh | None = None) -> dict[str, Any]:
   """Trains the given members of one width together in one jitted program. Host-side wrapper.
 
   Args:
@@ -263,6 +266,11 @@ def train_members(config: ZooConfig, width: int, member_ids: np.ndarray,
     data: the training and test data.
     size: train this many members (>= m; extra copies of the last member are dropped), so that
       shards of one width share one compilation.
+    mesh: split the member axis over this mesh's `'data'` axis (None: the mesh set with
+      `jax.set_mesh`, if any, else one device): `size` is rounded up to a multiple of its
+      size, each device holds its own members' state and the data sets are replicated; XLA
+      partitions the vmapped program. Each member's result is the one it gets on one device
+      (tests/zoos/zoo_on_devices.py). On several hosts every host gathers the whole result.
 
   Returns:
     `{'params': variables pytree, leaves [m, S, ...], 'metrics': {name: [m, S]},
@@ -271,12 +279,22 @@ def train_members(config: ZooConfig, width: int, member_ids: np.ndarray,
   member_ids = np.asarray(member_ids)
   m = len(member_ids)
   size = size or m
+  mesh = mesh_lib.current_mesh(mesh)
+  if mesh is not None:
+    shards = mesh_lib.data_shards(mesh)
+    size = -(-size // shards) * shards
   padded = np.concatenate([member_ids, np.repeat(member_ids[-1:], size - m)])
   program, layout = _shard_program(config, width, size, data.input_shape, data.num_classes,
                                    len(data.x_train), len(data.x_test))
-  snapshots, metrics, diverged = program(
-      _codes(hparams, padded), jnp.asarray(padded, jnp.int32), data.x_train, data.y_train,
-      data.x_test, data.y_test)
+  members = (_codes(hparams, padded), np.asarray(padded, np.int32))
+  images = (data.x_train, data.y_train, data.x_test, data.y_test)
+  if mesh is not None:  # members over 'data', images replicated; XLA partitions the vmap
+    members = mesh_lib.place_batch(members, mesh)
+    images = mesh_lib.replicate(images, mesh)
+  snapshots, metrics, diverged = program(*members, *images)
+  if jax.process_count() > 1:  # every host writes the whole shard
+    snapshots, metrics, diverged = multihost_utils.process_allgather(
+        (snapshots, metrics, diverged), tiled=True)
   snapshots = layout.unflatten(np.asarray(snapshots).swapaxes(0, 1)[:m])
   metrics = np.asarray(metrics).swapaxes(0, 1)[:m]
   return {'params': snapshots,

@@ -41,6 +41,7 @@ interrupted generation leaves finished shards intact and resumes with the first 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -192,7 +193,8 @@ def _check_config(directory: pathlib.Path, config: ZooConfig | None) -> ZooConfi
 
 
 def generate_zoo(config: ZooConfig, directory: str | os.PathLike, *,
-                 data_dir: str | None = None, progress: bool = True) -> 'Zoo':
+                 data_dir: str | None = None, progress: bool = True,
+                 mesh: jax.sharding.Mesh | None = None) -> 'Zoo':
   """Trains a zoo into `directory`, shard by shard, resuming what is there. Host-side.
 
   Finished shards (json present, checksum matching) are kept as they are; missing ones are
@@ -205,6 +207,8 @@ def generate_zoo(config: ZooConfig, directory: str | os.PathLike, *,
     directory: where the zoo lives (created if needed).
     data_dir: TFDS data directory, for TFDS data sets.
     progress: show a tqdm bar over the shards.
+    mesh: train each shard's members split over this mesh's `'data'` axis (None: the mesh
+      set with `jax.set_mesh`, if any, else one device); see `train_members`.
 
   Returns:
     The finished zoo, as `load_zoo(directory)` returns it.
@@ -230,7 +234,8 @@ def generate_zoo(config: ZooConfig, directory: str | os.PathLike, *,
     for i, shard in enumerate(progress_lib.bar(todo, enabled=progress, unit='shard',
                                                desc=f'zoo {directory.name}')):
       tic = time.time()
-      result = _train_shard(config, shard, hparams, data)
+      with jax.set_mesh(mesh) if mesh is not None else contextlib.nullcontext():
+        result = _train_shard(config, shard, hparams, data)
       _write_shard(directory, shard, result, hparams, data, config)
       log.info('zoo %s: wrote %s (width %d, %d members)', directory, shard.name, shard.width,
                len(shard.members))

@@ -1,0 +1,8 @@
+"""Edge-sharded message passing on a mesh of 4 simulated CPU devices (see
+`tests/support/devices.py`)."""
+
+from tests.support.devices import run_on_devices
+
+
+def test_edge_sharded_gmn_on_four_devices():
+  run_on_devices('tests/metanets/sharded_on_devices.py')

@@ -1,0 +1,88 @@
+"""Data-parallel fit on 4 devices against 1 (run by test_sharding.py with 4 CPU devices).
+
+Corner cases: the last batch (4 of 36 training graphs, batches of 8) leaves two of the four
+shards empty; a run killed on 4 devices resumes on 1, and one killed on 1 resumes on a 2 x 2
+(data x model, FSDP) mesh.
+"""
+
+import json
+import shutil
+
+import jax
+import numpy as np
+import pytest
+
+import gmn_jax
+from gmn_jax.mesh import make_mesh
+from gmn_jax.training.fit import TrainConfig, fit, predict
+from tests.training.test_fit import _data, _Interrupt
+
+_MODEL = gmn_jax.GMN(node_dim=8, edge_dim=8, num_layers=1, readout_hidden=8)
+_TRAIN, _VAL = np.arange(0, 36), np.arange(36, 48)
+_CONFIG = TrainConfig(epochs=2, batch_size=8, learning_rate=3e-3)
+
+
+def _close(a, b):
+  assert [h['epoch'] for h in a.history] == [1, 2]
+  for x, y in zip(a.history, b.history):
+    assert x.keys() == y.keys()
+    np.testing.assert_allclose([x[k] for k in x], [y[k] for k in x], rtol=2e-4, atol=1e-5)
+  assert a.best_epoch == b.best_epoch
+
+
+def _kill(epoch, _):
+  raise _Interrupt
+
+
+@pytest.fixture(scope='module')
+def one(tmp_path_factory):
+  """(data, the one-device run, a copy of its run directory after its first epoch)."""
+  assert jax.device_count() == 4
+  data, workdir = _data(), tmp_path_factory.mktemp('one')
+  snapshot = tmp_path_factory.mktemp('one_after_epoch_1')
+
+  def copy_first_epoch(epoch, _):
+    if epoch == 1:  # the checkpoint is complete when on_epoch_end runs
+      shutil.copytree(workdir, snapshot, dirs_exist_ok=True)
+
+  return data, fit(_MODEL, data, _TRAIN, _VAL, _CONFIG, workdir, progress=False,
+                   on_epoch_end=copy_first_epoch), snapshot
+
+
+def test_four_devices_match_one_and_resume_on_one(one, tmp_path):
+  """Losses, validation metrics and predictions of 4 devices are those of 1; the checkpoint of
+  the first epoch on 4 devices resumes on 1 device (no mesh)."""
+  data, single, _ = one
+  with pytest.raises(_Interrupt):
+    fit(_MODEL, data, _TRAIN, _VAL, _CONFIG, tmp_path, progress=False, on_epoch_end=_kill,
+        mesh=make_mesh())
+  logged = [json.loads(line) for line in (tmp_path / 'model/log.jsonl').read_text().splitlines()]
+  assert len(logged) == 1  # the first epoch, trained on 4 devices
+  np.testing.assert_allclose(logged[0]['train_loss'], single.history[0]['train_loss'],
+                             rtol=2e-4)
+  resumed = fit(_MODEL, data, _TRAIN, _VAL, _CONFIG, tmp_path, progress=False)
+  _close(resumed, single)
+  p1 = predict(_MODEL, single.params, data, _VAL, batch_size=8)
+  with jax.set_mesh(make_mesh()):  # what a task calling predict gets under a set mesh
+    p4 = predict(_MODEL, resumed.params, data, _VAL, batch_size=8)
+  np.testing.assert_allclose(p4, p1, rtol=1e-4, atol=1e-6)
+  assert np.std(p4) > 1e-3  # not a constant predictor
+
+
+def test_one_device_resumes_on_an_fsdp_mesh(one, tmp_path):
+  """A run stopped after one epoch on one device resumes on data=2 x model=2 with its
+  parameters and Adam moments split over 'model', and ends where the one-device run ends."""
+  data, single, after_epoch_1 = one
+  resumed = fit(_MODEL, data, _TRAIN, _VAL, _CONFIG, after_epoch_1, progress=False,
+                mesh=make_mesh(data=2, model=2))
+  _close(resumed, single)
+  specs = {str(leaf.sharding.spec) for leaf in jax.tree.leaves(resumed.params)}
+  assert any('model' in s for s in specs), specs
+  assert all(len(leaf.sharding.device_set) == 4 for leaf in jax.tree.leaves(resumed.params))
+
+
+def test_a_batch_the_shards_do_not_divide_is_refused(one, tmp_path):
+  with pytest.raises(ValueError, match='multiple of 4'):
+    fit(_MODEL, one[0], _TRAIN, _VAL, TrainConfig(epochs=1, batch_size=6), tmp_path,
+        progress=False, mesh=make_mesh())
+  assert not (tmp_path / 'model').exists()  # refused before anything is written

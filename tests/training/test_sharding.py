@@ -1,0 +1,48 @@
+"""fit and predict on a mesh of 4 simulated CPU devices, in one process and across two
+(see `tests/support/devices.py`)."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import numpy as np
+
+from tests.support.devices import ROOT, run_on_devices
+from tests.training import multihost_run
+
+
+def test_fit_on_four_devices():
+  run_on_devices('tests/training/fit_on_devices.py')
+
+
+def test_fit_on_two_hosts_of_two_devices(tmp_path):
+  """Two processes joined by jax.distributed (gloo collectives on CPU) train one run whose
+  losses and predictions are those of one device."""
+  with socket.socket() as s:
+    s.bind(('localhost', 0))
+    port = s.getsockname()[1]
+  hosts = []
+  for i in range(2):
+    env = dict(os.environ, XLA_FLAGS='--xla_force_host_platform_device_count=2',
+               JAX_PLATFORMS='cpu', JAX_COORDINATOR_ADDRESS=f'localhost:{port}',
+               JAX_NUM_PROCESSES='2', JAX_PROCESS_ID=str(i),
+               PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get('PYTHONPATH', '')]))
+    worker = [sys.executable, str(ROOT / 'tests/training/multihost_worker.py'),
+              str(tmp_path / 'hosts')]
+    hosts.append(subprocess.Popen(worker, cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                                  stderr=subprocess.STDOUT, text=True))
+  single, single_preds = multihost_run.run(tmp_path / 'one')  # meanwhile, on one device
+  try:
+    outputs = [h.communicate(timeout=1200)[0] for h in hosts]
+  finally:
+    for h in hosts:
+      h.kill()
+  for i, (h, out) in enumerate(zip(hosts, outputs)):
+    assert h.returncode == 0, f'host {i} failed:\n{out[-5000:]}'
+    result = json.loads(next(l for l in out.splitlines() if l.startswith('RESULT '))[7:])
+    for a, b in zip(result['history'], single.history):
+      np.testing.assert_allclose([a[k] for k in b], [b[k] for k in b], rtol=2e-4, atol=1e-5)
+    np.testing.assert_allclose(result['predictions'], single_preds, rtol=1e-4, atol=1e-6)
+  assert (tmp_path / 'hosts/model/checkpoints/1').exists()
