@@ -166,7 +166,7 @@ def main():
                       gmn_jax.NGT(node_dim=h, edge_dim=h, num_layers=layers, num_heads=heads,
                                   readout_hidden=h))
     if 'scalegmn' in args.models:
-      out['scalegmn'] = (f'ScaleGMN-B hidden {h}, {layers} layers',
+      out['scalegmn'] = (f'ScaleGMN hidden {h}, {layers} layers, forward',
                          gmn_jax.ScaleGMN(hidden_dim=h, num_layers=layers, readout_hidden=h))
     return out
 

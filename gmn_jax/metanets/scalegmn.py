@@ -162,7 +162,9 @@ class ScaleGMN(nn.Module):
   Attributes:
     hidden_dim: node and edge state width.
     num_layers: message-passing blocks.
-    bidirectional: also pass messages against the edge direction (ScaleGMN-B).
+    bidirectional: also pass messages against the edge direction (ScaleGMN-B). Off by
+      default: the reciprocal of a near-zero weight's edge state is large (up to 1 / ε), and
+      on the CNN zoo such messages kept the B variant from training (see the README).
     reciprocal_backward: backward messages read `reciprocal(e)` (equivariant); False
       reproduces the released ScaleGMN-B, which reads `e` and is not scale-equivariant (kept
       only to test that defect).
@@ -180,7 +182,7 @@ class ScaleGMN(nn.Module):
 
   hidden_dim: int = 64
   num_layers: int = 4
-  bidirectional: bool = True
+  bidirectional: bool = False
   reciprocal_backward: bool = True
   out_features: int = 1
   readout_hidden: int = 64

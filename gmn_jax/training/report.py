@@ -8,8 +8,8 @@ from typing import Any
 
 import numpy as np
 
-LABELS = {'gmn': 'GMN', 'nggnn': 'NG-GNN', 'statnn': 'StatNN', 'statnn_gbm': 'StatNN (GBM)',
-          'mlp': 'flat MLP'}
+LABELS = {'gmn': 'GMN', 'nggnn': 'NG-GNN', 'scalegmn': 'ScaleGMN', 'statnn': 'StatNN',
+          'statnn_gbm': 'StatNN (GBM)', 'mlp': 'flat MLP'}
 
 
 def table(results: dict[str, Any]) -> str:

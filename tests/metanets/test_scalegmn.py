@@ -55,9 +55,10 @@ def _budget() -> gmn_jax.Budget:
 
 @functools.lru_cache(maxsize=None)
 def _network(reciprocal_backward: bool = True):
-  """A one-block ScaleGMN, its random parameters and its jitted apply."""
+  """A one-block ScaleGMN-B (its forward messages are ScaleGMN's), its random parameters
+  and its jitted apply."""
   budget = _budget()
-  net = gmn_jax.ScaleGMN(hidden_dim=8, num_layers=1, readout_hidden=8,
+  net = gmn_jax.ScaleGMN(hidden_dim=8, num_layers=1, readout_hidden=8, bidirectional=True,
                          reciprocal_backward=reciprocal_backward,
                          max_kernel_size=budget.kernel_size, max_param_size=budget.param_size)
   pg, variables = _case('mlp')
