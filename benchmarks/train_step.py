@@ -1,4 +1,4 @@
-"""Train-step throughput of GMN, NG-GNN and NG-T on Small CNN Zoo graphs.
+"""Train-step throughput of GMN, NG-GNN, NG-T and ScaleGMN on Small CNN Zoo graphs.
 
 The Small CNN Zoo architecture (Unterthiner et al. 2020): three 3x3 convolutions of 16
 channels (stride 2, relu), global average pooling and a 10-way dense layer on 28x28x1 inputs:
@@ -9,7 +9,8 @@ in one jitted step.
 
 For each metanetwork and size it prints graphs/s, the compile time (separately), the step's
 FLOPs from XLA's cost analysis, and the achieved FLOP/s as a fraction of a large float32
-matmul's FLOP/s measured in the same process (what this CPU can do).
+matmul's FLOP/s measured in the same process (what this CPU can do), and ScaleGMN's graphs/s
+as a ratio of GMN's at the same width.
 
     python benchmarks/train_step.py            # hidden 32 and 256, ~2-3 minutes on 2 cores
     python benchmarks/train_step.py --quick    # smoke run: 1-layer width-8 models, batch 4
@@ -55,7 +56,7 @@ def small_cnn_zoo(n: int, seed: int = 0):
   assert n_params == 4970 and pg.n_node == 59, (n_params, pg)
   keys = jax.random.split(_key(seed + 1), n)
   zoo = jax.vmap(lambda k: model.init(k, x))(keys)
-  stacked = jax.device_get(jax.vmap(pg.encode)(zoo))
+  stacked = gmn_jax.with_scaling_kinds(jax.device_get(jax.vmap(pg.encode)(zoo)), pg)
   graphs = [jax.tree_util.tree_map(lambda a, i=i: a[i], stacked) for i in range(n)]
   return pg, graphs
 
@@ -125,7 +126,7 @@ def main():
   parser.add_argument('--batch', type=int, default=32)
   parser.add_argument('--steps', type=int, default=0, help='timed steps (default by size)')
   parser.add_argument('--sizes', default='32,256', help='comma-separated hidden sizes')
-  parser.add_argument('--models', default='gmn,nggnn,ngt')
+  parser.add_argument('--models', default='gmn,nggnn,ngt,scalegmn')
   args = parser.parse_args()
   sizes = [8] if args.quick else [int(s) for s in args.sizes.split(',')]
   layers = 1 if args.quick else 4
@@ -164,16 +165,20 @@ def main():
         out['ngt'] = (f'NG-T node {h}/edge {h}/ffn {2 * h}, {heads} heads',
                       gmn_jax.NGT(node_dim=h, edge_dim=h, num_layers=layers, num_heads=heads,
                                   readout_hidden=h))
+    if 'scalegmn' in args.models:
+      out['scalegmn'] = (f'ScaleGMN hidden {h}, {layers} layers, forward',
+                         gmn_jax.ScaleGMN(hidden_dim=h, num_layers=layers, readout_hidden=h))
     return out
 
-  rows = []
+  rows, graphs_s = [], {}
   for h in sizes:
-    for _, (label, model) in configs(h).items():
+    for key, (label, model) in configs(h).items():
       steps = args.steps or (2 if args.quick else (12 if h <= 64 else 5))
       r = benchmark(label, model, batches, targets, steps)
       r['graphs_s'] = args.batch / r['step_s']
       r['frac'] = r['flops'] / r['step_s'] / peak
       rows.append(r)
+      graphs_s[key, h] = r['graphs_s']
       print(f"  {label}: {r['graphs_s']:.1f} graphs/s, compile {r['compile_s']:.1f}s",
             flush=True)
 
@@ -189,6 +194,10 @@ def main():
           f"{100 * r['frac']:8.1f}% {r['cores']:5.2f}")
   print(f'(step ms: median over the timed steps; cores: CPU time / wall time of this process; '
         f'load average now {os.getloadavg()[0]:.1f})')
+  for h in sizes:
+    if ('gmn', h) in graphs_s and ('scalegmn', h) in graphs_s:
+      print(f"ScaleGMN / GMN train-step throughput at width {h}: "
+            f"{graphs_s['scalegmn', h] / graphs_s['gmn', h]:.2f}x")
   print(f"(matmul reference {peak / 1e9:.1f} GFLOP/s; published PyTorch neural-graphs code on "
         'a 2-core machine: NG-GNN-32 ~90 graphs/s, NG-GNN-256 ~6, NG-T CNN-zoo size ~2.8)')
 

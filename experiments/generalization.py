@@ -1,4 +1,4 @@
-"""Predict a CNN's test accuracy from its weights: zoo -> GMN, NG-GNN and baselines -> report.
+"""Predict a CNN's test accuracy from its weights: zoo -> metanetworks, baselines -> report.
 
     python -m experiments.generalization                 # digits zoo, every method (~7-10 min)
     python -m experiments.generalization --quick         # a smoke run
@@ -64,9 +64,9 @@ def main(argv=None) -> None:
   parser.add_argument('--split', choices=('id', 'ood'), help="'ood': test on the widest CNNs")
   parser.add_argument('--methods', nargs='+', choices=METHODS, help='which models to train')
   parser.add_argument('--epochs', type=int, help='training epochs of every method')
-  parser.add_argument('--hidden', type=int, help='width of the GMN and NG-GNN')
+  parser.add_argument('--hidden', type=int, help='width of the graph metanetworks')
   parser.add_argument('--probes', type=int, help='random-noise probe inputs whose per-neuron '
-                      'values GMN and NG-GNN read (default 16; 0: weights only)')
+                      'values the graph metanetworks read (default 16; 0: weights only)')
   parser.add_argument('--seed', type=int, help='seed of the splits and of training')
   parser.add_argument('--data-parallel', action='store_true', help='split zoo members and '
                       'training batches over all devices (a "data" mesh axis); on several '

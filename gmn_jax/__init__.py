@@ -12,9 +12,9 @@ from gmn_jax.graphs import (EdgeType, NodeType, ParameterGraph, Symmetry, Unsupp
                             from_params, trace, trace_function)
 from gmn_jax.io import convert_checkpoint, draw_graph, load_graphs, save_graphs
 from gmn_jax.metanets import (GMN, NGGNN, NGT, Budget, EdgeDeepSets, LayerStatistics, Metanetwork,
-                              StatNN, WeightMLP, batch, budget_for, fit_layer_statistics,
-                              graph_mask, mean_log_degree, pad_features, shard_edges,
-                              standardize_per_layer, unbatch)
+                              ScaleGMN, StatNN, WeightMLP, batch, budget_for,
+                              fit_layer_statistics, graph_mask, mean_log_degree, pad_features,
+                              shard_edges, standardize_per_layer, unbatch, with_scaling_kinds)
 from gmn_jax.tasks.generalization import GeneralizationConfig, train_and_evaluate
 from gmn_jax.mesh import initialize_distributed, make_mesh
 from gmn_jax.training import FitResult, GraphSet, TrainConfig, fit, predict
@@ -29,10 +29,10 @@ __all__ = [
     'train_and_evaluate',
     'ImageDataset', 'SmallCNN', 'Zoo', 'ZooArchitecture', 'ZooConfig', 'ZooError',
     'generate_zoo', 'load_dataset', 'load_zoo', 'read_small_cnn_zoo', 'write_small_cnn_zoo',
-    'Budget', 'EdgeDeepSets', 'GMN', 'LayerStatistics', 'Metanetwork', 'NGGNN', 'NGT', 'StatNN',
-    'WeightMLP',
+    'Budget', 'EdgeDeepSets', 'GMN', 'LayerStatistics', 'Metanetwork', 'NGGNN', 'NGT', 'ScaleGMN',
+    'StatNN', 'WeightMLP',
     'batch', 'budget_for', 'fit_layer_statistics', 'graph_mask', 'mean_log_degree',
-    'pad_features', 'shard_edges', 'standardize_per_layer', 'unbatch',
+    'pad_features', 'shard_edges', 'standardize_per_layer', 'unbatch', 'with_scaling_kinds',
     'EdgeType', 'NodeType', 'ParameterGraph', 'Symmetry', 'UnsupportedModelError',
     'from_params', 'trace', 'trace_function',
     'convert_checkpoint', 'draw_graph', 'load_graphs', 'save_graphs',

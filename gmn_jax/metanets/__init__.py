@@ -3,9 +3,10 @@
 `batching` pads graphs to a fixed budget (one compilation per run); `features` encodes values,
 types and positions; `aggregation` holds the masked segment reductions messages are passed
 with; `readout` turns node and edge states into outputs; `metanetwork` is the base the models
-share; `gmn` (GMN), `neural_graphs` (NG-GNN, NG-T) and `baselines` (StatNN, the flat-weight
-MLP, DeepSets over edges) are the models; `sharded` splits one large graph's edges over
-devices. Reads `graphs` only (node and edge types).
+share; `gmn` (GMN), `neural_graphs` (NG-GNN, NG-T), `scalegmn` (ScaleGMN, from the scale- and
+sign-equivariant blocks of `scale_layers`) and `baselines` (StatNN, the flat-weight MLP,
+DeepSets over edges) are the models; `sharded` splits one large graph's edges over devices.
+Reads `graphs` only (node and edge types).
 """
 
 from gmn_jax.metanets.baselines import EdgeDeepSets, StatNN, WeightMLP
@@ -15,10 +16,12 @@ from gmn_jax.metanets.features import (LayerStatistics, fit_layer_statistics, me
 from gmn_jax.metanets.gmn import GMN
 from gmn_jax.metanets.metanetwork import Metanetwork
 from gmn_jax.metanets.neural_graphs import NGGNN, NGT
+from gmn_jax.metanets.scalegmn import ScaleGMN, with_scaling_kinds
 from gmn_jax.metanets.sharded import edge_shardings, shard_edges
 
 __all__ = [
-    'Budget', 'EdgeDeepSets', 'GMN', 'LayerStatistics', 'Metanetwork', 'NGGNN', 'NGT', 'StatNN',
-    'WeightMLP', 'batch', 'budget_for', 'edge_shardings', 'fit_layer_statistics', 'graph_mask',
-    'mean_log_degree', 'pad_features', 'shard_edges', 'standardize_per_layer', 'unbatch',
+    'Budget', 'EdgeDeepSets', 'GMN', 'LayerStatistics', 'Metanetwork', 'NGGNN', 'NGT', 'ScaleGMN',
+    'StatNN', 'WeightMLP', 'batch', 'budget_for', 'edge_shardings', 'fit_layer_statistics',
+    'graph_mask', 'mean_log_degree', 'pad_features', 'shard_edges', 'standardize_per_layer',
+    'unbatch', 'with_scaling_kinds',
 ]

@@ -3,12 +3,13 @@
 
 `train_and_evaluate(config, workdir)` generates (or reuses) a zoo of small CNNs, encodes every
 snapshot with the tracer, splits by model (never by snapshot of one model), trains GMN,
-NG-GNN, StatNN (an MLP and gradient-boosted trees) and a flat-weight MLP on the same splits,
-and writes `results.json`, `results.md`, `predictions.csv` (every test row of every method)
-and plots to `workdir`. Every stage is cached or checkpointed, so a killed run started again
-resumes where it stopped (the trees take seconds and are refitted). The 'published' protocol
-(`published_protocol`) keeps each run's final checkpoint, splits as NFN's loader does and
-trains NG-GNN and NG-T with Kofinas et al.'s settings, for numbers comparable with the papers.
+NG-GNN, ScaleGMN, StatNN (an MLP and gradient-boosted trees) and a flat-weight MLP on the same
+splits, and writes `results.json`, `results.md`, `predictions.csv` (every test row of every
+method) and plots to `workdir`. Every stage is cached or checkpointed, so a killed run started
+again resumes where it stopped (the trees take seconds and are refitted). The 'published'
+protocol (`published_protocol`) keeps each run's final checkpoint, splits as NFN's loader does
+and trains NG-GNN and NG-T with Kofinas et al.'s settings, for numbers comparable with the
+papers.
 """
 
 from __future__ import annotations
@@ -30,11 +31,13 @@ from gmn_jax.metanets.baselines import StatNN, WeightMLP
 from gmn_jax.metanets.gmn import GMN
 from gmn_jax.training.graph_set import GraphSet
 from gmn_jax.metanets.neural_graphs import NGGNN, NGT
+from gmn_jax.metanets.scalegmn import ScaleGMN, with_scaling_kinds
 from gmn_jax.graphs.tracing import trace
 from gmn_jax.training.fit import TrainConfig, fit, predict
 
-METHODS = ('gmn', 'nggnn', 'statnn', 'statnn_gbm', 'mlp', 'ngt')
-DEFAULT_METHODS = ('gmn', 'nggnn', 'statnn', 'statnn_gbm', 'mlp')
+METHODS = ('gmn', 'nggnn', 'scalegmn', 'statnn', 'statnn_gbm', 'mlp', 'ngt')
+DEFAULT_METHODS = ('gmn', 'nggnn', 'scalegmn', 'statnn', 'statnn_gbm', 'mlp')
+GRAPH_METANETWORKS = ('gmn', 'nggnn', 'scalegmn', 'ngt')
 PROTOCOLS = ('all_snapshots', 'published')
 
 
@@ -63,14 +66,16 @@ class GeneralizationConfig:
     ood_test_widths: the widths held out for testing in the 'ood' split (default: widest).
     test_fraction: share of models (not snapshots) held out for testing in the 'id' split.
     val_fraction: share of the remaining models used for validation.
-    methods: which of 'gmn', 'nggnn', 'statnn' (StatNN's statistics into an MLP),
+    methods: which of 'gmn', 'nggnn', 'scalegmn' (also equivariant to the ReLU rescalings and
+      tanh sign flips of each member), 'statnn' (StatNN's statistics into an MLP),
       'statnn_gbm' (the same statistics into scikit-learn's gradient boosting, the paper's
       strongest StatNN), 'mlp' and 'ngt' (NG-T, not in the default run) to train.
-    probes: K, how many random-noise probe inputs each network is run on; GMN and NG-GNN
-      read every neuron's value on them as node features (`gmn_jax.graphs.probe`). No data set
-      examples are used. StatNN and the flat MLP read weights only. 0: off.
-    hidden: width of the GMN and NG-GNN.
-    layers: message-passing layers of the GMN and NG-GNN.
+    probes: K, how many random-noise probe inputs each network is run on; the graph
+      metanetworks read every neuron's value on them as node features
+      (`gmn_jax.graphs.probe`). No data set examples are used. StatNN and the flat MLP read
+      weights only. 0: off.
+    hidden: width of the graph metanetworks.
+    layers: message-passing layers of the graph metanetworks.
     train: optimisation settings shared by every method.
     max_abs_param: rows holding a parameter larger than this in magnitude are dropped as
       diverged, as are rows that are not finite. ReLU members trained with large steps can
@@ -202,7 +207,8 @@ def encode_zoo(zoo: zoo_lib.Zoo, probes: int = 0, max_abs_param: float = np.inf
       example = jax.tree.map(lambda a: a[0], params)
       pg = trace(zoo.model(width, act), example, zoo.example_input())
       templates.append(pg)
-      stacked.append(jax.jit(jax.vmap(lambda v, pg=pg: pg.encode(v, inputs)))(params))
+      stacked.append(with_scaling_kinds(  # ScaleGMN reads each neuron's factor kind
+          jax.jit(jax.vmap(lambda v, pg=pg: pg.encode(v, inputs)))(params), pg))
       tables.append({k: v[rows] for k, v in table.items()})
       archs.append((int(width), str(act)))
   table = {k: np.concatenate([t[k] for t in tables]) for k in tables[0]}
@@ -250,6 +256,9 @@ def _model(name: str, config: GeneralizationConfig, data: Data, arch: int | None
       return NGT.preset('small_cnn_zoo', readout_hidden=256, **sizes)
     return NGT(node_dim=config.hidden, edge_dim=config.hidden, num_layers=config.layers,
                readout_hidden=config.hidden, **sizes)
+  if name == 'scalegmn':
+    return ScaleGMN(hidden_dim=config.hidden, num_layers=config.layers,
+                    readout_hidden=config.hidden, **sizes)
   if name == 'statnn':
     return StatNN(hidden=(4 * config.hidden, 4 * config.hidden))
   pg = data.graphs.templates[arch]
@@ -360,7 +369,7 @@ def train_and_evaluate(config: GeneralizationConfig, workdir: str | pathlib.Path
   for name in config.methods:
     rows = (train, val, test)
     note = (f'weights and each neuron\'s values on {config.probes} noise probes'
-            if config.probes and name in ('gmn', 'nggnn', 'ngt') else '')
+            if config.probes and name in GRAPH_METANETWORKS else '')
     arch = None
     if name == 'mlp':
       arch, note = _flat_mlp_architecture(data)
