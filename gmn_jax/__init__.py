@@ -17,6 +17,7 @@ from gmn_jax.metanets import (GMN, NGGNN, NGT, Budget, EdgeDeepSets, LayerStatis
                               unbatch)
 from gmn_jax.tasks.generalization import GeneralizationConfig, train_and_evaluate
 from gmn_jax.training import FitResult, GraphSet, TrainConfig, fit, predict
+from gmn_jax.zoos import (InrZoo, InrZooConfig, Siren, generate_inr_zoo, load_inr_zoo)
 from gmn_jax.zoos import (ImageDataset, SmallCNN, Zoo, ZooConfig, ZooError, generate_zoo,
                           load_dataset, load_zoo, read_small_cnn_zoo, write_small_cnn_zoo)
 
@@ -26,6 +27,7 @@ __all__ = [
     'train_and_evaluate',
     'ImageDataset', 'SmallCNN', 'Zoo', 'ZooConfig', 'ZooError', 'generate_zoo', 'load_dataset',
     'load_zoo', 'read_small_cnn_zoo', 'write_small_cnn_zoo',
+    'InrZoo', 'InrZooConfig', 'Siren', 'generate_inr_zoo', 'load_inr_zoo',
     'Budget', 'EdgeDeepSets', 'GMN', 'LayerStatistics', 'Metanetwork', 'NGGNN', 'NGT', 'StatNN',
     'WeightMLP',
     'batch', 'budget_for', 'fit_layer_statistics', 'graph_mask', 'mean_log_degree',
