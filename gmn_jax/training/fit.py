@@ -3,7 +3,8 @@
 `fit` trains any Flax module `GraphsTuple -> GraphsTuple` (whose `globals` hold one
 prediction per graph) on a `GraphSet` with optax (AdamW, linear warm-up then cosine decay,
 gradient clipping), validates every epoch and keeps the parameters of the best validation
-Kendall τ. The whole train state is saved with orbax every epoch; a killed run started again
+Kendall τ (`loss='mse'`: regression of a sigmoid output) or accuracy (`loss='cross_entropy'`:
+classification, `globals` holding one logit per class and the targets class ids). The whole train state is saved with orbax every epoch; a killed run started again
 with the same arguments resumes at its last epoch and ends with the same result, because the
 data order and augmentation of each epoch depend only on (seed, epoch).
 """
@@ -42,6 +43,16 @@ class TrainConfig:
   augment: bool = True  # random symmetries of the training graphs, drawn per sample
   max_scale: float = 2.0  # with augment: ReLU rescaling range and tanh/sin sign flips; 1 = off
   seed: int = 0
+  loss: str = 'mse'  # 'mse' (sigmoid output vs target) or 'cross_entropy' (class logits)
+
+  def __post_init__(self):
+    if self.loss not in LOSSES:
+      raise ValueError(f'unknown loss {self.loss!r}; choose from {LOSSES}')
+
+
+LOSSES = ('mse', 'cross_entropy')
+# The validation metric that picks the best epoch, per loss.
+_SELECT = {'mse': 'val_kendall_tau', 'cross_entropy': 'val_accuracy'}
 
 
 @dataclasses.dataclass
@@ -91,17 +102,19 @@ def _check_run(run_dir: pathlib.Path, identity: dict[str, Any]) -> None:
         'cannot be resumed. Use another work directory, or delete this one to start over.')
 
 
-def _predict_fn(model: nn.Module):
+def _predict_fn(model: nn.Module, loss: str = 'mse'):
   def predict(params, graphs):
-    return jax.nn.sigmoid(model.apply(params, graphs).globals[:, 0])
+    out = model.apply(params, graphs).globals
+    return jax.nn.sigmoid(out[:, 0]) if loss == 'mse' else out
   return predict
 
 
 def predict(model: nn.Module, params, data: GraphSet, indices: np.ndarray,
-            batch_size: int = 64) -> np.ndarray:
-  """Predictions (sigmoid of the first output) for `data[indices]`, in order."""
+            batch_size: int = 64, loss: str = 'mse') -> np.ndarray:
+  """Predictions for `data[indices]`, in order: `[n]` sigmoid of the first output
+  (`loss='mse'`) or `[n, classes]` logits (`'cross_entropy'`). Host-side driver."""
   budget = data.budget(batch_size)
-  fn = jax.jit(_predict_fn(model))
+  fn = jax.jit(_predict_fn(model, loss))
   out = [np.asarray(fn(params, g))[m] for g, _, m in data.batches(indices, batch_size, budget)]
   return np.concatenate(out) if out else np.zeros(0, np.float32)
 
@@ -110,7 +123,8 @@ def fit(model: nn.Module, data: GraphSet, train: np.ndarray, val: np.ndarray,
         config: TrainConfig, workdir: str | pathlib.Path, name: str = 'model',
         on_epoch_end: Callable[[int, dict[str, float]], None] | None = None,
         progress: bool = True) -> FitResult:
-  """Trains `model` on `data[train]` (MSE between sigmoid output and target), validating on
+  """Trains `model` on `data[train]` (MSE between sigmoid output and target, or cross-entropy
+  of class logits, per `config.loss`), validating on
   `data[val]` each epoch. Host-side driver around one jitted train step.
 
   Args:
@@ -124,7 +138,8 @@ def fit(model: nn.Module, data: GraphSet, train: np.ndarray, val: np.ndarray,
     progress: show a progress bar.
 
   Returns:
-    The parameters of the epoch with the best validation Kendall τ, and the history.
+    The parameters of the epoch with the best validation Kendall τ (accuracy for
+    `config.loss='cross_entropy'`), and the history.
 
   Raises:
     ValueError: if `workdir/name` holds checkpoints of a run with another model, config or
@@ -152,7 +167,8 @@ def fit(model: nn.Module, data: GraphSet, train: np.ndarray, val: np.ndarray,
     state = manager.restore(manager.latest_step(), args=ocp.args.StandardRestore(state))
     history = [json.loads(line) for line in log_path.read_text().splitlines()
                ][:int(state['epoch'])]
-  predict_fn = _predict_fn(model)
+  predict_fn = _predict_fn(model, config.loss)
+  select = _SELECT[config.loss]
   traces = {'train_step': 0}
 
   @jax.jit
@@ -160,6 +176,10 @@ def fit(model: nn.Module, data: GraphSet, train: np.ndarray, val: np.ndarray,
     traces['train_step'] += 1
 
     def loss_fn(p):
+      if config.loss == 'cross_entropy':
+        error = optax.softmax_cross_entropy_with_integer_labels(
+            predict_fn(p, graphs), targets.astype(jnp.int32))
+        return jnp.sum(jnp.where(mask, error, 0.0)) / jnp.maximum(mask.sum(), 1)
       error = jnp.where(mask, predict_fn(p, graphs) - targets, 0.0)
       return jnp.sum(error ** 2) / jnp.maximum(mask.sum(), 1)
     loss, grads = jax.value_and_grad(loss_fn)(params)
@@ -190,19 +210,19 @@ def fit(model: nn.Module, data: GraphSet, train: np.ndarray, val: np.ndarray,
     if len(val):
       preds = np.concatenate([np.asarray(evaluate(params, g))[m] for g, _, m in
                               data.batches(val, config.batch_size, budget)])
-      record.update({f'val_{k}': v for k, v in
-                     metrics.regression(data.targets[val], preds).items()})
+      score = metrics.regression if config.loss == 'mse' else metrics.classification
+      record.update({f'val_{k}': v for k, v in score(data.targets[val], preds).items()})
     else:  # nothing to validate on: keep the last epoch
-      record['val_kendall_tau'] = float('nan')
+      record[select] = float('nan')
     history.append(record)
     progress_lib.line(f'{name} epoch {epoch + 1}/{config.epochs}: ' + ', '.join(
         f'{k} {v:.4g}' for k, v in record.items() if k != 'epoch'), enabled=progress)
-    improved = not len(val) or record['val_kendall_tau'] > float(state['best_tau'])
+    improved = not len(val) or record[select] > float(state['best_tau'])
     state = {'params': params, 'opt_state': opt_state,
              'best_params': params if improved else state['best_params'],
              'epoch': np.asarray(epoch + 1),
              'best_epoch': np.asarray(epoch + 1) if improved else state['best_epoch'],
-             'best_tau': np.asarray(record['val_kendall_tau'] if improved
+             'best_tau': np.asarray(record[select] if improved
                                     else state['best_tau'], np.float32)}
     # The log first: a run killed between the two resumes from the older checkpoint and
     # keeps only as much of the log as that checkpoint covers.
