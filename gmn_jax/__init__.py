@@ -17,18 +17,21 @@ from gmn_jax.metanets import (GMN, NGGNN, NGT, Budget, EdgeDeepSets, LayerStatis
                               shard_edges, standardize_per_layer, unbatch, with_scaling_kinds)
 from gmn_jax.tasks.generalization import GeneralizationConfig, train_and_evaluate
 from gmn_jax.mesh import initialize_distributed, make_mesh
+from gmn_jax.tasks.inr_classification import InrClassificationConfig
 from gmn_jax.training import FitResult, GraphSet, TrainConfig, fit, predict
-from gmn_jax.zoos import (ImageDataset, SmallCNN, Zoo, ZooArchitecture, ZooConfig, ZooError,
-                          generate_zoo, load_dataset, load_zoo, read_small_cnn_zoo,
+from gmn_jax.zoos import (ImageDataset, InrZoo, InrZooConfig, Siren, SmallCNN, Zoo,
+                          ZooArchitecture, ZooConfig, ZooError, generate_inr_zoo, generate_zoo,
+                          load_dataset, load_inr_zoo, load_zoo, read_small_cnn_zoo,
                           write_small_cnn_zoo)
 
 __all__ = [
     'graphs', 'io', 'mesh', 'metanets', 'tasks', 'testing', 'training', 'zoos',
-    'FitResult', 'GeneralizationConfig', 'GraphSet', 'TrainConfig', 'fit', 'initialize_distributed',
-    'make_mesh', 'predict',
+    'FitResult', 'GeneralizationConfig', 'GraphSet', 'InrClassificationConfig', 'TrainConfig',
+    'fit', 'initialize_distributed', 'make_mesh', 'predict',
     'train_and_evaluate',
     'ImageDataset', 'SmallCNN', 'Zoo', 'ZooArchitecture', 'ZooConfig', 'ZooError',
     'generate_zoo', 'load_dataset', 'load_zoo', 'read_small_cnn_zoo', 'write_small_cnn_zoo',
+    'InrZoo', 'InrZooConfig', 'Siren', 'generate_inr_zoo', 'load_inr_zoo',
     'Budget', 'EdgeDeepSets', 'GMN', 'LayerStatistics', 'Metanetwork', 'NGGNN', 'NGT', 'ScaleGMN',
     'StatNN', 'WeightMLP',
     'batch', 'budget_for', 'fit_layer_statistics', 'graph_mask', 'mean_log_degree',

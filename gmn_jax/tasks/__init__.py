@@ -3,8 +3,10 @@
 
 - `generalization`: predict a CNN's test accuracy from its weights (zoo → graphs → GMN, NG-GNN
   and baselines → report); `published_protocol`: the papers' split and settings for it.
+- `inr_classification`: classify SIRENs fitted to images from their weights (INR zoo → graphs
+  → GMN, NG-GNN, NG-T and baselines → report, `inr_report`).
 """
 
-from gmn_jax.tasks import generalization, published_protocol
+from gmn_jax.tasks import generalization, inr_classification, published_protocol
 
-__all__ = ['generalization', 'published_protocol']
+__all__ = ['generalization', 'inr_classification', 'published_protocol']

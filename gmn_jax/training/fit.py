@@ -3,7 +3,8 @@
 `fit` trains any Flax module `GraphsTuple -> GraphsTuple` (whose `globals` hold one
 prediction per graph) on a `GraphSet` with optax (AdamW, linear warm-up then cosine decay,
 gradient clipping), validates every epoch and keeps the parameters of the best validation
-Kendall τ. The whole train state is saved with orbax every epoch; a killed run started again
+Kendall τ (`loss='mse'`: regression of a sigmoid output) or accuracy (`loss='cross_entropy'`:
+classification, `globals` holding one logit per class and the targets class ids). The whole train state is saved with orbax every epoch; a killed run started again
 with the same arguments resumes at its last epoch and ends with the same result, because the
 data order and augmentation of each epoch depend only on (seed, epoch).
 """
@@ -44,6 +45,16 @@ class TrainConfig:
   augment: bool = True  # random symmetries of the training graphs, drawn per sample
   max_scale: float = 2.0  # with augment: ReLU rescaling range and tanh/sin sign flips; 1 = off
   seed: int = 0
+  loss: str = 'mse'  # 'mse' (sigmoid output vs target) or 'cross_entropy' (class logits)
+
+  def __post_init__(self):
+    if self.loss not in LOSSES:
+      raise ValueError(f'unknown loss {self.loss!r}; choose from {LOSSES}')
+
+
+LOSSES = ('mse', 'cross_entropy')
+# The validation metric that picks the best epoch, per loss.
+_SELECT = {'mse': 'val_kendall_tau', 'cross_entropy': 'val_accuracy'}
 
 
 @dataclasses.dataclass
@@ -94,9 +105,10 @@ def _check_run(run_dir: pathlib.Path, identity: dict[str, Any]) -> None:
         'cannot be resumed. Use another work directory, or delete this one to start over.')
 
 
-def _predict_fn(model: nn.Module, sharded: bool = False):
+def _predict_fn(model: nn.Module, loss: str = 'mse', sharded: bool = False):
   def predict(params, graphs):
-    return jax.nn.sigmoid(model.apply(params, graphs).globals[:, 0])
+    out = model.apply(params, graphs).globals
+    return jax.nn.sigmoid(out[:, 0]) if loss == 'mse' else out
   # Data parallel: graphs stacked [shards, ...], one sub-batch per device of the 'data' axis.
   return jax.vmap(predict, in_axes=(None, 0)) if sharded else predict
 
@@ -132,15 +144,16 @@ class _Placement:
 
 
 def predict(model: nn.Module, params, data: GraphSet, indices: np.ndarray,
-            batch_size: int = 64, mesh: Mesh | None = None) -> np.ndarray:
-  """Predictions (sigmoid of the first output) for `data[indices]`, in order.
+            batch_size: int = 64, mesh: Mesh | None = None, loss: str = 'mse') -> np.ndarray:
+  """Predictions for `data[indices]`, in order: `[n]` sigmoid of the first output
+  (`loss='mse'`) or `[n, classes]` logits (`'cross_entropy'`). Host-side driver.
 
   With a mesh (the argument, or one set by `jax.set_mesh`) the batches are split over its
   `'data'` axis (`batch_size` must be a multiple of its size); the predictions are the same.
   """
   place = _Placement(mesh, batch_size)
   budget = data.budget(place.shard_size)
-  fn = place.jit(_predict_fn(model, place.mesh is not None))
+  fn = place.jit(_predict_fn(model, loss, place.mesh is not None))
   params = place.state(params)
   out = [np.asarray(fn(params, g))[m]
          for g, _, _, m in place.batches(data, indices, batch_size, budget)]
@@ -151,7 +164,8 @@ def fit(model: nn.Module, data: GraphSet, train: np.ndarray, val: np.ndarray,
         config: TrainConfig, workdir: str | pathlib.Path, name: str = 'model',
         on_epoch_end: Callable[[int, dict[str, float]], None] | None = None,
         progress: bool = True, mesh: Mesh | None = None) -> FitResult:
-  """Trains `model` on `data[train]` (MSE between sigmoid output and target), validating on
+  """Trains `model` on `data[train]` (MSE between sigmoid output and target, or cross-entropy
+  of class logits, per `config.loss`), validating on
   `data[val]` each epoch. Host-side driver around one jitted train step.
 
   Args:
@@ -170,7 +184,8 @@ def fit(model: nn.Module, data: GraphSet, train: np.ndarray, val: np.ndarray,
       resumes on another mesh shape (or on one device) from its checkpoints.
 
   Returns:
-    The parameters of the epoch with the best validation Kendall τ, and the history.
+    The parameters of the epoch with the best validation Kendall τ (accuracy for
+    `config.loss='cross_entropy'`), and the history.
 
   Raises:
     ValueError: if `workdir/name` holds checkpoints of a run with another model, config or
@@ -200,13 +215,18 @@ def fit(model: nn.Module, data: GraphSet, train: np.ndarray, val: np.ndarray,
     state = manager.restore(manager.latest_step(), args=ocp.args.StandardRestore(state))
     history = [json.loads(line) for line in log_path.read_text().splitlines()
                ][:int(state['epoch'])]
-  predict_fn = _predict_fn(model, place.mesh is not None)
+  predict_fn = _predict_fn(model, config.loss, place.mesh is not None)
+  select = _SELECT[config.loss]
   traces = {'train_step': 0}
 
   def train_step(params, opt_state, graphs, targets, mask):
     traces['train_step'] += 1
 
     def loss_fn(p):
+      if config.loss == 'cross_entropy':
+        error = optax.softmax_cross_entropy_with_integer_labels(
+            predict_fn(p, graphs), targets.astype(jnp.int32))
+        return jnp.sum(jnp.where(mask, error, 0.0)) / jnp.maximum(mask.sum(), 1)
       error = jnp.where(mask, predict_fn(p, graphs) - targets, 0.0)
       return jnp.sum(error ** 2) / jnp.maximum(mask.sum(), 1)
     loss, grads = jax.value_and_grad(loss_fn)(params)
@@ -241,19 +261,19 @@ def fit(model: nn.Module, data: GraphSet, train: np.ndarray, val: np.ndarray,
     if len(val):
       preds = np.concatenate([np.asarray(evaluate(params, g))[m] for g, _, _, m in
                               place.batches(data, val, config.batch_size, budget)])
-      record.update({f'val_{k}': v for k, v in
-                     metrics.regression(data.targets[val], preds).items()})
+      score = metrics.regression if config.loss == 'mse' else metrics.classification
+      record.update({f'val_{k}': v for k, v in score(data.targets[val], preds).items()})
     else:  # nothing to validate on: keep the last epoch
-      record['val_kendall_tau'] = float('nan')
+      record[select] = float('nan')
     history.append(record)
     progress_lib.line(f'{name} epoch {epoch + 1}/{config.epochs}: ' + ', '.join(
         f'{k} {v:.4g}' for k, v in record.items() if k != 'epoch'), enabled=progress)
-    improved = not len(val) or record['val_kendall_tau'] > float(state['best_tau'])
+    improved = not len(val) or record[select] > float(state['best_tau'])
     state = {'params': params, 'opt_state': opt_state,
              'best_params': params if improved else state['best_params'],
              'epoch': np.asarray(epoch + 1),
              'best_epoch': np.asarray(epoch + 1) if improved else state['best_epoch'],
-             'best_tau': np.asarray(record['val_kendall_tau'] if improved
+             'best_tau': np.asarray(record[select] if improved
                                     else state['best_tau'], np.float32)}
     # The log first: a run killed between the two resumes from the older checkpoint and
     # keeps only as much of the log as that checkpoint covers.

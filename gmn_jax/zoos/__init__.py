@@ -3,17 +3,24 @@
 `datasets` loads images (scikit-learn's digits offline; TFDS sets prepared beforehand);
 `small_cnn` is the zoo's CNN; `config` samples each member's hyperparameters; `training` trains
 a shard of members in one vmapped, jitted program; `zoo` generates, checksums, resumes and loads
-zoos; `small_cnn_zoo` reads and writes the public Small CNN Zoo format, and
-`small_cnn_zoo_architecture` settles and checks what that format does not record. Independent
-of the metanetworks: a zoo is parameters and metrics, turned into graphs by `graphs`.
+zoos; `siren` fits SIRENs (implicit neural representations) to images and `inr_zoo` stores
+zoos of them (both through `shards`, the shared on-disk layout); `small_cnn_zoo` reads and
+writes the public Small CNN Zoo format, and `small_cnn_zoo_architecture` settles and checks
+what that format does not record. Independent of the metanetworks: a zoo is parameters and
+metrics, turned into graphs by `graphs`.
 """
 
 from gmn_jax.zoos.datasets import ImageDataset, load_dataset
+from gmn_jax.zoos.inr_zoo import (InrZoo, InrZooConfig, generate_inr_zoo, load_images,
+                                  load_inr_zoo)
+from gmn_jax.zoos.siren import CONVENTIONS, Siren, fit_sirens, render
 from gmn_jax.zoos.small_cnn_zoo import read_small_cnn_zoo, write_small_cnn_zoo
 from gmn_jax.zoos.small_cnn_zoo_architecture import ZooArchitecture
 from gmn_jax.zoos.zoo import SmallCNN, Zoo, ZooConfig, ZooError, generate_zoo, load_zoo
 
 __all__ = [
+    'CONVENTIONS', 'InrZoo', 'InrZooConfig', 'Siren', 'fit_sirens', 'generate_inr_zoo',
+    'load_images', 'load_inr_zoo', 'render',
     'ImageDataset', 'SmallCNN', 'Zoo', 'ZooArchitecture', 'ZooConfig', 'ZooError',
     'generate_zoo', 'load_dataset', 'load_zoo', 'read_small_cnn_zoo', 'write_small_cnn_zoo',
 ]

