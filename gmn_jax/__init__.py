@@ -15,6 +15,7 @@ from gmn_jax.metanets import (GMN, NGGNN, NGT, Budget, EdgeDeepSets, Editor, Fla
                               StatNN, WeightMLP, batch, budget_for, fit_layer_statistics,
                               graph_mask, mean_log_degree, pad_features, standardize_per_layer,
                               unbatch)
+from gmn_jax.tasks import EditingConfig
 from gmn_jax.tasks.generalization import GeneralizationConfig, train_and_evaluate
 from gmn_jax.training import FitResult, GraphSet, TrainConfig, fit, predict
 from gmn_jax.zoos import (InrZoo, InrZooConfig, Siren, generate_inr_zoo, load_inr_zoo)
@@ -23,7 +24,7 @@ from gmn_jax.zoos import (ImageDataset, SmallCNN, Zoo, ZooConfig, ZooError, gene
 
 __all__ = [
     'graphs', 'io', 'metanets', 'tasks', 'testing', 'training', 'zoos',
-    'FitResult', 'GeneralizationConfig', 'GraphSet', 'TrainConfig', 'fit', 'predict',
+    'EditingConfig', 'FitResult', 'GeneralizationConfig', 'GraphSet', 'TrainConfig', 'fit', 'predict',
     'train_and_evaluate',
     'ImageDataset', 'SmallCNN', 'Zoo', 'ZooConfig', 'ZooError', 'generate_zoo', 'load_dataset',
     'load_zoo', 'read_small_cnn_zoo', 'write_small_cnn_zoo',

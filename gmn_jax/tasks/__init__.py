@@ -3,8 +3,11 @@
 
 - `generalization`: predict a CNN's test accuracy from its weights (zoo → graphs → GMN, NG-GNN
   and baselines → report).
+- `inr_editing`: edit INRs through their weights (dilation, contrast, flip; `image_edits`
+  holds the targets, `inr_editing_report` the report).
 """
 
-from gmn_jax.tasks import generalization
+from gmn_jax.tasks import generalization, image_edits, inr_editing
+from gmn_jax.tasks.inr_editing import EditingConfig
 
-__all__ = ['generalization']
+__all__ = ['EditingConfig', 'generalization', 'image_edits', 'inr_editing']
