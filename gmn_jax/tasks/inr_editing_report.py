@@ -75,8 +75,8 @@ def _plot_edits(path: pathlib.Path, data, methods, config) -> None:
   matplotlib.use('Agg')
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
   rows = data.split['test'][:config.n_pictures]
-  columns = [('INR (original)', np.asarray(methods['identity']['pictures'])
-              if 'identity' in methods else data.originals[rows]),
+  columns = [('INR (original)', np.asarray(methods['identity']['pictures']))
+             if 'identity' in methods else ('image (original)', data.originals[rows]),
              (f'target ({config.edit})', data.targets[rows])]
   columns += [(LABELS[n].split(' (')[0], r['pictures']) for n, r in methods.items()
               if n != 'identity']
