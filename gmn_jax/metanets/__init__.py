@@ -5,12 +5,14 @@ types and positions; `aggregation` holds the masked segment reductions messages 
 with; `readout` turns node and edge states into outputs; `metanetwork` is the base the models
 share; `gmn` (GMN), `neural_graphs` (NG-GNN, NG-T), `scalegmn` (ScaleGMN, from the scale- and
 sign-equivariant blocks of `scale_layers`) and `baselines` (StatNN, the flat-weight MLP,
-DeepSets over edges) are the models; `sharded` splits one large graph's edges over devices.
-Reads `graphs` only (node and edge types).
+DeepSets over edges) are the models; `editing` turns them into weight editors
+(theta + s * delta); `sharded` splits one large graph's edges over devices. Reads `graphs`
+only (node and edge types).
 """
 
 from gmn_jax.metanets.baselines import EdgeDeepSets, StatNN, WeightMLP
 from gmn_jax.metanets.batching import Budget, batch, budget_for, graph_mask, pad_features, unbatch
+from gmn_jax.metanets.editing import EditScales, Editor, FlatEditor, index_features
 from gmn_jax.metanets.features import (LayerStatistics, fit_layer_statistics, mean_log_degree,
                                        standardize_per_layer)
 from gmn_jax.metanets.gmn import GMN
@@ -20,8 +22,8 @@ from gmn_jax.metanets.scalegmn import ScaleGMN, with_scaling_kinds
 from gmn_jax.metanets.sharded import edge_shardings, shard_edges
 
 __all__ = [
-    'Budget', 'EdgeDeepSets', 'GMN', 'LayerStatistics', 'Metanetwork', 'NGGNN', 'NGT', 'ScaleGMN',
-    'StatNN', 'WeightMLP', 'batch', 'budget_for', 'edge_shardings', 'fit_layer_statistics',
-    'graph_mask', 'mean_log_degree', 'pad_features', 'shard_edges', 'standardize_per_layer',
-    'unbatch', 'with_scaling_kinds',
+    'Budget', 'EditScales', 'Editor', 'EdgeDeepSets', 'FlatEditor', 'GMN', 'LayerStatistics',
+    'Metanetwork', 'NGGNN', 'NGT', 'ScaleGMN', 'StatNN', 'WeightMLP', 'batch', 'budget_for',
+    'edge_shardings', 'fit_layer_statistics', 'graph_mask', 'index_features', 'mean_log_degree',
+    'pad_features', 'shard_edges', 'standardize_per_layer', 'unbatch', 'with_scaling_kinds',
 ]

@@ -5,8 +5,13 @@
   and baselines → report); `published_protocol`: the papers' split and settings for it.
 - `inr_classification`: classify SIRENs fitted to images from their weights (INR zoo → graphs
   → GMN, NG-GNN, NG-T and baselines → report, `inr_report`).
+- `inr_editing`: edit INRs through their weights (dilation, contrast, flip; `image_edits`
+  holds the targets, `inr_editing_report` the report).
 """
 
-from gmn_jax.tasks import generalization, inr_classification, published_protocol
+from gmn_jax.tasks import (generalization, image_edits, inr_classification, inr_editing,
+                           published_protocol)
+from gmn_jax.tasks.inr_editing import EditingConfig
 
-__all__ = ['generalization', 'inr_classification', 'published_protocol']
+__all__ = ['EditingConfig', 'generalization', 'image_edits', 'inr_classification', 'inr_editing',
+           'published_protocol']
