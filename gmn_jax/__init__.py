@@ -11,13 +11,14 @@ from gmn_jax import testing  # pylint: disable=g-bad-import-order
 from gmn_jax.graphs import (EdgeType, NodeType, ParameterGraph, Symmetry, UnsupportedModelError,
                             from_params, trace, trace_function)
 from gmn_jax.io import convert_checkpoint, draw_graph, load_graphs, save_graphs
-from gmn_jax.metanets import (GMN, NGGNN, NGT, Budget, EdgeDeepSets, LayerStatistics, Metanetwork,
+from gmn_jax.metanets import (DMC, GMN, NGGNN, NGT, ParameterDeepSets, Budget, EdgeDeepSets, LayerStatistics, Metanetwork,
                               StatNN, WeightMLP, batch, budget_for, fit_layer_statistics,
                               graph_mask, mean_log_degree, pad_features, standardize_per_layer,
                               unbatch)
 from gmn_jax.tasks.generalization import GeneralizationConfig, train_and_evaluate
 from gmn_jax.training import FitResult, GraphSet, TrainConfig, fit, predict
-from gmn_jax.zoos import (ImageDataset, SmallCNN, Zoo, ZooConfig, ZooError, generate_zoo,
+from gmn_jax.zoos import (DiverseNet, DiverseZoo, DiverseZooConfig, NetSpec, generate_diverse_zoo,
+                          load_diverse_zoo, ImageDataset, SmallCNN, Zoo, ZooConfig, ZooError, generate_zoo,
                           load_dataset, load_zoo, read_small_cnn_zoo, write_small_cnn_zoo)
 
 __all__ = [
@@ -26,6 +27,8 @@ __all__ = [
     'train_and_evaluate',
     'ImageDataset', 'SmallCNN', 'Zoo', 'ZooConfig', 'ZooError', 'generate_zoo', 'load_dataset',
     'load_zoo', 'read_small_cnn_zoo', 'write_small_cnn_zoo',
+    'DiverseNet', 'DiverseZoo', 'DiverseZooConfig', 'NetSpec', 'generate_diverse_zoo',
+    'load_diverse_zoo', 'DMC', 'ParameterDeepSets',
     'Budget', 'EdgeDeepSets', 'GMN', 'LayerStatistics', 'Metanetwork', 'NGGNN', 'NGT', 'StatNN',
     'WeightMLP',
     'batch', 'budget_for', 'fit_layer_statistics', 'graph_mask', 'mean_log_degree',

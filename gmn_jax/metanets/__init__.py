@@ -4,7 +4,8 @@
 types and positions; `aggregation` holds the masked segment reductions messages are passed
 with; `readout` turns node and edge states into outputs; `metanetwork` is the base the models
 share; `gmn` (GMN), `neural_graphs` (NG-GNN, NG-T) and `baselines` (StatNN, the flat-weight
-MLP, DeepSets over edges) are the models. Reads `graphs` only (node and edge types).
+MLP, DeepSets over edges) and `sequence_baselines` (DMC, DeepSets over every scalar parameter)
+are the models. Reads `graphs` only (node and edge types).
 """
 
 from gmn_jax.metanets.baselines import EdgeDeepSets, StatNN, WeightMLP
@@ -14,8 +15,10 @@ from gmn_jax.metanets.features import (LayerStatistics, fit_layer_statistics, me
 from gmn_jax.metanets.gmn import GMN
 from gmn_jax.metanets.metanetwork import Metanetwork
 from gmn_jax.metanets.neural_graphs import NGGNN, NGT
+from gmn_jax.metanets.sequence_baselines import DMC, ParameterDeepSets, parameter_sequence
 
 __all__ = [
+    'DMC', 'ParameterDeepSets', 'parameter_sequence',
     'Budget', 'EdgeDeepSets', 'GMN', 'LayerStatistics', 'Metanetwork', 'NGGNN', 'NGT', 'StatNN',
     'WeightMLP', 'batch', 'budget_for', 'fit_layer_statistics', 'graph_mask', 'mean_log_degree',
     'pad_features', 'standardize_per_layer', 'unbatch',

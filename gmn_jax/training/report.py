@@ -8,8 +8,9 @@ from typing import Any
 
 import numpy as np
 
-LABELS = {'gmn': 'GMN', 'nggnn': 'NG-GNN', 'statnn': 'StatNN', 'statnn_gbm': 'StatNN (GBM)',
-          'mlp': 'flat MLP'}
+LABELS = {'gmn': 'GMN', 'nggnn': 'NG-GNN', 'ngt': 'NG-T', 'statnn': 'StatNN',
+          'statnn_gbm': 'StatNN (GBM)', 'mlp': 'flat MLP', 'dmc': 'DMC',
+          'deepsets': 'DeepSets (params)'}
 
 
 def table(results: dict[str, Any]) -> str:

@@ -168,7 +168,9 @@ def _shard_problem(directory: pathlib.Path, shard: _Shard) -> tuple[str, dict | 
   return '', meta
 
 
-def _check_config(directory: pathlib.Path, config: ZooConfig | None) -> ZooConfig:
+def _check_config(directory: pathlib.Path, config: Any | None, cls: type = ZooConfig) -> Any:
+  """The config stored in `directory` (written there first if new); refuses another one.
+  `cls` is the config's dataclass (with `to_json` and `from_json`); the diverse zoo shares this."""
   path = directory / 'config.json'
   if not path.exists():
     if config is None:
@@ -178,13 +180,13 @@ def _check_config(directory: pathlib.Path, config: ZooConfig | None) -> ZooConfi
     _write_atomic(path, lambda f: f.write(json.dumps(config.to_json(), indent=1).encode()))
     return config
   try:
-    stored = ZooConfig.from_json(json.loads(path.read_text()))
+    stored = cls.from_json(json.loads(path.read_text()))
   except (ValueError, TypeError) as e:
     raise ZooError(f'{path} is corrupt ({type(e).__name__}: {e}); delete the directory to '
                    'start again') from e
   if config is not None and stored != config:
     changed = {f.name: (getattr(stored, f.name), getattr(config, f.name))
-               for f in dataclasses.fields(ZooConfig)
+               for f in dataclasses.fields(cls)
                if getattr(stored, f.name) != getattr(config, f.name)}
     raise ZooError(f'{directory} holds a zoo of another config (stored vs requested: '
                    f'{changed}); use another directory, or delete this one to regenerate')
