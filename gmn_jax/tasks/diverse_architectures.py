@@ -86,8 +86,8 @@ class DiverseArchitecturesConfig:
   def tiny(cls) -> 'DiverseArchitecturesConfig':
     """The test suite's config: three families, seconds of training, yet a real signal."""
     return cls(zoo=zoo_lib.DiverseZooConfig.tiny(), methods=('gmn', 'dmc', 'deepsets'),
-               hidden=16, layers=2, probes=4, test_fraction=0.4,
-               train=TrainConfig(epochs=6, batch_size=16))
+               hidden=16, layers=2, probes=4, test_fraction=0.4, val_fraction=0.25,
+               train=TrainConfig(epochs=8, batch_size=16))
 
   def setting(self, name: str) -> 'DiverseArchitecturesConfig':
     """This config in one of SETTINGS ('full', 'fraction': 10% of the data, 'ood')."""

@@ -138,7 +138,7 @@ class DiverseZooConfig:
     """A zoo for tests: a few members of three families, one hidden size each, seconds."""
     return dataclasses.replace(
         cls(families=('mlp', 'cnn', 'deepsets'), hidden=(8,), depths=(1,), norms=('none',),
-            num_members=48, epochs=(1, 3), max_train=384, max_test=256, shard_size=16),
+            num_members=72, epochs=(2, 6), max_test=300, shard_size=24),
         **changes)
 
 
