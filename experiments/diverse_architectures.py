@@ -4,7 +4,8 @@
     python -m experiments.diverse_architectures --data-fraction 0.1  # 10% of the training nets
     python -m experiments.diverse_architectures --split ood          # train small, test larger
     python -m experiments.diverse_architectures --zoo varying-cnns   # 2D CNNs only
-    python -m experiments.diverse_architectures --all-settings --seeds 3   # the README table
+    python -m experiments.diverse_architectures --all-settings --seeds 3   # the paper's table
+    python -m experiments.diverse_architectures --small --all-settings     # the README's run
 
 Writes results.json, results.md, predictions.csv and plots to --workdir (with --all-settings:
 one folder per setting and seed, and summary.md); the zoo is cached in --workdir/zoo, and a
@@ -29,6 +30,8 @@ def main(argv=None) -> None:
                       'workdir/diverse_architectures/<zoo>)')
   parser.add_argument('--zoo', choices=('diverse', 'varying-cnns'), default='diverse')
   parser.add_argument('--tiny', action='store_true', help='the test suite config (a minute)')
+  parser.add_argument('--small', action='store_true', help='12 architectures, 360 networks, '
+                      'GMN against DMC, DeepSets and StatNN')
   parser.add_argument('--dataset', help='zoo data: digits (default, offline) or a prepared '
                       'TFDS set: mnist, fashion_mnist, cifar10, svhn_cropped')
   parser.add_argument('--members', type=int, help='networks in the zoo')
@@ -43,9 +46,10 @@ def main(argv=None) -> None:
   parser.add_argument('--probes', type=int, help='noise probes the graph metanets read')
   parser.add_argument('--seed', type=int, help='seed of the split and of training')
   args = parser.parse_args(argv)
-  config = DiverseArchitecturesConfig.tiny() if args.tiny else DiverseArchitecturesConfig()
-  zoo = config.zoo if args.tiny else (DiverseZooConfig.varying_cnns() if args.zoo ==
-                                      'varying-cnns' else DiverseZooConfig())
+  config = (DiverseArchitecturesConfig.tiny() if args.tiny else DiverseArchitecturesConfig.small()
+            if args.small else DiverseArchitecturesConfig())
+  zoo = config.zoo if args.tiny or args.small else (
+      DiverseZooConfig.varying_cnns() if args.zoo == 'varying-cnns' else DiverseZooConfig())
   if args.dataset:
     zoo = dataclasses.replace(zoo, dataset=args.dataset)
   if args.members:
@@ -61,7 +65,8 @@ def main(argv=None) -> None:
   if args.methods:
     changes['methods'] = tuple(args.methods)
   config = dataclasses.replace(config, zoo=zoo, train=train, **changes)
-  workdir = args.workdir or f'workdir/diverse_architectures/{"tiny" if args.tiny else args.zoo}'
+  size = 'tiny' if args.tiny else 'small' if args.small else args.zoo
+  workdir = args.workdir or f'workdir/diverse_architectures/{size}'
   if args.all_settings:
     summary = run_settings(config, workdir, seeds=tuple(range(args.seeds)))
     print(diverse_report.summary_table(summary))

@@ -83,6 +83,11 @@ class DiverseArchitecturesConfig:
       raise ValueError(f'data_fraction must be in (0, 1]: {self.data_fraction}')
 
   @classmethod
+  def small(cls) -> 'DiverseArchitecturesConfig':
+    """`DiverseZooConfig.small()`, GMN against DMC, DeepSets and StatNN."""
+    return cls(zoo=zoo_lib.DiverseZooConfig.small(), methods=('gmn', 'dmc', 'deepsets', 'statnn'))
+
+  @classmethod
   def tiny(cls) -> 'DiverseArchitecturesConfig':
     """The test suite's config: three families, seconds of training, yet a real signal."""
     return cls(zoo=zoo_lib.DiverseZooConfig.tiny(), methods=('gmn', 'dmc', 'deepsets'),

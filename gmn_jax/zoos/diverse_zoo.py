@@ -134,6 +134,13 @@ class DiverseZooConfig:
                                **changes)
 
   @classmethod
+  def small(cls, **changes) -> 'DiverseZooConfig':
+    """Every family at hidden 8 and 16, one variant each (12 architectures, 360 networks):
+    what a loaded 2-core machine generates in minutes."""
+    return dataclasses.replace(cls(depths=(1,), norms=('batch',), kernels=(5,), heads=(2,),
+                                   num_members=360), **changes)
+
+  @classmethod
   def tiny(cls, **changes) -> 'DiverseZooConfig':
     """A zoo for tests: a few members of three families, one hidden size each, seconds."""
     return dataclasses.replace(
