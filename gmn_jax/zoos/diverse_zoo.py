@@ -137,7 +137,7 @@ class DiverseZooConfig:
   def small(cls, **changes) -> 'DiverseZooConfig':
     """Every family at hidden 8 and 16, one variant each (12 architectures, 360 networks):
     what a loaded 2-core machine generates in minutes."""
-    return dataclasses.replace(cls(depths=(1,), norms=('batch',), kernels=(5,), heads=(2,),
+    return dataclasses.replace(cls(norms=('batch',), kernels=(5,), heads=(2,),
                                    num_members=360), **changes)
 
   @classmethod
