@@ -11,20 +11,21 @@ from gmn_jax import testing  # pylint: disable=g-bad-import-order
 from gmn_jax.graphs import (EdgeType, NodeType, ParameterGraph, Symmetry, UnsupportedModelError,
                             from_params, trace, trace_function)
 from gmn_jax.io import convert_checkpoint, draw_graph, load_graphs, save_graphs
-from gmn_jax.metanets import (GMN, NGGNN, NGT, Budget, EdgeDeepSets, Editor, FlatEditor,
-                              LayerStatistics, Metanetwork, ScaleGMN, StatNN, WeightMLP, batch,
-                              budget_for, fit_layer_statistics, graph_mask, mean_log_degree,
-                              pad_features, shard_edges, standardize_per_layer, unbatch,
-                              with_scaling_kinds)
+from gmn_jax.metanets import (DMC, GMN, NGGNN, NGT, Budget, EdgeDeepSets, Editor, FlatEditor,
+                              LayerStatistics, Metanetwork, ParameterDeepSets, ScaleGMN, StatNN,
+                              WeightMLP, batch, budget_for, fit_layer_statistics, graph_mask,
+                              mean_log_degree, pad_features, shard_edges, standardize_per_layer,
+                              unbatch, with_scaling_kinds)
 from gmn_jax.tasks import EditingConfig
 from gmn_jax.tasks.generalization import GeneralizationConfig, train_and_evaluate
 from gmn_jax.mesh import initialize_distributed, make_mesh
 from gmn_jax.tasks.inr_classification import InrClassificationConfig
 from gmn_jax.training import FitResult, GraphSet, TrainConfig, fit, predict
-from gmn_jax.zoos import (ImageDataset, InrZoo, InrZooConfig, Siren, SmallCNN, Zoo,
-                          ZooArchitecture, ZooConfig, ZooError, generate_inr_zoo, generate_zoo,
-                          load_dataset, load_inr_zoo, load_zoo, read_small_cnn_zoo,
-                          write_small_cnn_zoo)
+from gmn_jax.zoos import (DiverseNet, DiverseZoo, DiverseZooConfig, ImageDataset, InrZoo,
+                          InrZooConfig, NetSpec, Siren, SmallCNN, Zoo, ZooArchitecture,
+                          ZooConfig, ZooError, generate_diverse_zoo, generate_inr_zoo,
+                          generate_zoo, load_dataset, load_diverse_zoo, load_inr_zoo, load_zoo,
+                          read_small_cnn_zoo, write_small_cnn_zoo)
 
 __all__ = [
     'graphs', 'io', 'mesh', 'metanets', 'tasks', 'testing', 'training', 'zoos',
@@ -34,8 +35,10 @@ __all__ = [
     'ImageDataset', 'SmallCNN', 'Zoo', 'ZooArchitecture', 'ZooConfig', 'ZooError',
     'generate_zoo', 'load_dataset', 'load_zoo', 'read_small_cnn_zoo', 'write_small_cnn_zoo',
     'InrZoo', 'InrZooConfig', 'Siren', 'generate_inr_zoo', 'load_inr_zoo',
-    'Budget', 'EdgeDeepSets', 'Editor', 'FlatEditor', 'GMN', 'LayerStatistics', 'Metanetwork',
-    'NGGNN', 'NGT', 'ScaleGMN', 'StatNN', 'WeightMLP',
+    'DiverseNet', 'DiverseZoo', 'DiverseZooConfig', 'NetSpec', 'generate_diverse_zoo',
+    'load_diverse_zoo',
+    'Budget', 'DMC', 'EdgeDeepSets', 'Editor', 'FlatEditor', 'GMN', 'LayerStatistics',
+    'Metanetwork', 'NGGNN', 'NGT', 'ParameterDeepSets', 'ScaleGMN', 'StatNN', 'WeightMLP',
     'batch', 'budget_for', 'fit_layer_statistics', 'graph_mask', 'mean_log_degree',
     'pad_features', 'shard_edges', 'standardize_per_layer', 'unbatch', 'with_scaling_kinds',
     'EdgeType', 'NodeType', 'ParameterGraph', 'Symmetry', 'UnsupportedModelError',

@@ -4,10 +4,10 @@
 types and positions; `aggregation` holds the masked segment reductions messages are passed
 with; `readout` turns node and edge states into outputs; `metanetwork` is the base the models
 share; `gmn` (GMN), `neural_graphs` (NG-GNN, NG-T), `scalegmn` (ScaleGMN, from the scale- and
-sign-equivariant blocks of `scale_layers`) and `baselines` (StatNN, the flat-weight MLP,
-DeepSets over edges) are the models; `editing` turns them into weight editors
-(theta + s * delta); `sharded` splits one large graph's edges over devices. Reads `graphs`
-only (node and edge types).
+sign-equivariant blocks of `scale_layers`), `baselines` (StatNN, the flat-weight MLP,
+DeepSets over edges) and `sequence_baselines` (DMC, DeepSets over every scalar parameter) are
+the models; `editing` turns them into weight editors (theta + s * delta); `sharded` splits one
+large graph's edges over devices. Reads `graphs` only (node and edge types).
 """
 
 from gmn_jax.metanets.baselines import EdgeDeepSets, StatNN, WeightMLP
@@ -19,9 +19,11 @@ from gmn_jax.metanets.gmn import GMN
 from gmn_jax.metanets.metanetwork import Metanetwork
 from gmn_jax.metanets.neural_graphs import NGGNN, NGT
 from gmn_jax.metanets.scalegmn import ScaleGMN, with_scaling_kinds
+from gmn_jax.metanets.sequence_baselines import DMC, ParameterDeepSets, parameter_sequence
 from gmn_jax.metanets.sharded import edge_shardings, shard_edges
 
 __all__ = [
+    'DMC', 'ParameterDeepSets', 'parameter_sequence',
     'Budget', 'EditScales', 'Editor', 'EdgeDeepSets', 'FlatEditor', 'GMN', 'LayerStatistics',
     'Metanetwork', 'NGGNN', 'NGT', 'ScaleGMN', 'StatNN', 'WeightMLP', 'batch', 'budget_for',
     'edge_shardings', 'fit_layer_statistics', 'graph_mask', 'index_features', 'mean_log_degree',

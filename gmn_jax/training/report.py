@@ -14,8 +14,9 @@ from typing import Any, Mapping
 
 import numpy as np
 
-LABELS = {'gmn': 'GMN', 'nggnn': 'NG-GNN', 'scalegmn': 'ScaleGMN', 'statnn': 'StatNN',
-          'statnn_gbm': 'StatNN (GBM)', 'mlp': 'flat MLP', 'ngt': 'NG-T'}
+LABELS = {'gmn': 'GMN', 'nggnn': 'NG-GNN', 'ngt': 'NG-T', 'scalegmn': 'ScaleGMN',
+          'statnn': 'StatNN', 'statnn_gbm': 'StatNN (GBM)', 'mlp': 'flat MLP', 'dmc': 'DMC',
+          'deepsets': 'DeepSets (params)'}
 PROTOCOLS = {
     'all_snapshots': 'every snapshot of every network, split by network',
     'published': 'the published protocol: final checkpoints only, NFN\'s split, test τ at the '

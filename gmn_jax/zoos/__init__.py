@@ -6,11 +6,15 @@ a shard of members in one vmapped, jitted program; `zoo` generates, checksums, r
 zoos; `siren` fits SIRENs (implicit neural representations) to images and `inr_zoo` stores
 zoos of them (both through `shards`, the shared on-disk layout); `small_cnn_zoo` reads and
 writes the public Small CNN Zoo format, and `small_cnn_zoo_architecture` settles and checks
-what that format does not record. Independent of the metanetworks: a zoo is parameters and
-metrics, turned into graphs by `graphs`.
+what that format does not record; `diverse_models`, `diverse_training` and `diverse_zoo` are
+the zoo of diverse architectures (MLPs, CNNs, 1D CNNs, DeepSets, ResNets, ViTs). Independent
+of the metanetworks: a zoo is parameters and metrics, turned into graphs by `graphs`.
 """
 
 from gmn_jax.zoos.datasets import ImageDataset, load_dataset
+from gmn_jax.zoos.diverse_models import DiverseNet, NetSpec
+from gmn_jax.zoos.diverse_zoo import (DiverseZoo, DiverseZooConfig, generate_diverse_zoo,
+                                      load_diverse_zoo)
 from gmn_jax.zoos.inr_zoo import (InrZoo, InrZooConfig, generate_inr_zoo, load_images,
                                   load_inr_zoo)
 from gmn_jax.zoos.siren import CONVENTIONS, Siren, fit_sirens, render
@@ -21,6 +25,8 @@ from gmn_jax.zoos.zoo import SmallCNN, Zoo, ZooConfig, ZooError, generate_zoo, l
 __all__ = [
     'CONVENTIONS', 'InrZoo', 'InrZooConfig', 'Siren', 'fit_sirens', 'generate_inr_zoo',
     'load_images', 'load_inr_zoo', 'render',
+    'DiverseNet', 'DiverseZoo', 'DiverseZooConfig', 'NetSpec', 'generate_diverse_zoo',
+    'load_diverse_zoo',
     'ImageDataset', 'SmallCNN', 'Zoo', 'ZooArchitecture', 'ZooConfig', 'ZooError',
     'generate_zoo', 'load_dataset', 'load_zoo', 'read_small_cnn_zoo', 'write_small_cnn_zoo',
 ]

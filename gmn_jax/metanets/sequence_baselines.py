@@ -1,0 +1,136 @@
+"""The GMN paper's baselines for diverse architectures (Lim et al. 2024, Table 1), on the same
+data path as the metanetworks (`jraph.GraphsTuple` in and out), read from the graph's slots.
+
+- `DMC` (Eilertsen et al. 2020, "Classifying the classifier: dissecting the weight space of
+  neural networks"): the network's whole parameter vector as a sequence, zero-padded to the
+  longest network, through Conv1d-ReLU-norm-MaxPool blocks (kernel 5, channels doubling), a mean
+  over positions and an MLP. Sees parameter order, so it is not permutation invariant.
+- `ParameterDeepSets`: DeepSets (Zaheer et al. 2017) over the set of every scalar parameter:
+  each value through an MLP on its own, a mean per network, an MLP. No position, layer or type
+  information, as the GMN paper's DeepSets baseline. (`EdgeDeepSets` is a stronger variant that
+  encodes each edge with its layer and type; it is not the paper's baseline.)
+
+The sequence of a graph is every real weight slot of its edges in edge order (each edge's
+kernel entries in order), then every real per-neuron parameter slot (biases, norm scales and
+shifts, running statistics) in node order: every parameter scalar once, in the template's
+order, which follows the traced program (layer order). Masked slots are skipped, not zeros.
+Departures from the paper's DMC: LayerNorm over channels where it had BatchNorm (the training
+step keeps no mutable state), and biases follow all weights instead of each layer's weights.
+
+Both jittable; their output graphs carry `globals` `[n_graph, out_features]`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import jraph
+
+from gmn_jax.metanets import aggregation as agg_ops
+from gmn_jax.metanets.batching import graph_index
+from gmn_jax.metanets.readout import MLP
+
+
+def parameter_sequence(graphs: jraph.GraphsTuple, max_length: int
+                       ) -> tuple[jax.Array, jax.Array]:
+  """Each graph's parameters as one zero-padded sequence. Jittable.
+
+  Args:
+    graphs: a (padded) batch with `edges['weight']`/`edges['mask']` `[n_edge, K]` and
+      `nodes['param']`/`nodes['param_mask']` `[n_node, P]`.
+    max_length: L, the sequence length; a graph with more parameters is cut at L.
+
+  Returns:
+    `values` `[n_graph, L]` and `mask` bool `[n_graph, L]` (True at real parameters).
+  """
+  index = graph_index(graphs)
+  w = jnp.asarray(graphs.edges['weight'])
+  wm = jnp.asarray(graphs.edges['mask']).astype(jnp.int32)
+  p = jnp.asarray(graphs.nodes['param'])
+  pm = jnp.asarray(graphs.nodes['param_mask']).astype(jnp.int32)
+  w_graph = jnp.repeat(index.edge_graph, w.shape[1], total_repeat_length=w.size)
+  p_graph = jnp.repeat(index.node_graph, p.shape[1], total_repeat_length=p.size)
+  wm, pm = wm.reshape(-1), pm.reshape(-1)
+  w_count = jax.ops.segment_sum(wm, w_graph, index.n_graph)
+  p_count = jax.ops.segment_sum(pm, p_graph, index.n_graph)
+
+  def positions(mask, graph, count, offset):
+    before = jnp.cumsum(mask) - mask  # real slots before this one, over the whole batch
+    start = jnp.cumsum(count) - count
+    pos = offset[graph] + before - start[graph]
+    return jnp.where(mask > 0, pos, max_length)  # masked slots are dropped by the scatter
+
+  w_pos = positions(wm, w_graph, w_count, jnp.zeros_like(w_count))
+  p_pos = positions(pm, p_graph, p_count, w_count)
+  values = jnp.zeros((index.n_graph, max_length), w.dtype)
+  values = values.at[w_graph, w_pos].set(w.reshape(-1), mode='drop')
+  values = values.at[p_graph, p_pos].set(p.reshape(-1), mode='drop')
+  mask = jnp.arange(max_length)[None] < (w_count + p_count)[:, None]
+  return values, mask
+
+
+class DMC(nn.Module):
+  """DMC (Eilertsen et al. 2020) over each network's parameter sequence.
+
+  Attributes:
+    max_length: sequence length L (the longest network's parameter count; longer ones are cut).
+    channels: Conv1d channels per block (each block: conv, ReLU, LayerNorm, max-pool by 2).
+    kernel: convolution kernel length.
+    hidden: widths of the MLP after the mean over positions.
+    out_features: width of `globals`.
+    activation: of the MLP.
+  """
+
+  max_length: int
+  channels: Sequence[int] = (8, 16, 32, 64)
+  kernel: int = 5
+  hidden: Sequence[int] = (64,)
+  out_features: int = 1
+  activation: Callable = nn.relu
+
+  @nn.compact
+  def __call__(self, graphs: jraph.GraphsTuple) -> jraph.GraphsTuple:
+    values, mask = parameter_sequence(graphs, self.max_length)
+    x, m = values[..., None], mask.astype(values.dtype)[..., None]
+    for c in self.channels:
+      x = nn.relu(nn.Conv(c, (self.kernel,), padding='SAME')(x)) * m
+      x = nn.LayerNorm()(x) * m
+      if x.shape[1] >= 2:
+        x = nn.max_pool(x, (2,), strides=(2,), padding='SAME')
+        m = nn.max_pool(m, (2,), strides=(2,), padding='SAME')
+    pooled = jnp.sum(x * m, axis=1) / jnp.maximum(jnp.sum(m, axis=1), 1.0)
+    out = MLP(tuple(self.hidden) + (self.out_features,), self.activation)(pooled)
+    return graphs._replace(globals=out)
+
+
+class ParameterDeepSets(nn.Module):
+  """DeepSets over every scalar parameter of each network (no position information).
+
+  Attributes:
+    hidden: width of the per-value MLP (two layers) and of the readout MLP.
+    out_features: width of `globals`.
+    activation: of both MLPs.
+  """
+
+  hidden: int = 64
+  out_features: int = 1
+  activation: Callable = nn.relu
+
+  @nn.compact
+  def __call__(self, graphs: jraph.GraphsTuple) -> jraph.GraphsTuple:
+    index = graph_index(graphs)
+    w, wm = jnp.asarray(graphs.edges['weight']), jnp.asarray(graphs.edges['mask'])
+    p, pm = jnp.asarray(graphs.nodes['param']), jnp.asarray(graphs.nodes['param_mask'])
+    values = jnp.concatenate([w.reshape(-1), p.reshape(-1)])
+    real = jnp.concatenate([wm.reshape(-1), pm.reshape(-1)])
+    graph = jnp.concatenate([jnp.repeat(index.edge_graph, w.shape[1], total_repeat_length=w.size),
+                             jnp.repeat(index.node_graph, p.shape[1], total_repeat_length=p.size)])
+    graph = jnp.where(real, graph, index.n_graph)  # padding slots go to a dropped segment
+    phi = MLP((self.hidden, self.hidden), self.activation, name='phi')(values[:, None])
+    pooled = agg_ops.segment_mean(phi, graph, index.n_graph,
+                                  agg_ops.segment_count(graph, index.n_graph, phi.dtype))
+    out = MLP((self.hidden, self.out_features), self.activation, name='rho')(pooled)
+    return graphs._replace(globals=out)
