@@ -16,7 +16,9 @@ from gmn_jax.metanets import (GMN, NGGNN, NGT, Budget, EdgeDeepSets, LayerStatis
                               graph_mask, mean_log_degree, pad_features, standardize_per_layer,
                               unbatch)
 from gmn_jax.tasks.generalization import GeneralizationConfig, train_and_evaluate
-from gmn_jax.training import FitResult, GraphSet, TrainConfig, fit, predict
+from gmn_jax.tasks.learning_to_optimize import LearningToOptimizeConfig
+from gmn_jax.training import (FitResult, GraphRule, GraphSet, LearnedOptimizer, PerParameterLSTM,
+                              PerParameterMLP, TrainConfig, fit, predict)
 from gmn_jax.zoos import (ImageDataset, SmallCNN, Zoo, ZooConfig, ZooError, generate_zoo,
                           load_dataset, load_zoo, read_small_cnn_zoo, write_small_cnn_zoo)
 
@@ -24,6 +26,8 @@ __all__ = [
     'graphs', 'io', 'metanets', 'tasks', 'testing', 'training', 'zoos',
     'FitResult', 'GeneralizationConfig', 'GraphSet', 'TrainConfig', 'fit', 'predict',
     'train_and_evaluate',
+    'GraphRule', 'LearnedOptimizer', 'LearningToOptimizeConfig', 'PerParameterLSTM',
+    'PerParameterMLP',
     'ImageDataset', 'SmallCNN', 'Zoo', 'ZooConfig', 'ZooError', 'generate_zoo', 'load_dataset',
     'load_zoo', 'read_small_cnn_zoo', 'write_small_cnn_zoo',
     'Budget', 'EdgeDeepSets', 'GMN', 'LayerStatistics', 'Metanetwork', 'NGGNN', 'NGT', 'StatNN',

@@ -3,8 +3,11 @@
 
 - `generalization`: predict a CNN's test accuracy from its weights (zoo → graphs → GMN, NG-GNN
   and baselines → report).
+- `learning_to_optimize`: meta-train learned optimizers (graph metanetworks on the optimizee's
+  graph, per-parameter MLP and LSTM) on a family of optimizees (`optimizees`,
+  `meta_training`) and compare them with tuned Adam and SGD on held-out tasks.
 """
 
-from gmn_jax.tasks import generalization
+from gmn_jax.tasks import generalization, learning_to_optimize
 
-__all__ = ['generalization']
+__all__ = ['generalization', 'learning_to_optimize']
