@@ -7,12 +7,14 @@ scale; `TaskFamily`), initialises a fresh optimizee and unrolls the learned opti
   one the meta-loss is the optimizee's loss one step ahead on the same batch,
   `L(theta_t + delta(phi), batch_t)`, with theta_t detached, and the meta-gradient is the
   mean over the unroll. One meta-step per unroll; the optimizee is re-initialised every unroll.
-- `'pes'` (persistent evolution strategies, Vicol et al. 2021, as UNF uses): `particles`
-  antithetic pairs with perturbations of standard deviation `sigma` each run a truncation of
-  `unroll` steps; the meta-gradient is the mean of the accumulated perturbations times the
-  loss difference, `xi (L+ - L-) / (2 sigma^2)`. Each meta-step starts from a fresh optimizee
-  (no state persists across meta-steps, so here PES reduces to antithetic ES over a
-  truncation; the accumulated-noise term is one truncation's noise).
+- `'pes'` (persistent evolution strategies, Vicol et al. 2021, as UNF uses: 16 particles,
+  truncation 50, sigma 0.01): `particles` antithetic pairs of optimizees persist across
+  meta-steps (one set per architecture); each meta-step runs one truncation of `unroll`
+  steps per member with perturbations +-eps, and the meta-gradient is the mean of the
+  accumulated perturbations xi times the loss difference, `xi (L+ - L-) / (2 sigma^2)`;
+  a pair that reaches `horizon` inner steps restarts from a fresh optimizee with xi = 0.
+  The particles are not checkpointed: a resumed run restarts them (the meta-parameters and
+  the meta-optimizer state resume exactly).
 
 The meta-optimizer is AdamW with cosine decay over the meta-steps (3e-4, weight decay 1e-4 in
 the paper). The meta-step is one jitted program per optimizee architecture (a batch size and
@@ -58,6 +60,7 @@ class MetaTrainConfig:
     estimator: `'tbptt'` or `'pes'`.
     particles: PES antithetic pairs.
     sigma: PES perturbation standard deviation.
+    horizon: PES inner steps before a pair restarts.
     batch_sizes: inner batch sizes sampled per meta-step.
     init_scales: range of the sampled (log-uniform) initialisation scale.
     checkpoint_every: meta-steps between checkpoints.
@@ -72,6 +75,7 @@ class MetaTrainConfig:
   estimator: str = 'tbptt'
   particles: int = 16
   sigma: float = 0.01
+  horizon: int = 200
   batch_sizes: tuple[int, ...] = (32, 64, 128)
   init_scales: tuple[float, float] = (0.5, 2.0)
   checkpoint_every: int = 25
@@ -107,14 +111,28 @@ def _tbptt_step(lopt: LearnedOptimizer, task: Optimizee, unroll: int):
   return run
 
 
-def _pes_step(lopt: LearnedOptimizer, task: Optimizee, unroll: int, particles: int,
-              sigma: float):
-  """Antithetic ES over one truncation (see the module docstring)."""
+def _pes_step(lopt: LearnedOptimizer, task: Optimizee, config: MetaTrainConfig):
+  """Persistent ES (see the module docstring): `(init_particles, run)`.
 
-  def truncation_loss(meta_params, key, batch_size, init_scale):
-    k_init, k_data = jax.random.split(key)
-    params = task.init(k_init, init_scale)
+  `init_particles(key, init_scale)` gives fresh particles: for each of the `particles` pairs
+  the optimizee parameters and optimizer state of its + and - member, the accumulated
+  perturbation xi (meta-parameter shaped) and the steps taken. `run(meta_params, particles,
+  key, batch_size, init_scale)` advances every pair by one truncation and returns
+  `(mean loss, meta-gradient, particles)`; pairs that reach `horizon` steps start again.
+  """
+  n, sigma, unroll = config.particles, config.sigma, config.unroll
 
+  def fresh(key, init_scale):
+    params = task.init(key, init_scale)
+    return params, lopt.init_state(params)
+
+  def init_particles(meta_params, key, init_scale):
+    params, state = jax.vmap(lambda k: fresh(k, init_scale))(jax.random.split(key, n))
+    xi = jax.tree.map(lambda l: jnp.zeros((n,) + l.shape, l.dtype), meta_params)
+    return {'plus': (params, state), 'minus': (params, state), 'xi': xi,
+            't': jnp.zeros((n,), jnp.int32)}
+
+  def truncation(meta_params, member, key, batch_size):
     def inner(carry, key):
       params, state = carry
       batch = task.batch(key, batch_size)
@@ -122,31 +140,39 @@ def _pes_step(lopt: LearnedOptimizer, task: Optimizee, unroll: int, particles: i
       updates, state = lopt.step(meta_params, params, grads, state)
       return (optax.apply_updates(params, updates), state), loss
 
-    _, losses = jax.lax.scan(inner, (params, lopt.init_state(params)),
-                             jax.random.split(k_data, unroll))
-    return jnp.mean(jnp.where(jnp.isfinite(losses), losses, 1e3))
+    member, losses = jax.lax.scan(inner, member, jax.random.split(key, unroll))
+    return member, jnp.mean(jnp.where(jnp.isfinite(losses), losses, 1e3))
 
-  def run(meta_params, key, batch_size, init_scale):
-    k_noise, k_task = jax.random.split(key)
+  def run(meta_params, particles, key, batch_size, init_scale):
+    k_noise, k_data, k_reset = jax.random.split(key, 3)
     leaves, treedef = jax.tree.flatten(meta_params)
-    keys = jax.random.split(k_noise, len(leaves))
     noise = jax.tree.unflatten(treedef, [
-        sigma * jax.random.normal(k, (particles,) + l.shape, l.dtype)
-        for k, l in zip(keys, leaves)])
-    task_keys = jax.random.split(k_task, particles)  # each pair shares a task
+        sigma * jax.random.normal(k, (n,) + l.shape, l.dtype)
+        for k, l in zip(jax.random.split(k_noise, len(leaves)), leaves)])
 
-    def pair(eps, k):
-      plus = truncation_loss(jax.tree.map(jnp.add, meta_params, eps), k, batch_size, init_scale)
-      minus = truncation_loss(jax.tree.map(jnp.subtract, meta_params, eps), k, batch_size,
-                              init_scale)
-      return plus, minus
+    def pair(eps, plus, minus, k):  # both members see the same batches
+      plus, l_plus = truncation(jax.tree.map(jnp.add, meta_params, eps), plus, k, batch_size)
+      minus, l_minus = truncation(jax.tree.map(jnp.subtract, meta_params, eps), minus, k,
+                                  batch_size)
+      return plus, minus, l_plus, l_minus
 
-    plus, minus = jax.lax.map(lambda a: pair(*a), (noise, task_keys))
-    weight = (plus - minus) / (2 * sigma ** 2 * particles)
-    grad = jax.tree.map(lambda n: jnp.tensordot(weight, n, 1), noise)
-    return jnp.mean((plus + minus) / 2), grad
+    plus, minus, l_plus, l_minus = jax.lax.map(
+        lambda a: pair(*a), (noise, particles['plus'], particles['minus'],
+                             jax.random.split(k_data, n)))
+    xi = jax.tree.map(jnp.add, particles['xi'], noise)
+    weight = (l_plus - l_minus) / (2 * sigma ** 2 * n)
+    grad = jax.tree.map(lambda x: jnp.tensordot(weight, x, 1), xi)
+    t = particles['t'] + unroll
+    done = t >= config.horizon
+    restart = jax.vmap(lambda k: fresh(k, init_scale))(jax.random.split(k_reset, n))
+    pick = lambda new, old: jax.tree.map(
+        lambda a, b: jnp.where(done.reshape((n,) + (1,) * (a.ndim - 1)), a, b), new, old)
+    zeros = jax.tree.map(jnp.zeros_like, xi)
+    particles = {'plus': pick(restart, plus), 'minus': pick(restart, minus),
+                 'xi': pick(zeros, xi), 't': jnp.where(done, 0, t)}
+    return jnp.mean((l_plus + l_minus) / 2), grad, particles
 
-  return run
+  return init_particles, run
 
 
 @dataclasses.dataclass
@@ -203,20 +229,24 @@ def meta_train(rule: nn.Module, family: Sequence[Optimizee], config: MetaTrainCo
   traces = {t.spec.label: 0 for t in family}
 
   def compiled(lopt, task):
+    """`(meta_step, init_particles)` of one architecture; TBPTT has no particles."""
     if config.estimator == 'tbptt':
-      estimate = _tbptt_step(lopt, task, config.unroll)
+      tbptt = _tbptt_step(lopt, task, config.unroll)
+      estimate = lambda phi, particles, *args: tbptt(phi, *args) + (particles,)
+      init_particles = lambda phi, key, init_scale: ()
     else:
-      estimate = _pes_step(lopt, task, config.unroll, config.particles, config.sigma)
+      init_particles, estimate = _pes_step(lopt, task, config)
 
     @jax.jit
-    def meta_step(meta_params, opt_state, key, batch_size, init_scale):
+    def meta_step(meta_params, opt_state, particles, key, batch_size, init_scale):
       traces[task.spec.label] += 1
-      loss, grads = estimate(meta_params, key, batch_size, init_scale)
+      loss, grads, particles = estimate(meta_params, particles, key, batch_size, init_scale)
       updates, opt_state = tx.update(grads, opt_state, meta_params)
-      return optax.apply_updates(meta_params, updates), opt_state, loss
-    return meta_step
+      return optax.apply_updates(meta_params, updates), opt_state, particles, loss
+    return meta_step, jax.jit(init_particles)
 
   steps = [compiled(l, t) for l, t in zip(lopts, family)]
+  particles: dict[int, Any] = {}
   meta_params, opt_state = state['meta_params'], state['opt_state']
   lo, hi = np.log(config.init_scales[0]), np.log(config.init_scales[1])
   for step in progress_lib.bar(range(int(state['step']), config.meta_steps), enabled=progress,
@@ -227,8 +257,11 @@ def meta_train(rule: nn.Module, family: Sequence[Optimizee], config: MetaTrainCo
     batch_size = int(rng.choice(config.batch_sizes))
     init_scale = float(np.exp(rng.uniform(lo, hi)))
     key = jax.random.fold_in(jax.random.key(config.seed + 1), step)
-    meta_params, opt_state, loss = steps[which](meta_params, opt_state, key, batch_size,
-                                                init_scale)
+    meta_step, init_particles = steps[which]
+    if which not in particles:
+      particles[which] = init_particles(meta_params, jax.random.fold_in(key, 1), init_scale)
+    meta_params, opt_state, particles[which], loss = meta_step(
+        meta_params, opt_state, particles[which], key, batch_size, init_scale)
     loss = float(loss)
     if not np.isfinite(loss):
       raise FloatingPointError(

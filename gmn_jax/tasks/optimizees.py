@@ -61,7 +61,9 @@ class OptimizeeSpec:
 
 
 class MLPClassifier(nn.Module):
-  """Flatten, `depth` ReLU Dense layers of `width`, Dense to the classes."""
+  """`depth` ReLU Dense layers of `width`, Dense to the classes, on flat inputs `[B, D]`
+  (`Optimizee` flattens the images beforehand, so that every pixel is an input neuron of the
+  graph rather than one kernel entry of a single input channel)."""
 
   width: int
   depth: int
@@ -69,7 +71,6 @@ class MLPClassifier(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
-    x = x.reshape(x.shape[0], -1)
     for _ in range(self.depth):
       x = nn.relu(nn.Dense(self.width)(x))
     return nn.Dense(self.num_classes)(x)
@@ -108,12 +109,13 @@ class Optimizee:
                             num_layers=spec.depth, strides=2, padding='SAME')
     else:
       self.model = MLPClassifier(spec.width, spec.depth, data.num_classes)
-    example = jnp.asarray(data.x_train[:1])
+    flat = (lambda x: x.reshape(len(x), -1)) if spec.family == 'mlp' else (lambda x: x)
+    self.arrays = tuple(jnp.asarray(a) for a in (flat(data.x_train), data.y_train,
+                                                 flat(data.x_test), data.y_test))
+    example = self.arrays[0][:1]
     variables = self.model.init(jax.random.key(0), example)
     self.pg: ParameterGraph = trace(self.model, variables, example)
     self.n_params = int(sum(np.size(v) for v in jax.tree.leaves(variables)))
-    self.arrays = tuple(jnp.asarray(a) for a in (data.x_train, data.y_train, data.x_test,
-                                                 data.y_test))
 
   def init(self, key: jax.Array, init_scale: jax.Array | float = 1.0) -> Any:
     """Flax's initialisation with every weight matrix and kernel times `init_scale`."""
