@@ -90,13 +90,15 @@ class LearnedOptimizer:
     edge_raw, node_raw = self._slots(F.raw_channels(params, grads, momenta))
     template = self.pg.graph_from_features(edge_raw[..., 0], node_raw[..., 0])
     edge_mask, node_mask = template.edges['mask'], template.nodes['param_mask']
-    edge_in, node_in = F.graph_channels(edge_raw, edge_mask, node_raw, node_mask)
+    rms = F.channel_rms(edge_raw, edge_mask, node_raw, node_mask)
+    edge_in, node_in = F.graph_channels(edge_raw, edge_mask, node_raw, node_mask, rms)
     graph = template._replace(
         edges={**template.edges, 'weight': edge_in,
                'mask': jnp.tile(edge_mask, (1, F.GRAPH_CHANNELS))},
         nodes={**template.nodes, 'param': node_in,
                'param_mask': jnp.tile(node_mask, (1, F.GRAPH_CHANNELS))})
-    return RuleInputs(F.log_sign_features(edge_raw), F.log_sign_features(node_raw), graph)
+    return RuleInputs(F.log_sign_features(edge_raw, rms), F.log_sign_features(node_raw, rms),
+                      graph)
 
   def init_meta_params(self, key: jax.Array) -> Any:
     """The rule's initial parameters (host-side driver of one jitted `rule.init` on zero
