@@ -20,7 +20,9 @@ from gmn_jax.tasks import EditingConfig
 from gmn_jax.tasks.generalization import GeneralizationConfig, train_and_evaluate
 from gmn_jax.mesh import initialize_distributed, make_mesh
 from gmn_jax.tasks.inr_classification import InrClassificationConfig
-from gmn_jax.training import FitResult, GraphSet, TrainConfig, fit, predict
+from gmn_jax.tasks.learning_to_optimize import LearningToOptimizeConfig
+from gmn_jax.training import (FitResult, GraphRule, GraphSet, LearnedOptimizer, PerParameterLSTM,
+                              PerParameterMLP, TrainConfig, fit, predict)
 from gmn_jax.zoos import (DiverseNet, DiverseZoo, DiverseZooConfig, ImageDataset, InrZoo,
                           InrZooConfig, NetSpec, Siren, SmallCNN, Zoo, ZooArchitecture,
                           ZooConfig, ZooError, generate_diverse_zoo, generate_inr_zoo,
@@ -32,6 +34,8 @@ __all__ = [
     'EditingConfig', 'FitResult', 'GeneralizationConfig', 'GraphSet', 'InrClassificationConfig',
     'TrainConfig', 'fit', 'initialize_distributed', 'make_mesh', 'predict',
     'train_and_evaluate',
+    'GraphRule', 'LearnedOptimizer', 'LearningToOptimizeConfig', 'PerParameterLSTM',
+    'PerParameterMLP',
     'ImageDataset', 'SmallCNN', 'Zoo', 'ZooArchitecture', 'ZooConfig', 'ZooError',
     'generate_zoo', 'load_dataset', 'load_zoo', 'read_small_cnn_zoo', 'write_small_cnn_zoo',
     'InrZoo', 'InrZooConfig', 'Siren', 'generate_inr_zoo', 'load_inr_zoo',

@@ -9,11 +9,15 @@
   → GMN, NG-GNN, NG-T and baselines → report, `inr_report`).
 - `inr_editing`: edit INRs through their weights (dilation, contrast, flip; `image_edits`
   holds the targets, `inr_editing_report` the report).
+- `learning_to_optimize`: meta-train learned optimizers (graph metanetworks on the optimizee's
+  graph, per-parameter MLP and LSTM) on a family of optimizees (`optimizees`,
+  `meta_training`) and compare them with tuned Adam and SGD on held-out tasks.
 """
 
 from gmn_jax.tasks import (diverse_architectures, generalization, image_edits,
-                           inr_classification, inr_editing, published_protocol)
+                           inr_classification, inr_editing, learning_to_optimize,
+                           published_protocol)
 from gmn_jax.tasks.inr_editing import EditingConfig
 
 __all__ = ['EditingConfig', 'diverse_architectures', 'generalization', 'image_edits',
-           'inr_classification', 'inr_editing', 'published_protocol']
+           'inr_classification', 'inr_editing', 'learning_to_optimize', 'published_protocol']

@@ -4,12 +4,18 @@ metanetwork, its per-epoch log, checkpoints and predictions out.
 `graph_set` holds graphs of one or more architectures with their targets and draws augmented,
 padded batches; `fit` trains with optax (one jitted step, orbax checkpoints, resumable) and
 `predict` reads out, on one device or data-parallel over a device mesh (`gmn_jax.mesh`);
-`metrics` scores predictions (Kendall τ, R²); `report` writes tables and plots. The tasks
-in `gmn_jax.tasks` are built on these.
+`metrics` scores predictions (Kendall τ, R²); `report` writes tables and plots.
+`learned_optimizer` is an optax transformation whose update is read off a metanetwork (or a
+per-parameter MLP/LSTM, `update_rules`) run on the optimizee's parameter graph, with the
+per-parameter inputs of `optimizer_features`. The tasks in `gmn_jax.tasks` are built on these.
 """
 
 from gmn_jax.training import metrics, report
 from gmn_jax.training.fit import FitResult, TrainConfig, fit, predict
 from gmn_jax.training.graph_set import GraphSet
+from gmn_jax.training.learned_optimizer import LearnedOptimizer, LearnedOptimizerState
+from gmn_jax.training.update_rules import GraphRule, PerParameterLSTM, PerParameterMLP
 
-__all__ = ['FitResult', 'GraphSet', 'TrainConfig', 'fit', 'metrics', 'predict', 'report']
+__all__ = ['FitResult', 'GraphRule', 'GraphSet', 'LearnedOptimizer', 'LearnedOptimizerState',
+           'PerParameterLSTM', 'PerParameterMLP', 'TrainConfig', 'fit', 'metrics', 'predict',
+           'report']
