@@ -8,8 +8,9 @@ The names below are re-exported from them.
 
 from gmn_jax import graphs, io, metanets, tasks, training, zoos
 from gmn_jax import testing  # pylint: disable=g-bad-import-order
-from gmn_jax.graphs import (EdgeType, NodeType, ParameterGraph, Symmetry, UnsupportedModelError,
-                            from_params, trace, trace_function)
+from gmn_jax.graphs import (EdgeType, NodeType, ParameterGraph, Symmetry, SymmetryError,
+                            UnsupportedModelError, check_symmetries, from_params, trace,
+                            trace_function)
 from gmn_jax.io import convert_checkpoint, draw_graph, load_graphs, save_graphs
 from gmn_jax.metanets import (GMN, NGGNN, NGT, Budget, EdgeDeepSets, LayerStatistics, Metanetwork,
                               StatNN, WeightMLP, batch, budget_for, fit_layer_statistics,
@@ -30,7 +31,7 @@ __all__ = [
     'WeightMLP',
     'batch', 'budget_for', 'fit_layer_statistics', 'graph_mask', 'mean_log_degree',
     'pad_features', 'standardize_per_layer', 'unbatch',
-    'EdgeType', 'NodeType', 'ParameterGraph', 'Symmetry', 'UnsupportedModelError',
-    'from_params', 'trace', 'trace_function',
+    'EdgeType', 'NodeType', 'ParameterGraph', 'Symmetry', 'SymmetryError',
+    'UnsupportedModelError', 'check_symmetries', 'from_params', 'trace', 'trace_function',
     'convert_checkpoint', 'draw_graph', 'load_graphs', 'save_graphs',
 ]

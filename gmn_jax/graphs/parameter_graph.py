@@ -281,10 +281,14 @@ class ParameterGraph:
     Args:
       key: a `jax.random` key or an integer seed.
     """
+    return self._symmetry_orbits().draw(key)
+
+  def _symmetry_orbits(self):
+    """The symmetry structure (`symmetry.Orbits`), built on first use."""
     from gmn_jax.graphs import symmetry  # pylint: disable=g-import-not-at-top
     if self._symmetry_cache is None:
       self._symmetry_cache = symmetry.Orbits(self)
-    return self._symmetry_cache.draw(key)
+    return self._symmetry_cache
 
   # ---- summary ------------------------------------------------------------------------------
 

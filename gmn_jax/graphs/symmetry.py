@@ -27,6 +27,12 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from gmn_jax.graphs.architecture import NodeType
+from gmn_jax.graphs.tracing.values import UnsupportedModelError
+
+
+class SymmetryError(UnsupportedModelError):
+  """The symmetry constraints found for a model are inconsistent, or a drawn symmetry changes
+  the traced program's output: no symmetry of this model is to be used."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -177,7 +183,7 @@ class Orbits:
           mapping[k_there] = self.align[o][k_here]
           if other in self.align:
             if not np.array_equal(self.align[other], mapping):
-              raise ValueError('inconsistent block structure; cannot draw a symmetry')
+              raise SymmetryError('inconsistent block structure; cannot draw a symmetry')
             continue
           self.align[other] = mapping
           self.block_class[other] = root
@@ -210,7 +216,7 @@ class Orbits:
       for k, block in enumerate(blocks):
         target = blocks[root_to_block[perm[self.align[o][k]]]]
         if len(target) != len(block):
-          raise ValueError('blocks of different sizes cannot be permuted as wholes')
+          raise SymmetryError('blocks of different sizes cannot be permuted as wholes')
         for u, v in zip(block, rng.permutation(target)):
           unit_map[u] = int(v)
     n = self.pg.n_node
@@ -218,6 +224,25 @@ class Orbits:
     for u, v in unit_map.items():
       for i in self.members[u]:
         node_perm[i] = self.neuron_of[(v, self.keys[i])]
+    return Symmetry(self.pg, node_perm, self._edge_perm(node_perm))
+
+  def components(self) -> list[np.ndarray]:
+    """The nodes of each independent part of the symmetry: an orbit without blocks, or all
+    orbits that share one block permutation (heads with their Q/K/V neurons)."""
+    part_of = {o: (int(self.block_class[o]) if o in self.partition else -1 - o)
+               for o in range(len(self.orbits))}
+    nodes: dict[int, list[int]] = {}
+    for o, units in enumerate(self.orbits):
+      for u in units:
+        nodes.setdefault(part_of[o], []).extend(self.members[u])
+    return [np.array(sorted(n)) for n in nodes.values()]
+
+  def restrict(self, sym: Symmetry, nodes: np.ndarray) -> Symmetry | None:
+    """`sym` acting on `nodes` only (one of `components()`); None where it does not move them."""
+    node_perm = np.arange(self.pg.n_node)
+    node_perm[nodes] = sym.node_perm[nodes]
+    if np.array_equal(node_perm, np.arange(self.pg.n_node)):
+      return None
     return Symmetry(self.pg, node_perm, self._edge_perm(node_perm))
 
   def _edge_perm(self, node_perm: np.ndarray) -> np.ndarray:
@@ -230,6 +255,11 @@ class Orbits:
     pos = np.searchsorted(key[order], moved)
     pos = np.minimum(pos, len(key) - 1)
     if not np.array_equal(key[order][pos], moved):
-      raise AssertionError('internal error: the drawn permutation does not map the graph onto '
-                           'itself')
+      moved = np.flatnonzero(node_perm != np.arange(len(node_perm)))
+      arch = pg.architecture
+      names = sorted({arch.groups[int(g)].name for g in arch.group_of(moved)})
+      raise SymmetryError('the drawn neuron permutation does not map the parameter graph onto '
+                          'itself (the symmetry constraints found for this model are '
+                          f'inconsistent); groups moved: {", ".join(names)}. Please report '
+                          'the model; do not augment it with random_symmetry.')
     return order[pos]
