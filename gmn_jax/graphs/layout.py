@@ -94,6 +94,8 @@ def build_layout(arch: Architecture) -> Layout:
     node_position[n] = pos
   output = [n for n in arch.positions if node_type[n] != NodeType.INPUT]
   node_type[output] = int(NodeType.OUTPUT)
+  for n, pos in arch.hidden_positions.items():
+    node_position[n] = pos
   node_act = np.zeros(n_node, np.int32)
   node_act[output] = arch.output_act
 

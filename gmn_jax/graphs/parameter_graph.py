@@ -7,7 +7,9 @@ Graph schema (one graph; every array's first axis indexes nodes or edges):
 
   nodes['type']       int32 [n_node]      `NodeType`: input, hidden, output, attention head
   nodes['layer']      int32 [n_node]      depth of the neuron's group (inputs are 0)
-  nodes['position']   int32 [n_node]      index of an input/output neuron; -1 for hidden ones
+  nodes['position']   int32 [n_node]      index of an input/output neuron; for a hidden neuron
+                                           that constants tell apart (rotary frequencies,
+                                           ALiBi slopes) the rank of its constants; else -1
   nodes['act']        int32 [n_node]      for output neurons, the program applied to the output
   nodes['param']      float [n_node, P]   per-neuron parameters (biases, norm scales/shifts,
                                            running statistics, position embeddings), in the order

@@ -97,6 +97,13 @@ class Orbits:
       for m in members:
         segment_sig[m].append(s)
     keys = [(int(group[i]), tuple(segment_sig[i])) for i in range(n)]
+    # Members of one unit with the same group and slices (a rotary pair, the query heads of a
+    # grouped-query head) are matched across units by their order in the group.
+    rank: dict[tuple, int] = {}
+    for i in range(n):
+      unit_key = (int(self.unit[i]),) + keys[i]
+      rank[unit_key] = rank.get(unit_key, -1) + 1
+      keys[i] = keys[i] + (rank[unit_key],)
     self.keys = keys
     fixed_units = set(self.unit[pg.node_type == NodeType.INPUT]) | set(
         self.unit[pg.node_type == NodeType.OUTPUT])
@@ -120,17 +127,24 @@ class Orbits:
     entries, partitions = [], {}
     for sides in self.pg.architecture.block_ties:
       placed = []
-      for blocks in sides:
-        units = [tuple(sorted({int(self.unit[n]) for n in np.ravel(b)})) for b in blocks]
-        orbit_ids = {self.orbit_of.get(u, -1) for us in units for u in us}
-        if -1 in orbit_ids:
-          placed.append(None)  # a side with fixed neurons pins the block permutation
-          continue
-        if len(orbit_ids) != 1:
-          raise ValueError('blocks that span several orbits; cannot draw a symmetry')
-        o = orbit_ids.pop()
-        partitions.setdefault(o, set()).add(frozenset(units))
-        placed.append((o, units))
+      for units in self._merged_blocks(sides):
+        # A side's blocks, split by orbit: each orbit moves its share of every block.
+        by_orbit: dict[int, list[list[int]]] = {}
+        for k, us in enumerate(units):
+          for u in us:
+            by_orbit.setdefault(self.orbit_of.get(u, -1), [[] for _ in units])[k].append(u)
+        pinned = -1 in by_orbit  # a side with fixed neurons pins the block permutation
+        for o, parts in sorted(by_orbit.items()):
+          if o == -1:
+            continue
+          parts = [tuple(p) for p in parts]
+          if any(len(p) != len(parts[0]) for p in parts):
+            pinned = True  # blocks that hold this orbit unevenly (e.g. per-head constants)
+            parts = [p for p in parts if p]
+          partitions.setdefault(o, set()).add(frozenset(parts))
+          placed.append((o, parts))
+        if pinned:
+          placed.append(None)
       entries.append(placed)
     # Nested block structures (a grouped conv after a depthwise one) are held in place: such an
     # orbit keeps its blocks where they are and permutes only within their common refinement.
@@ -225,6 +239,25 @@ class Orbits:
       for i in self.members[u]:
         node_perm[i] = self.neuron_of[(v, self.keys[i])]
     return Symmetry(self.pg, node_perm, self._edge_perm(node_perm))
+
+  def _merged_blocks(self, sides: list[list[np.ndarray]]) -> list[list[tuple[int, ...]]]:
+    """Each side's blocks as sorted unit ids, with blocks that share a unit (in any side)
+    merged in every side: grouped-query heads that read the same key/value head move as one."""
+    sides = [[tuple(sorted({int(self.unit[n]) for n in np.ravel(b)})) for b in blocks]
+             for blocks in sides]
+    n_blocks = len(sides[0])
+    first: dict[tuple[int, int], int] = {}
+    pairs = []
+    for side, blocks in enumerate(sides):
+      for k, units in enumerate(blocks):
+        for u in units:
+          pairs.append((first.setdefault((side, u), k), k))
+    merged = _components(n_blocks, [(np.array([a for a, _ in pairs], np.int64),
+                                     np.array([b for _, b in pairs], np.int64))])
+    if len(np.unique(merged)) == n_blocks:
+      return sides
+    return [[tuple(sorted({u for k in np.flatnonzero(merged == m) for u in blocks[k]}))
+             for m in np.unique(merged)] for blocks in sides]
 
   def components(self) -> list[np.ndarray]:
     """The nodes of each independent part of the symmetry: an orbit without blocks, or all

@@ -227,10 +227,29 @@ class ContractionRules:
                              self.arch.program_id(k.program))
     q_blocks = [np.unique(q0[head_of == h]) for h in heads.ids]
     k_blocks = [np.unique(k0[head_of == h]) for h in heads.ids]
+    self.rank_shared_heads(heads.ids, q_blocks, k_blocks)
     self.arch.block_ties.append([[np.array([h]) for h in heads.ids], q_blocks, k_blocks])
     labels = head_of[(Ellipsis,) + (0,) * len(lc)]  # [batch...]
     labels = labels.reshape(labels.shape + (1,) * (len(shape) - labels.ndim))
     return Data(np.broadcast_to(labels, shape), program)
+
+  def rank_shared_heads(self, heads: np.ndarray, q_blocks, k_blocks):
+    """Grouped-query attention: query heads that read the same key neurons are told apart by
+    their rank in their group (head r of one group may only trade places with head r of
+    another, as the groups move as wholes), so each tied unit holds one query neuron per rank."""
+    by_keys: dict[bytes, list[int]] = {}
+    for h, keys in enumerate(k_blocks):
+      by_keys.setdefault(keys.tobytes(), []).append(h)
+    if all(len(members) == 1 for members in by_keys.values()):
+      return
+    rank = np.zeros(len(heads), np.int64)
+    for members in by_keys.values():
+      rank[members] = np.arange(len(members))
+    for r in np.unique(rank):
+      chosen = np.flatnonzero(rank == r)
+      self.record_segments(heads, heads[chosen])
+      queries = np.concatenate([q_blocks[h] for h in chosen])
+      self.record_segments(queries, queries)
 
   def attend(self, eqn, weights: Data, values: Data, values_is_lhs: bool, shape) -> Data:
     (lc, rc), (lb, rb) = eqn.params['dimension_numbers']

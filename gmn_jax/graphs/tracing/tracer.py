@@ -140,6 +140,7 @@ def trace_function(apply, variables, *example_args, check_symmetries: int = 2):
                                   'input through unchanged)')
     arch.positions[int(n)] = j
   arch.output_act = arch.program_id(out.program)
+  arch.settle_positions()
   program = ProbeProgram(closed, interpreter.probe_points, labels,
                          tuple(tuple(np.shape(a)) for a in arrays), arch.n_neurons)
   pg = ParameterGraph(arch, treedef, [l.dtype for l in leaves], program)
