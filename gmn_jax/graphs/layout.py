@@ -80,6 +80,9 @@ class Layout:
   kernel_size: int  # K, the width of edges['weight']
   edge_placements: list[EdgePlacement]
   decode_plan: list  # per leaf: ('transpose', placement, None) or ('gather', where, index)
+  # [n_params] the slot of each parameter scalar: e * K + k for `edges['weight'][e, k]`,
+  # E * K + n * P + p for `nodes['param'][n, p]` (each scalar has exactly one)
+  leaf_source: np.ndarray
 
 
 def build_layout(arch: Architecture) -> Layout:
@@ -152,7 +155,8 @@ def build_layout(arch: Architecture) -> Layout:
   decode_plan = _decode_plans(arch, edge_placements, leaf_source, len(senders) * K)
   static = Static(node_type, node_layer, node_position, node_act, node_mask, senders,
                   receivers, edge_type, edge_op, edge_act, edge_count)
-  return Layout(static, node_leaves, node_gather, kernel_size, edge_placements, decode_plan)
+  return Layout(static, node_leaves, node_gather, kernel_size, edge_placements, decode_plan,
+                leaf_source)
 
 def _placements(arch, block, start, n, counts) -> list[EdgePlacement]:
   flat = block.slot_values

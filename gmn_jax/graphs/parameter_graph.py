@@ -76,6 +76,7 @@ class ParameterGraph:
     self._kernel_size = layout.kernel_size
     self._edge_placements = layout.edge_placements
     self._decode_plan = layout.decode_plan
+    self.slot_of = layout.leaf_source  # [n_params]: the one graph slot of each scalar
     self._symmetry_cache = None
     self.to_variables = lambda v: v  # nnx: module -> its state (set by trace)
     self._device = None

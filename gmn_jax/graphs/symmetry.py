@@ -63,6 +63,27 @@ class Symmetry:
     pg = self.graph
     return pg.decode(self.apply_graph(pg.encode(variables)))
 
+  def parameter_source(self) -> np.ndarray:
+    """`[n_params]` flat indices `src` with `flat(self.apply(v)) == flat(v)[src]`, where
+    `flat` concatenates the raveled leaves: the permutation of the parameter scalars, found
+    from the slot layout without running encode/decode. Host-side."""
+    pg = self.graph
+    slot = pg.slot_of
+    n_weight, K, P = pg.n_edge * pg.kernel_size, pg.kernel_size, pg.node_param_size
+    node_src, edge_src = np.argsort(self.node_perm), np.argsort(self.edge_perm)
+    is_edge = slot < n_weight
+    source_slot = np.where(
+        is_edge, edge_src[np.minimum(slot // K, pg.n_edge - 1)] * K + slot % K,
+        n_weight + node_src[np.clip((slot - n_weight) // P, 0, pg.n_node - 1)] * P
+        + (slot - n_weight) % P)
+    flat_at = np.full(n_weight + pg.n_node * P, -1, np.int64)
+    flat_at[slot] = np.arange(len(slot))
+    src = flat_at[source_slot]
+    if (src < 0).any():
+      raise SymmetryError('the drawn permutation moves a parameter to an empty slot (the '
+                          'symmetry constraints found for this model are inconsistent).')
+    return src
+
   def apply_nodes(self, values: jax.Array) -> jax.Array:
     """Permutes an array whose first axis indexes this template's nodes."""
     return jnp.asarray(values)[np.argsort(self.node_perm)]
