@@ -122,7 +122,8 @@ class Architecture:
     # hidden neuron -> the classes of the constants that tell it apart (rotary, ALiBi)
     self.distinctions: dict[int, tuple[int, ...]] = {}
     self.hidden_positions: dict[int, int] = {}  # from `settle_positions`
-    self.output_act = 0
+    self.output_act = 0  # program applied to the (first) output
+    self.output_acts: dict[int, int] = {}  # output neuron -> program applied to its output
     self.programs: dict[int, str] = {0: ''}  # digest -> program text, for summaries
     self.ops: dict[int, str] = {0: ''}  # digest -> operation text
 

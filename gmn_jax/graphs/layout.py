@@ -100,7 +100,7 @@ def build_layout(arch: Architecture) -> Layout:
   for n, pos in arch.hidden_positions.items():
     node_position[n] = pos
   node_act = np.zeros(n_node, np.int32)
-  node_act[output] = arch.output_act
+  node_act[output] = [arch.output_acts.get(n, arch.output_act) for n in output]
 
   # Node parameters, ordered by attachment then by flat index, gathered from a compact
   # vector of the attached leaves only.

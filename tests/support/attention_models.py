@@ -102,3 +102,38 @@ def build(name: str):
   x = jax.random.normal(jax.random.key(1), (2, _SEQ, 3))
   variables = model.init(jax.random.key(0), x)
   return model, variables, (x,), {}
+
+
+class TextEncoder(nn.Module):
+  """Called the way transformers' Flax wrappers call their modules: token ids, an integer
+  attention mask and position ids; returns a dict of two outputs; computes a sort (no graph
+  rule) whose result it drops (dead code)."""
+
+  vocab: int = 11
+  heads: int = 2
+
+  @nn.compact
+  def __call__(self, input_ids, attention_mask, position_ids):
+    x = nn.Embed(self.vocab, _WIDTH, name='word')(input_ids)
+    x = x + nn.Embed(16, _WIDTH, name='position')(position_ids)
+    _ = jnp.sort(x, axis=-1)  # never used
+    y = nn.LayerNorm()(x)
+    q = nn.DenseGeneral((self.heads, _WIDTH // self.heads), name='query')(y)
+    k = nn.DenseGeneral((self.heads, _WIDTH // self.heads), name='key')(y)
+    v = nn.DenseGeneral((self.heads, _WIDTH // self.heads), name='value')(y)
+    bias = (1.0 - attention_mask[:, None, None, :].astype(jnp.float32)) * -1e9
+    weights = jax.nn.softmax(jnp.einsum('bqhd,bkhd->bhqk', q, k) + bias, axis=-1)
+    y = jnp.einsum('bhqk,bkhd->bqhd', weights, v)
+    x = x + nn.DenseGeneral(_WIDTH, axis=(-2, -1), name='out')(y)
+    pooled = jnp.tanh(nn.Dense(_WIDTH, name='pooler')(x[:, 0]))
+    return {'last_hidden_state': x, 'pooled': pooled}
+
+
+def build_text_encoder():
+  """`(model, variables, (input_ids, attention_mask, position_ids), {})`."""
+  ids = jnp.array([[3, 1, 4, 1, 5], [9, 2, 6, 0, 0]])
+  mask = (ids > 0).astype(jnp.int32)
+  positions = jnp.broadcast_to(jnp.arange(ids.shape[1]), ids.shape)
+  model = TextEncoder()
+  variables = model.init(jax.random.key(0), ids, mask, positions)
+  return model, variables, (ids, mask, positions), {}

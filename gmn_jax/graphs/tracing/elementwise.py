@@ -23,9 +23,15 @@ class ElementwiseRules:
     if name == 'convert_element_type' and jnp.issubdtype(eqn.params['new_dtype'], jnp.floating):
       op = None  # a float cast does not change the function
     if any(isinstance(v, Index) for v in ins):
-      if any(isinstance(v, (Data, Param)) for v in ins):
-        raise self.fail('integer token ids mixed with activations or parameters', eqn)
-      return ins[0] if op is None else Index(f'{ins[0].program};{op}')
+      if any(isinstance(v, Param) for v in ins):
+        raise self.fail('integer token ids mixed with parameters', eqn)
+      if not any(isinstance(v, Data) for v in ins):
+        index = next(v for v in ins if isinstance(v, Index))
+        return index if op is None else Index(f'{index.program};{op}')
+      # A value computed from integer inputs alone (an attention or padding mask, position
+      # buckets) meets activations: it is data, but no neuron.
+      ins = [Data(np.broadcast_to(np.int64(-1), tuple(var.aval.shape)), f'int:{v.program}')
+             if isinstance(v, Index) else v for v, var in zip(ins, eqn.invars)]
     data = [v for v in ins if isinstance(v, Data)]
     if not data:
       return self.param_elementwise(eqn, ins, op)
