@@ -142,12 +142,19 @@ class ContractionRules:
                                                 for a in range(len(shape))]), shape)
     return Data(labels, '')
 
+  def is_table_lookup(self, eqn, table: Value) -> bool:
+    """Whether a gather reads whole rows of a [vocabulary, features] parameter table."""
+    if not isinstance(table, Param) or len(table.terms) != 1 or table.terms[0].ndim != 2:
+      return False
+    dn = eqn.params['dimension_numbers']
+    return (tuple(dn.collapsed_slice_dims) == (0,) and tuple(dn.start_index_map) == (0,)
+            and tuple(eqn.params['slice_sizes'])[1] == table.terms[0].shape[1])
+
   def embedding(self, eqn, table: Param, tokens: Index) -> Data:
     """`table[tokens]`: a Dense layer from one-hot vocabulary input neurons."""
     dn = eqn.params['dimension_numbers']
     term = table.terms[0]
-    if (len(table.terms) != 1 or term.ndim != 2 or tuple(dn.collapsed_slice_dims) != (0,)
-        or tuple(dn.start_index_map) != (0,) or tuple(eqn.params['slice_sizes'])[1] != term.shape[1]):
+    if not self.is_table_lookup(eqn, table):
       raise self.fail('a gather from parameters other than an embedding lookup '
                       '`table[tokens]` of a [vocabulary, features] table', eqn, table)
     vocab, features = term.shape
