@@ -8,8 +8,9 @@ The names below are re-exported from them.
 
 from gmn_jax import graphs, io, mesh, metanets, tasks, training, zoos
 from gmn_jax import testing  # pylint: disable=g-bad-import-order
-from gmn_jax.graphs import (EdgeType, NodeType, ParameterGraph, Symmetry, UnsupportedModelError,
-                            from_params, trace, trace_function)
+from gmn_jax.graphs import (EdgeType, NodeType, ParameterGraph, Symmetry, SymmetryError,
+                            UnsupportedModelError, check_symmetries, from_params, trace,
+                            trace_function)
 from gmn_jax.io import convert_checkpoint, draw_graph, load_graphs, save_graphs
 from gmn_jax.metanets import (DMC, GMN, NGGNN, NGT, Budget, EdgeDeepSets, Editor, FlatEditor,
                               LayerStatistics, Metanetwork, ParameterDeepSets, ScaleGMN, StatNN,
@@ -45,7 +46,7 @@ __all__ = [
     'Metanetwork', 'NGGNN', 'NGT', 'ParameterDeepSets', 'ScaleGMN', 'StatNN', 'WeightMLP',
     'batch', 'budget_for', 'fit_layer_statistics', 'graph_mask', 'mean_log_degree',
     'pad_features', 'shard_edges', 'standardize_per_layer', 'unbatch', 'with_scaling_kinds',
-    'EdgeType', 'NodeType', 'ParameterGraph', 'Symmetry', 'UnsupportedModelError',
-    'from_params', 'trace', 'trace_function',
+    'EdgeType', 'NodeType', 'ParameterGraph', 'Symmetry', 'SymmetryError',
+    'UnsupportedModelError', 'check_symmetries', 'from_params', 'trace', 'trace_function',
     'convert_checkpoint', 'draw_graph', 'load_graphs', 'save_graphs',
 ]

@@ -119,7 +119,11 @@ class Architecture:
     self.segments: list[np.ndarray] = []
     self.block_ties: list[list[list[np.ndarray]]] = []
     self.positions: dict[int, int] = {}  # input/output neuron -> its position
-    self.output_act = 0
+    # hidden neuron -> the classes of the constants that tell it apart (rotary, ALiBi)
+    self.distinctions: dict[int, tuple[int, ...]] = {}
+    self.hidden_positions: dict[int, int] = {}  # from `settle_positions`
+    self.output_act = 0  # program applied to the (first) output
+    self.output_acts: dict[int, int] = {}  # output neuron -> program applied to its output
     self.programs: dict[int, str] = {0: ''}  # digest -> program text, for summaries
     self.ops: dict[int, str] = {0: ''}  # digest -> operation text
 
@@ -184,6 +188,23 @@ class Architecture:
     self.edges.append(EdgeBlock(pairs[:, 0], pairs[:, 1], kind, 0,
                                 np.full(n, act, np.int32), np.zeros(n + 1, np.int64),
                                 np.zeros(0, np.int64)))
+
+  def distinguish(self, neurons: np.ndarray, classes: np.ndarray):
+    """Records that a constant puts `neurons[i]` in class `classes[i]` (ranked by value)."""
+    for n, c in zip(np.ravel(neurons), np.ravel(classes)):
+      self.distinctions[int(n)] = self.distinctions.get(int(n), ()) + (int(c),)
+
+  def settle_positions(self):
+    """Hidden neurons told apart by constants get a position: the rank of their classes within
+    their group, so the graph shows what the symmetry may not swap."""
+    by_group: dict[int, list[int]] = {}
+    for n in self.distinctions:
+      if n not in self.positions:
+        by_group.setdefault(int(self.group_of(np.array([n]))[0]), []).append(n)
+    for members in by_group.values():
+      rank = {c: k for k, c in enumerate(sorted({self.distinctions[n] for n in members}))}
+      for n in members:
+        self.hidden_positions[n] = rank[self.distinctions[n]]
 
   def attach(self, neurons, flat):
     self.attachments.append(Attachment(np.asarray(neurons, np.int64).ravel(),

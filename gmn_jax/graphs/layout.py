@@ -80,6 +80,9 @@ class Layout:
   kernel_size: int  # K, the width of edges['weight']
   edge_placements: list[EdgePlacement]
   decode_plan: list  # per leaf: ('transpose', placement, None) or ('gather', where, index)
+  # [n_params] the slot of each parameter scalar: e * K + k for `edges['weight'][e, k]`,
+  # E * K + n * P + p for `nodes['param'][n, p]` (each scalar has exactly one)
+  leaf_source: np.ndarray
 
 
 def build_layout(arch: Architecture) -> Layout:
@@ -94,8 +97,10 @@ def build_layout(arch: Architecture) -> Layout:
     node_position[n] = pos
   output = [n for n in arch.positions if node_type[n] != NodeType.INPUT]
   node_type[output] = int(NodeType.OUTPUT)
+  for n, pos in arch.hidden_positions.items():
+    node_position[n] = pos
   node_act = np.zeros(n_node, np.int32)
-  node_act[output] = arch.output_act
+  node_act[output] = [arch.output_acts.get(n, arch.output_act) for n in output]
 
   # Node parameters, ordered by attachment then by flat index, gathered from a compact
   # vector of the attached leaves only.
@@ -150,7 +155,8 @@ def build_layout(arch: Architecture) -> Layout:
   decode_plan = _decode_plans(arch, edge_placements, leaf_source, len(senders) * K)
   static = Static(node_type, node_layer, node_position, node_act, node_mask, senders,
                   receivers, edge_type, edge_op, edge_act, edge_count)
-  return Layout(static, node_leaves, node_gather, kernel_size, edge_placements, decode_plan)
+  return Layout(static, node_leaves, node_gather, kernel_size, edge_placements, decode_plan,
+                leaf_source)
 
 def _placements(arch, block, start, n, counts) -> list[EdgePlacement]:
   flat = block.slot_values

@@ -7,7 +7,9 @@ Graph schema (one graph; every array's first axis indexes nodes or edges):
 
   nodes['type']       int32 [n_node]      `NodeType`: input, hidden, output, attention head
   nodes['layer']      int32 [n_node]      depth of the neuron's group (inputs are 0)
-  nodes['position']   int32 [n_node]      index of an input/output neuron; -1 for hidden ones
+  nodes['position']   int32 [n_node]      index of an input/output neuron; for a hidden neuron
+                                           that constants tell apart (rotary frequencies,
+                                           ALiBi slopes) the rank of its constants; else -1
   nodes['act']        int32 [n_node]      for output neurons, the program applied to the output
   nodes['param']      float [n_node, P]   per-neuron parameters (biases, norm scales/shifts,
                                            running statistics, position embeddings), in the order
@@ -74,6 +76,7 @@ class ParameterGraph:
     self._kernel_size = layout.kernel_size
     self._edge_placements = layout.edge_placements
     self._decode_plan = layout.decode_plan
+    self.slot_of = layout.leaf_source  # [n_params]: the one graph slot of each scalar
     self._symmetry_cache = None
     self.to_variables = lambda v: v  # nnx: module -> its state (set by trace)
     self._device = None
@@ -281,10 +284,14 @@ class ParameterGraph:
     Args:
       key: a `jax.random` key or an integer seed.
     """
+    return self._symmetry_orbits().draw(key)
+
+  def _symmetry_orbits(self):
+    """The symmetry structure (`symmetry.Orbits`), built on first use."""
     from gmn_jax.graphs import symmetry  # pylint: disable=g-import-not-at-top
     if self._symmetry_cache is None:
       self._symmetry_cache = symmetry.Orbits(self)
-    return self._symmetry_cache.draw(key)
+    return self._symmetry_cache
 
   # ---- summary ------------------------------------------------------------------------------
 

@@ -27,6 +27,12 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from gmn_jax.graphs.architecture import NodeType
+from gmn_jax.graphs.tracing.values import UnsupportedModelError
+
+
+class SymmetryError(UnsupportedModelError):
+  """The symmetry constraints found for a model are inconsistent, or a drawn symmetry changes
+  the traced program's output: no symmetry of this model is to be used."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,6 +62,27 @@ class Symmetry:
     """The permuted variables (same function, different neuron order). Jittable."""
     pg = self.graph
     return pg.decode(self.apply_graph(pg.encode(variables)))
+
+  def parameter_source(self) -> np.ndarray:
+    """`[n_params]` flat indices `src` with `flat(self.apply(v)) == flat(v)[src]`, where
+    `flat` concatenates the raveled leaves: the permutation of the parameter scalars, found
+    from the slot layout without running encode/decode. Host-side."""
+    pg = self.graph
+    slot = pg.slot_of
+    n_weight, K, P = pg.n_edge * pg.kernel_size, pg.kernel_size, pg.node_param_size
+    node_src, edge_src = np.argsort(self.node_perm), np.argsort(self.edge_perm)
+    is_edge = slot < n_weight
+    source_slot = np.where(
+        is_edge, edge_src[np.minimum(slot // K, pg.n_edge - 1)] * K + slot % K,
+        n_weight + node_src[np.clip((slot - n_weight) // P, 0, pg.n_node - 1)] * P
+        + (slot - n_weight) % P)
+    flat_at = np.full(n_weight + pg.n_node * P, -1, np.int64)
+    flat_at[slot] = np.arange(len(slot))
+    src = flat_at[source_slot]
+    if (src < 0).any():
+      raise SymmetryError('the drawn permutation moves a parameter to an empty slot (the '
+                          'symmetry constraints found for this model are inconsistent).')
+    return src
 
   def apply_nodes(self, values: jax.Array) -> jax.Array:
     """Permutes an array whose first axis indexes this template's nodes."""
@@ -91,6 +118,13 @@ class Orbits:
       for m in members:
         segment_sig[m].append(s)
     keys = [(int(group[i]), tuple(segment_sig[i])) for i in range(n)]
+    # Members of one unit with the same group and slices (a rotary pair, the query heads of a
+    # grouped-query head) are matched across units by their order in the group.
+    rank: dict[tuple, int] = {}
+    for i in range(n):
+      unit_key = (int(self.unit[i]),) + keys[i]
+      rank[unit_key] = rank.get(unit_key, -1) + 1
+      keys[i] = keys[i] + (rank[unit_key],)
     self.keys = keys
     fixed_units = set(self.unit[pg.node_type == NodeType.INPUT]) | set(
         self.unit[pg.node_type == NodeType.OUTPUT])
@@ -114,17 +148,24 @@ class Orbits:
     entries, partitions = [], {}
     for sides in self.pg.architecture.block_ties:
       placed = []
-      for blocks in sides:
-        units = [tuple(sorted({int(self.unit[n]) for n in np.ravel(b)})) for b in blocks]
-        orbit_ids = {self.orbit_of.get(u, -1) for us in units for u in us}
-        if -1 in orbit_ids:
-          placed.append(None)  # a side with fixed neurons pins the block permutation
-          continue
-        if len(orbit_ids) != 1:
-          raise ValueError('blocks that span several orbits; cannot draw a symmetry')
-        o = orbit_ids.pop()
-        partitions.setdefault(o, set()).add(frozenset(units))
-        placed.append((o, units))
+      for units in self._merged_blocks(sides):
+        # A side's blocks, split by orbit: each orbit moves its share of every block.
+        by_orbit: dict[int, list[list[int]]] = {}
+        for k, us in enumerate(units):
+          for u in us:
+            by_orbit.setdefault(self.orbit_of.get(u, -1), [[] for _ in units])[k].append(u)
+        pinned = -1 in by_orbit  # a side with fixed neurons pins the block permutation
+        for o, parts in sorted(by_orbit.items()):
+          if o == -1:
+            continue
+          parts = [tuple(p) for p in parts]
+          if any(len(p) != len(parts[0]) for p in parts):
+            pinned = True  # blocks that hold this orbit unevenly (e.g. per-head constants)
+            parts = [p for p in parts if p]
+          partitions.setdefault(o, set()).add(frozenset(parts))
+          placed.append((o, parts))
+        if pinned:
+          placed.append(None)
       entries.append(placed)
     # Nested block structures (a grouped conv after a depthwise one) are held in place: such an
     # orbit keeps its blocks where they are and permutes only within their common refinement.
@@ -177,7 +218,7 @@ class Orbits:
           mapping[k_there] = self.align[o][k_here]
           if other in self.align:
             if not np.array_equal(self.align[other], mapping):
-              raise ValueError('inconsistent block structure; cannot draw a symmetry')
+              raise SymmetryError('inconsistent block structure; cannot draw a symmetry')
             continue
           self.align[other] = mapping
           self.block_class[other] = root
@@ -210,7 +251,7 @@ class Orbits:
       for k, block in enumerate(blocks):
         target = blocks[root_to_block[perm[self.align[o][k]]]]
         if len(target) != len(block):
-          raise ValueError('blocks of different sizes cannot be permuted as wholes')
+          raise SymmetryError('blocks of different sizes cannot be permuted as wholes')
         for u, v in zip(block, rng.permutation(target)):
           unit_map[u] = int(v)
     n = self.pg.n_node
@@ -218,6 +259,44 @@ class Orbits:
     for u, v in unit_map.items():
       for i in self.members[u]:
         node_perm[i] = self.neuron_of[(v, self.keys[i])]
+    return Symmetry(self.pg, node_perm, self._edge_perm(node_perm))
+
+  def _merged_blocks(self, sides: list[list[np.ndarray]]) -> list[list[tuple[int, ...]]]:
+    """Each side's blocks as sorted unit ids, with blocks that share a unit (in any side)
+    merged in every side: grouped-query heads that read the same key/value head move as one."""
+    sides = [[tuple(sorted({int(self.unit[n]) for n in np.ravel(b)})) for b in blocks]
+             for blocks in sides]
+    n_blocks = len(sides[0])
+    first: dict[tuple[int, int], int] = {}
+    pairs = []
+    for side, blocks in enumerate(sides):
+      for k, units in enumerate(blocks):
+        for u in units:
+          pairs.append((first.setdefault((side, u), k), k))
+    merged = _components(n_blocks, [(np.array([a for a, _ in pairs], np.int64),
+                                     np.array([b for _, b in pairs], np.int64))])
+    if len(np.unique(merged)) == n_blocks:
+      return sides
+    return [[tuple(sorted({u for k in np.flatnonzero(merged == m) for u in blocks[k]}))
+             for m in np.unique(merged)] for blocks in sides]
+
+  def components(self) -> list[np.ndarray]:
+    """The nodes of each independent part of the symmetry: an orbit without blocks, or all
+    orbits that share one block permutation (heads with their Q/K/V neurons)."""
+    part_of = {o: (int(self.block_class[o]) if o in self.partition else -1 - o)
+               for o in range(len(self.orbits))}
+    nodes: dict[int, list[int]] = {}
+    for o, units in enumerate(self.orbits):
+      for u in units:
+        nodes.setdefault(part_of[o], []).extend(self.members[u])
+    return [np.array(sorted(n)) for n in nodes.values()]
+
+  def restrict(self, sym: Symmetry, nodes: np.ndarray) -> Symmetry | None:
+    """`sym` acting on `nodes` only (one of `components()`); None where it does not move them."""
+    node_perm = np.arange(self.pg.n_node)
+    node_perm[nodes] = sym.node_perm[nodes]
+    if np.array_equal(node_perm, np.arange(self.pg.n_node)):
+      return None
     return Symmetry(self.pg, node_perm, self._edge_perm(node_perm))
 
   def _edge_perm(self, node_perm: np.ndarray) -> np.ndarray:
@@ -230,6 +309,11 @@ class Orbits:
     pos = np.searchsorted(key[order], moved)
     pos = np.minimum(pos, len(key) - 1)
     if not np.array_equal(key[order][pos], moved):
-      raise AssertionError('internal error: the drawn permutation does not map the graph onto '
-                           'itself')
+      moved = np.flatnonzero(node_perm != np.arange(len(node_perm)))
+      arch = pg.architecture
+      names = sorted({arch.groups[int(g)].name for g in arch.group_of(moved)})
+      raise SymmetryError('the drawn neuron permutation does not map the parameter graph onto '
+                          'itself (the symmetry constraints found for this model are '
+                          f'inconsistent); groups moved: {", ".join(names)}. Please report '
+                          'the model; do not augment it with random_symmetry.')
     return order[pos]

@@ -142,12 +142,19 @@ class ContractionRules:
                                                 for a in range(len(shape))]), shape)
     return Data(labels, '')
 
+  def is_table_lookup(self, eqn, table: Value) -> bool:
+    """Whether a gather reads whole rows of a [vocabulary, features] parameter table."""
+    if not isinstance(table, Param) or len(table.terms) != 1 or table.terms[0].ndim != 2:
+      return False
+    dn = eqn.params['dimension_numbers']
+    return (tuple(dn.collapsed_slice_dims) == (0,) and tuple(dn.start_index_map) == (0,)
+            and tuple(eqn.params['slice_sizes'])[1] == table.terms[0].shape[1])
+
   def embedding(self, eqn, table: Param, tokens: Index) -> Data:
     """`table[tokens]`: a Dense layer from one-hot vocabulary input neurons."""
     dn = eqn.params['dimension_numbers']
     term = table.terms[0]
-    if (len(table.terms) != 1 or term.ndim != 2 or tuple(dn.collapsed_slice_dims) != (0,)
-        or tuple(dn.start_index_map) != (0,) or tuple(eqn.params['slice_sizes'])[1] != term.shape[1]):
+    if not self.is_table_lookup(eqn, table):
       raise self.fail('a gather from parameters other than an embedding lookup '
                       '`table[tokens]` of a [vocabulary, features] table', eqn, table)
     vocab, features = term.shape
@@ -227,10 +234,29 @@ class ContractionRules:
                              self.arch.program_id(k.program))
     q_blocks = [np.unique(q0[head_of == h]) for h in heads.ids]
     k_blocks = [np.unique(k0[head_of == h]) for h in heads.ids]
+    self.rank_shared_heads(heads.ids, q_blocks, k_blocks)
     self.arch.block_ties.append([[np.array([h]) for h in heads.ids], q_blocks, k_blocks])
     labels = head_of[(Ellipsis,) + (0,) * len(lc)]  # [batch...]
     labels = labels.reshape(labels.shape + (1,) * (len(shape) - labels.ndim))
     return Data(np.broadcast_to(labels, shape), program)
+
+  def rank_shared_heads(self, heads: np.ndarray, q_blocks, k_blocks):
+    """Grouped-query attention: query heads that read the same key neurons are told apart by
+    their rank in their group (head r of one group may only trade places with head r of
+    another, as the groups move as wholes), so each tied unit holds one query neuron per rank."""
+    by_keys: dict[bytes, list[int]] = {}
+    for h, keys in enumerate(k_blocks):
+      by_keys.setdefault(keys.tobytes(), []).append(h)
+    if all(len(members) == 1 for members in by_keys.values()):
+      return
+    rank = np.zeros(len(heads), np.int64)
+    for members in by_keys.values():
+      rank[members] = np.arange(len(members))
+    for r in np.unique(rank):
+      chosen = np.flatnonzero(rank == r)
+      self.record_segments(heads, heads[chosen])
+      queries = np.concatenate([q_blocks[h] for h in chosen])
+      self.record_segments(queries, queries)
 
   def attend(self, eqn, weights: Data, values: Data, values_is_lhs: bool, shape) -> Data:
     (lc, rc), (lb, rb) = eqn.params['dimension_numbers']

@@ -23,9 +23,15 @@ class ElementwiseRules:
     if name == 'convert_element_type' and jnp.issubdtype(eqn.params['new_dtype'], jnp.floating):
       op = None  # a float cast does not change the function
     if any(isinstance(v, Index) for v in ins):
-      if any(isinstance(v, (Data, Param)) for v in ins):
-        raise self.fail('integer token ids mixed with activations or parameters', eqn)
-      return ins[0] if op is None else Index(f'{ins[0].program};{op}')
+      if any(isinstance(v, Param) for v in ins):
+        raise self.fail('integer token ids mixed with parameters', eqn)
+      if not any(isinstance(v, Data) for v in ins):
+        index = next(v for v in ins if isinstance(v, Index))
+        return index if op is None else Index(f'{index.program};{op}')
+      # A value computed from integer inputs alone (an attention or padding mask, position
+      # buckets) meets activations: it is data, but no neuron.
+      ins = [Data(np.broadcast_to(np.int64(-1), tuple(var.aval.shape)), f'int:{v.program}')
+             if isinstance(v, Index) else v for v, var in zip(ins, eqn.invars)]
     data = [v for v in ins if isinstance(v, Data)]
     if not data:
       return self.param_elementwise(eqn, ins, op)
@@ -43,6 +49,7 @@ class ElementwiseRules:
     if not labelled:
       return self.statistic(eqn, ins, op, shape)
     main, labels = labelled[0]
+    self.distinguish_by_constants(ins, labels, shape)
     if op is None:
       return Data(labels, main.program)
     mean = as_mean(main, ins, name)
@@ -67,6 +74,7 @@ class ElementwiseRules:
     data = [v for v in ins if isinstance(v, Data)]
     labels = next((np.broadcast_to(v.labels, shape) for v in data if (v.labels >= 0).any()),
                   np.broadcast_to(np.int64(-1), shape))
+    self.distinguish_by_constants(ins, labels, shape)
     pending, args = [], []
     for v in ins:
       if isinstance(v, Const):
@@ -80,6 +88,35 @@ class ElementwiseRules:
     if op is None:
       return Data(labels, data[0].program, tuple(pending))
     return Data(labels, f'{op}({",".join(args)})', tuple(pending))
+
+  def distinguish_by_constants(self, ins: list[Value], labels: np.ndarray, shape):
+    """A constant that differs between neurons (or heads) tells them apart: rotary
+    frequencies per dimension, ALiBi slopes per head. Neurons whose constants differ (compared
+    position by position) become orbits of their own, so no symmetry swaps them."""
+    for v in ins:
+      if not isinstance(v, Const) or np.size(v.value) <= 1:
+        continue
+      lab, val = shrink([labels, np.asarray(v.value)], shape)
+      lab, val = np.broadcast_arrays(lab, val)
+      valid = lab >= 0
+      if not valid.any():
+        continue
+      order = np.argsort(lab[valid], kind='stable')  # each label's values in position order
+      ids, starts, counts = np.unique(lab[valid][order], return_index=True, return_counts=True)
+      values = val[valid][order]
+      if (counts == counts[0]).all():  # class ids ranked by value: independent of neuron order
+        _, classes = np.unique(values.reshape(len(ids), counts[0]), axis=0,
+                               return_inverse=True)
+      else:
+        rows = [tuple(values[s:s + c]) for s, c in zip(starts, counts)]
+        rank = {row: k for k, row in enumerate(sorted(set(rows)))}
+        classes = np.array([rank[row] for row in rows])
+      classes = np.ravel(classes)
+      if classes.max(initial=0) == 0:
+        continue
+      for c in np.unique(classes):
+        self.record_segments(ids, ids[classes == c])
+      self.arch.distinguish(ids, classes)
 
   def param_elementwise(self, eqn, ins: list[Value], op: str | None) -> Param:
     shape = tuple(eqn.outvars[0].aval.shape)

@@ -14,6 +14,7 @@ from gmn_jax.graphs.tracing.contractions import ContractionRules
 from gmn_jax.graphs.tracing.elementwise import ElementwiseRules
 from gmn_jax.graphs.tracing.shapes import ShapeRules
 from gmn_jax.graphs.tracing.values import (UnsupportedModelError, Const, Param, Index, Value,
+                                           describe_const,
                                            UNARY, NARY, IDENTITY, REDUCTIONS, WINDOWED)
 
 
@@ -106,6 +107,9 @@ class Interpreter(ShapeRules, ElementwiseRules, ContractionRules):
       return [self.windowed(eqn, ins)]
     if name == 'gather' and isinstance(ins[0], Param) and isinstance(ins[1], Index):
       return [self.embedding(eqn, ins[0], ins[1])]
+    if name == 'gather' and isinstance(ins[1], Const) and self.is_table_lookup(eqn, ins[0]):
+      # position ids built by the wrapper (`arange`): still a lookup in the whole table
+      return [self.embedding(eqn, ins[0], Index(f'const{describe_const(ins[1].value)}'))]
     return self.shape_op(eqn, ins)
 
   def evaluate(self, eqn, ins: list[Const]) -> list[Value]:

@@ -15,23 +15,24 @@ class ShapeRules:
   def shape_op(self, eqn, ins: list[Value]) -> list[Value]:
     """Moves labels / parameter indices through a pure data-movement primitive."""
     name = eqn.primitive.name
-    kinds = {type(v) for v in ins[:1]} if name != 'concatenate' else {type(v) for v in ins}
+    joins = name in ('concatenate', 'stack')  # every operand is moved data
+    kinds = {type(v) for v in ins} if joins else {type(v) for v in ins[:1]}
     kinds.discard(Const)
-    if kinds == {Index} or (name not in ('concatenate',) and isinstance(ins[0], Index)):
+    if kinds == {Index} or (not joins and isinstance(ins[0], Index)):
       return [Index(ins[0].program) for _ in eqn.outvars]
     if len(kinds) != 1 or any(isinstance(v, (Data, Param, Index)) for v in ins[1:]
-                              if name != 'concatenate'):
+                              if not joins):
       raise self.fail('data movement whose index operands depend on the input or parameters',
                       eqn)
     kind = kinds.pop()
     if kind is Data:
-      if name == 'concatenate' and any(isinstance(v, Data) and v.pending for v in ins):
+      if joins and any(isinstance(v, Data) and v.pending for v in ins):
         raise self.fail('concatenation of statistics that carry parameters', eqn)
       arrays = [[v.labels, *v.pending] if isinstance(v, Data) else [np.full(np.shape(v.value), -1)]
                 for v in ins]
     else:
       n_terms = max(len(v.terms) for v in ins if isinstance(v, Param))
-      if name == 'concatenate' and any(isinstance(v, Param) and len(v.terms) != n_terms
+      if joins and any(isinstance(v, Param) and len(v.terms) != n_terms
                                        for v in ins):
         raise self.fail('concatenation of parameters built from different numbers of leaves',
                         eqn)
@@ -81,6 +82,8 @@ class ShapeRules:
       return [x[index]]
     if name == 'concatenate':
       return [np.concatenate(operands, axis=p['dimension'])]
+    if name == 'stack':
+      return [np.stack(operands, axis=p['axis'])]
     if name == 'pad':
       config = p['padding_config']
       if any(interior for _, _, interior in config) or any(lo < 0 or hi < 0 for lo, hi, _ in config):
