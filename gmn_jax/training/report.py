@@ -48,10 +48,11 @@ def write(workdir: pathlib.Path, results: dict[str, Any], histories: dict[str, l
   about = PROTOCOLS[protocol['protocol']]
   if protocol['protocol'] == 'published':
     about += f' (split: {protocol["split_file"]}; final step {protocol["final_step"]})'
-  md = [f'# Predicting test accuracy from weights ({results["config"]["split"]} split)', '',
-        f'Protocol: {about}.', '',
+  split = ('published' if protocol['protocol'] == 'published'
+           else f'{results["config"]["split"]} split')
+  md = [f'# Predicting test accuracy from weights ({split})', '', f'Protocol: {about}.', '',
         f'Held-out models only: {rows["train"]} training, {rows["val"]} validation and '
-        f'{rows["test"]} test rows (model snapshots), split by model. '
+        f'{rows["test"]} test rows (network snapshots), split by network. '
         f'{rows["dropped_diverged"]} diverged rows dropped. Architectures: '
         + '; '.join(results['architectures']) + '.', '', table(results), '',
         '![predicted vs true](predictions.png)', '', '![learning curves](learning_curves.png)']
