@@ -10,8 +10,8 @@ keeps these laws (`scale_layers`):
     v_i <- ENC_v(x_i) = Γ_v x_i ⊙ PE_i (+ PE'_i where the neuron admits no factor)
     e_ij <- ENC_e(w_ij) = Γ_e w_ij ⊙ PE_ij (+ PE'_ij where neither end admits a factor)
     m_j  = mean_i ScaleEq([v_j, Γ_1 v_i ⊙ Γ_2 e_ij])                  (forward: moves with q_j)
-    b_i  = mean_j ScaleEq([v_i, Γ_3 v_j ⊙ Γ_4 e_ij^{-1}])             (backward: moves with q_i)
-    v_j <- v_j + ScaleEq([v_j, m_j, b_j])
+    b_i  = mean_j ScaleEq([v_i, Γ_3 v_j ⊙ Γ_4 e_ij^{-1}])      (ScaleGMN-B only: moves with q_i)
+    v_j <- v_j + ScaleEq([v_j, m_j (, b_j)])
     e_ij <- e_ij + Γ_5 e_ij ⊙ MLP(Inv(e_ij), Inv(v_i), Inv(v_j))
     y    = MLP(mean per kind of neuron of Inv(v), mean of Inv(e))    (invariant readout)
 
