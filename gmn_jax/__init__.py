@@ -11,6 +11,7 @@ from gmn_jax import testing  # pylint: disable=g-bad-import-order
 from gmn_jax.graphs import (EdgeType, NodeType, ParameterGraph, Symmetry, UnsupportedModelError,
                             from_params, trace, trace_function)
 from gmn_jax.io import convert_checkpoint, draw_graph, load_graphs, save_graphs
+from gmn_jax.metanets import LearnedProbes
 from gmn_jax.metanets import (GMN, NGGNN, NGT, Budget, EdgeDeepSets, LayerStatistics, Metanetwork,
                               StatNN, WeightMLP, batch, budget_for, fit_layer_statistics,
                               graph_mask, mean_log_degree, pad_features, standardize_per_layer,
@@ -29,7 +30,8 @@ __all__ = [
     'ImageDataset', 'SmallCNN', 'Zoo', 'ZooConfig', 'ZooError', 'generate_zoo', 'load_dataset',
     'load_zoo', 'read_small_cnn_zoo', 'write_small_cnn_zoo',
     'InrZoo', 'InrZooConfig', 'Siren', 'generate_inr_zoo', 'load_inr_zoo',
-    'Budget', 'EdgeDeepSets', 'GMN', 'LayerStatistics', 'Metanetwork', 'NGGNN', 'NGT', 'StatNN',
+    'Budget', 'EdgeDeepSets', 'GMN', 'LayerStatistics', 'LearnedProbes', 'Metanetwork', 'NGGNN',
+    'NGT', 'StatNN',
     'WeightMLP',
     'batch', 'budget_for', 'fit_layer_statistics', 'graph_mask', 'mean_log_degree',
     'pad_features', 'standardize_per_layer', 'unbatch',
