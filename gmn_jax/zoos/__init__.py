@@ -4,7 +4,8 @@
 `small_cnn` is the zoo's CNN; `config` samples each member's hyperparameters; `training` trains
 a shard of members in one vmapped, jitted program; `zoo` generates, checksums, resumes and loads
 zoos; `siren` fits SIRENs (implicit neural representations) to images and `inr_zoo` stores
-zoos of them (both through `shards`, the shared on-disk layout); `small_cnn_zoo` reads and writes the public Small CNN Zoo format. Independent of the
+zoos of them (both through `shards`, the shared on-disk layout); `small_cnn_zoo` reads and
+writes the public Small CNN Zoo format. Independent of the
 metanetworks: a zoo is parameters and metrics, turned into graphs by `graphs`.
 """
 
