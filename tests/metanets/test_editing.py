@@ -77,8 +77,8 @@ def test_fresh_editor_is_the_identity(net):
   graph = pg.encode(variables)
   editor = (gmn_jax.FlatEditor.for_architecture(pg, hidden=(16, 16)) if net == 'flat'
             else gmn_jax.Editor(metanets.tiny('deepsets')))
-  params = editor.init(jax.random.key(0), graph)
+  params = jax.jit(editor.init)(jax.random.key(0), graph)
   out = editor.apply(params, graph)
   jax.tree.map(np.testing.assert_array_equal, pg.decode(out), variables)
   for scale in jax.tree.leaves(params['params']['scales']):
-    np.testing.assert_array_equal(scale, 0.01)
+    np.testing.assert_array_equal(scale, np.float32(0.01))
