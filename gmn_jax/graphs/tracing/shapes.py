@@ -6,7 +6,8 @@ from __future__ import annotations
 import jax.numpy as jnp
 import numpy as np
 
-from gmn_jax.graphs.tracing.values import Const, Param, Data, Index, Value, SLICING
+from gmn_jax.graphs.tracing.values import (Const, Param, Data, Index, Value, SLICING, take0,
+                                           constant_along)
 
 
 class ShapeRules:
@@ -20,6 +21,8 @@ class ShapeRules:
     kinds.discard(Const)
     if kinds == {Index} or (not joins and isinstance(ins[0], Index)):
       return [Index(ins[0].program) for _ in eqn.outvars]
+    if joins and kinds == {Param, Data}:
+      return [self.parameter_tokens(eqn, ins)]
     if len(kinds) != 1 or any(isinstance(v, (Data, Param, Index)) for v in ins[1:]
                               if not joins):
       raise self.fail('data movement whose index operands depend on the input or parameters',
@@ -56,6 +59,30 @@ class ShapeRules:
         program = next(v.program for v in ins if isinstance(v, Param))
         outs.append(Param(tuple(per_term), program))
     return outs
+
+  def parameter_tokens(self, eqn, ins: list[Value]) -> Data:
+    """A class / distillation / register token (a parameter vector) concatenated onto a
+    sequence of activations: its entries attach to the neurons of the feature axis they
+    line up with, like a position embedding."""
+    axis = eqn.params['dimension' if eqn.primitive.name == 'concatenate' else 'axis']
+    data = [v for v in ins if isinstance(v, Data)]
+    if eqn.primitive.name != 'concatenate' or any(v.pending for v in data):
+      raise self.fail('parameters stacked with activations', eqn)
+    row = take0(np.asarray(data[0].labels), [axis])
+    if not all(constant_along(v.labels, [axis]) and np.array_equal(
+        np.broadcast_to(take0(np.asarray(v.labels), [axis]), row.shape), row) for v in data):
+      raise self.fail('a concatenation of activations whose neurons differ', eqn)
+    parts, tokens = [], []
+    for v, var in zip(ins, eqn.invars):
+      shape = tuple(var.aval.shape)
+      labels = np.broadcast_to(row, shape)
+      if isinstance(v, Param):
+        tokens.append(self.attach(eqn, v, labels, shape))
+      elif isinstance(v, Const):
+        labels = np.full(shape, -1)
+      parts.append(labels)
+    return Data(np.concatenate(parts, axis=axis),
+                f'{data[0].program};tokens({",".join(tokens)})')
 
   def move(self, eqn, operands: list[np.ndarray], ins: list[Value]) -> list[np.ndarray]:
     name, p = eqn.primitive.name, eqn.params

@@ -12,6 +12,7 @@ from jax._src.interpreters import partial_eval as pe
 from gmn_jax.graphs.architecture import Architecture, NodeType
 from gmn_jax.graphs import verify
 from gmn_jax.graphs.probe import ProbeProgram
+from gmn_jax.graphs.symmetry import SymmetryError
 from gmn_jax.graphs.tracing.interpreter import Interpreter
 from gmn_jax.graphs.tracing.values import UnsupportedModelError, Param, Data, Index, Value
 
@@ -128,7 +129,24 @@ def trace_function(apply, variables, *example_args, check_symmetries: int = 2):
   `ParameterGraph`. `trace` and `from_params` are built on it. Host-side.
 
   `check_symmetries` random symmetries are checked against the traced program (see `trace`).
+  The feature axis of a float input is its last axis; where that does not trace, axis 1 of
+  every float input of rank >= 3 (channels-first, e.g. transformers' `pixel_values`).
   """
+  try:
+    return _trace(apply, variables, example_args, check_symmetries, channels_first=False)
+  except SymmetryError:
+    raise
+  except UnsupportedModelError as first:
+    if not any(isinstance(a, (jax.Array, np.ndarray)) and np.ndim(a) >= 3
+               and jnp.issubdtype(jnp.asarray(a).dtype, jnp.floating) for a in example_args):
+      raise
+    try:
+      return _trace(apply, variables, example_args, check_symmetries, channels_first=True)
+    except UnsupportedModelError:
+      raise first from None
+
+
+def _trace(apply, variables, example_args, check_symmetries: int, channels_first: bool):
   from gmn_jax.graphs.parameter_graph import ParameterGraph  # pylint: disable=g-import-not-at-top
   path_leaves, treedef = jax.tree_util.tree_flatten_with_path(variables)
   paths = [jax.tree_util.keystr(p) for p, _ in path_leaves]
@@ -161,10 +179,12 @@ def trace_function(apply, variables, *example_args, check_symmetries: int = 2):
       continue
     if a.ndim == 0:
       raise UnsupportedModelError(f'example argument {i} is a scalar; inputs need a feature axis')
-    group = arch.add_group(f'input{i}', a.shape[-1], 0, NodeType.INPUT)
+    axis = 1 if channels_first and a.ndim >= 3 else a.ndim - 1
+    group = arch.add_group(f'input{i}', a.shape[axis], 0, NodeType.INPUT)
     for j, n in enumerate(group.ids):
       arch.positions[int(n)] = j
-    inputs.append(Data(np.broadcast_to(group.ids, a.shape), ''))
+    ids = group.ids.reshape([-1 if d == axis else 1 for d in range(a.ndim)])
+    inputs.append(Data(np.broadcast_to(ids, a.shape), ''))
   interpreter = Interpreter(arch)
   outs = interpreter.run(closed.jaxpr, list(closed.consts), inputs)
   kept = _mark_outputs(arch, interpreter, outs)
