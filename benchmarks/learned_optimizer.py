@@ -20,7 +20,6 @@ import argparse
 import time
 
 import jax
-import numpy as np
 import optax
 
 from gmn_jax.tasks.learning_to_optimize import LEARNED, LearningToOptimizeConfig, make_rule

@@ -9,7 +9,6 @@ retraining them.
 from __future__ import annotations
 
 import dataclasses
-import json
 
 import numpy as np
 import pytest
