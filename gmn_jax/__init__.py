@@ -13,22 +13,21 @@ from gmn_jax.graphs import (EdgeType, NodeType, ParameterGraph, Symmetry, Symmet
                             trace_function)
 from gmn_jax.io import convert_checkpoint, draw_graph, load_graphs, save_graphs
 from gmn_jax.metanets import (DMC, GMN, NGGNN, NGT, Budget, EdgeDeepSets, Editor, FlatEditor,
-                              LayerStatistics, Metanetwork, ParameterDeepSets, ScaleGMN, StatNN,
-                              WeightMLP, batch, budget_for, fit_layer_statistics, graph_mask,
-                              mean_log_degree, pad_features, shard_edges, standardize_per_layer,
-                              unbatch, with_scaling_kinds)
-from gmn_jax.metanets import LearnedProbes
+                              LayerStatistics, LearnedProbes, Metanetwork, ParameterDeepSets,
+                              ScaleGMN, StatNN, WeightMLP, batch, budget_for, fit_layer_statistics,
+                              graph_mask, mean_log_degree, pad_features, shard_edges,
+                              standardize_per_layer, unbatch, with_scaling_kinds)
+from gmn_jax.mesh import initialize_distributed, make_mesh
 from gmn_jax.tasks import EditingConfig
 from gmn_jax.tasks.generalization import GeneralizationConfig, train_and_evaluate
-from gmn_jax.mesh import initialize_distributed, make_mesh
 from gmn_jax.tasks.inr_classification import InrClassificationConfig
 from gmn_jax.tasks.learning_to_optimize import LearningToOptimizeConfig
 from gmn_jax.training import (FitResult, GraphRule, GraphSet, LearnedOptimizer, PerParameterLSTM,
                               PerParameterMLP, TrainConfig, fit, predict)
 from gmn_jax.zoos import (DiverseNet, DiverseZoo, DiverseZooConfig, ImageDataset, InrZoo,
-                          InrZooConfig, NetSpec, Siren, SmallCNN, Zoo, ZooArchitecture,
-                          ZooConfig, ZooError, generate_diverse_zoo, generate_inr_zoo,
-                          generate_zoo, load_dataset, load_diverse_zoo, load_inr_zoo, load_zoo,
+                          InrZooConfig, NetSpec, Siren, SmallCNN, Zoo, ZooArchitecture, ZooConfig,
+                          ZooError, generate_diverse_zoo, generate_inr_zoo, generate_zoo,
+                          load_dataset, load_diverse_zoo, load_inr_zoo, load_zoo,
                           read_small_cnn_zoo, write_small_cnn_zoo)
 
 __all__ = [
