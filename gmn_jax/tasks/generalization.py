@@ -36,7 +36,7 @@ from gmn_jax.graphs.tracing import trace
 from gmn_jax.training.fit import TrainConfig, fit, predict
 
 METHODS = ('gmn', 'nggnn', 'scalegmn', 'statnn', 'statnn_gbm', 'mlp', 'ngt')
-DEFAULT_METHODS = ('gmn', 'nggnn', 'scalegmn', 'statnn', 'statnn_gbm', 'mlp')
+DEFAULT_METHODS = ('gmn', 'nggnn', 'statnn', 'statnn_gbm', 'mlp')  # scalegmn: see README
 GRAPH_METANETWORKS = ('gmn', 'nggnn', 'scalegmn', 'ngt')
 PROTOCOLS = ('all_snapshots', 'published')
 
