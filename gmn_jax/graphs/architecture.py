@@ -62,6 +62,17 @@ def describe_op(kind: OpKind, groups: int = 1, kernel=(), stride=(), rhs_dilatio
   return text
 
 
+class SharedUseError(ValueError):
+  """A shared parameter's uses do not correspond neuron for neuron (the tracer re-raises it
+  as `UnsupportedModelError`)."""
+
+
+def _lines_up(a: np.ndarray, b: np.ndarray) -> bool:
+  """Whether the pairs (a[i], b[i]) are a one-to-one correspondence between neurons."""
+  pairs = np.unique(np.stack([np.ravel(a), np.ravel(b)], 1), axis=0)
+  return len(np.unique(pairs[:, 0])) == len(pairs) == len(np.unique(pairs[:, 1]))
+
+
 @dataclasses.dataclass
 class Group:
   """A set of neurons made by one operation (a contraction, a join, an attention's heads)."""
@@ -209,3 +220,59 @@ class Architecture:
   def attach(self, neurons, flat):
     self.attachments.append(Attachment(np.asarray(neurons, np.int64).ravel(),
                                        np.asarray(flat, np.int64).ravel()))
+
+  def tie_shared_uses(self):
+    """Ties the neurons of every use of a shared parameter to those of its first use.
+
+    Shared parameters (tied input/output embeddings, one embedding for encoder and decoder,
+    a layer applied at several depths, a recurrent cell at every step) follow the GMN paper's
+    rule for weight sharing: the graph has one edge (or node parameter) per *use*, and each
+    parameter scalar has exactly one slot, that of its first use in edge order (`encode` copies
+    the value to the edges of the other uses; `decode` reads the first-use slot). A symmetry
+    must map edges that share a parameter onto edges that share the same one, so it draws one
+    permutation for all uses: the neuron a parameter axis indexes in one use is tied to the
+    neuron the same axis indexes in the first use (a tie makes them one unit of
+    `symmetry.Orbits`, moved together). Which end of an edge matches which end of the
+    first-use edge is read from the parameter itself: a tied LM head reads the embedding table
+    transposed, so its senders match the embedding's receivers. Where neither pairing lines
+    up neuron for neuron, the model is refused.
+
+    Raises:
+      SharedUseError: a shared parameter whose uses do not line up neuron for neuron.
+    """
+    uses = []  # per use: (flat, sender, receiver)
+    for block in self.edges:
+      if block.slot_values.size:
+        counts = np.diff(block.slot_offsets)
+        uses.append((block.slot_values, np.repeat(block.senders, counts),
+                     np.repeat(block.receivers, counts)))
+    for a in self.attachments:
+      uses.append((a.flat, a.neurons, a.neurons))
+    if not uses:
+      return
+    flat = np.concatenate([u[0] for u in uses])
+    if len(np.unique(flat)) == len(flat):
+      return
+    first_use = np.full(self.n_params, -1, np.int64)
+    ends = np.zeros((self.n_params, 2), np.int64)
+    for k, (f, s, r) in enumerate(uses):
+      new = first_use[f] < 0
+      f_new, keep = np.unique(f[new], return_index=True)
+      first_use[f_new] = k
+      ends[f_new, 0], ends[f_new, 1] = s[new][keep], r[new][keep]
+    for k, (f, s, r) in enumerate(uses):
+      again = first_use[f] != k
+      if not again.any():
+        continue
+      f, s, r = f[again], s[again], r[again]
+      s0, r0 = ends[f, 0], ends[f, 1]
+      for a, b, c, d in ((s, s0, r, r0), (s, r0, r, s0)):
+        if _lines_up(a, b) and _lines_up(c, d):
+          self.ties += [(a, b), (c, d)]
+          break
+      else:
+        leaf = self.leaf_of(int(f[0]))
+        raise SharedUseError(
+            f'parameter {self.leaf_paths[leaf]} is shared between uses whose neurons do not '
+            'line up one for one (e.g. a kernel used both as a matrix and as a scale); no '
+            'faithful parameter graph with one slot per scalar exists.')

@@ -145,14 +145,18 @@ def build_layout(arch: Architecture) -> Layout:
     if b.slot_values.size:
       owner = np.repeat(np.arange(n), counts)
       pos = np.arange(b.slot_values.size) - np.repeat(b.slot_offsets[:-1], counts)
-      leaf_source[b.slot_values] = (start + owner) * K + pos
+      first = leaf_source[b.slot_values] < 0  # a shared scalar's slot is its first use
+      leaf_source[b.slot_values[first]] = ((start + owner) * K + pos)[first]
       edge_placements.extend(_placements(arch, b, start, n, counts))
     start += n
   _check_coverage(arch, np.concatenate([np.concatenate([b.slot_values for b in blocks]),
                                        a_flat]))
-  used = node_table < n_params
-  leaf_source[node_table[used]] = len(senders) * K + np.flatnonzero(used.ravel())
-  decode_plan = _decode_plans(arch, edge_placements, leaf_source, len(senders) * K)
+  used = np.flatnonzero(node_table.ravel() < n_params)
+  flat = node_table.ravel()[used]
+  flat, first = np.unique(flat, return_index=True)  # first use in node order
+  first = first[leaf_source[flat] < 0]
+  leaf_source[node_table.ravel()[used[first]]] = len(senders) * K + used[first]
+  decode_plan = _decode_plans(arch, edge_placements, leaf_source, len(senders) * K, K)
   static = Static(node_type, node_layer, node_position, node_act, node_mask, senders,
                   receivers, edge_type, edge_op, edge_act, edge_count)
   return Layout(static, node_leaves, node_gather, kernel_size, edge_placements, decode_plan,
@@ -176,15 +180,18 @@ def _placements(arch, block, start, n, counts) -> list[EdgePlacement]:
   table[owner, np.arange(flat.size) - np.repeat(block.slot_offsets[:-1], counts)] = local
   return [EdgePlacement(leaf, start, n, width, None, table)]
 
-def _decode_plans(arch, edge_placements, leaf_source, n_weight) -> list:
+def _decode_plans(arch, edge_placements, leaf_source, n_weight, K) -> list:
   """Per leaf: ('transpose', placement) or ('gather', where, index)."""
-  by_leaf = {p.leaf: p for p in edge_placements if p.perm is not None}
   plans = []
   for leaf in range(len(arch.leaf_shapes)):
-    if leaf in by_leaf:
-      plans.append(('transpose', by_leaf[leaf], None))
-      continue
     src = leaf_source[arch.leaf_offsets[leaf]:arch.leaf_offsets[leaf + 1]]
+    # a transpose plan only where that placement holds the leaf's slots (its first use)
+    plan = next((p for p in edge_placements if p.perm is not None and p.leaf == leaf
+                 and src.min() >= p.start * K and src.max() < (p.start + p.n) * K
+                 and (src < n_weight).all()), None)
+    if plan is not None:
+      plans.append(('transpose', plan, None))
+      continue
     if (src < n_weight).all():
       plans.append(('gather', 'weight', src))
     elif (src >= n_weight).all():
@@ -194,15 +201,13 @@ def _decode_plans(arch, edge_placements, leaf_source, n_weight) -> list:
   return plans
 
 def _check_coverage(arch: Architecture, used: np.ndarray):
-  counts = np.bincount(used, minlength=arch.n_params)
-  for problem, bad in (('is never used by the model', counts == 0),
-                       ('is used more than once (shared weights are not supported)',
-                        counts > 1)):
-    if bad.any():
-      flat = int(np.flatnonzero(bad)[0])
-      leaf = arch.leaf_of(flat)
-      index = np.unravel_index(flat - arch.leaf_offsets[leaf], arch.leaf_shapes[leaf])
-      raise ValueError(
-          f'parameter {arch.leaf_paths[leaf]}{list(map(int, index))} {problem}; every '
-          'parameter must appear in the graph exactly once. Remove unused parameters from '
-          'the variables (or call the model so that it uses them).')
+  """Every parameter scalar must be used (shared ones may be used more than once)."""
+  unused = np.bincount(used, minlength=arch.n_params) == 0
+  if unused.any():
+    flat = int(np.flatnonzero(unused)[0])
+    leaf = arch.leaf_of(flat)
+    index = np.unravel_index(flat - arch.leaf_offsets[leaf], arch.leaf_shapes[leaf])
+    raise ValueError(
+        f'parameter {arch.leaf_paths[leaf]}{list(map(int, index))} is never used by the model;'
+        ' every parameter must appear in the graph. Remove unused parameters from the '
+        'variables (or call the model so that it uses them).')

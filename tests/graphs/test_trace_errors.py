@@ -17,13 +17,6 @@ class _Sorts(nn.Module):
     return nn.Dense(2)(jnp.sort(nn.Dense(3)(x), axis=-1))
 
 
-class _Shares(nn.Module):
-  @nn.compact
-  def __call__(self, x):
-    layer = nn.Dense(4)
-    return layer(nn.relu(layer(x)))
-
-
 class _Unused(nn.Module):
   @nn.compact
   def __call__(self, x):
@@ -38,12 +31,6 @@ def _variables(model):
 def test_unknown_primitive_names_primitive_and_module():
   model = _Sorts()
   with pytest.raises(gmn_jax.UnsupportedModelError, match=r'`sort`.*_Sorts'):
-    gmn_jax.trace(model, _variables(model), X)
-
-
-def test_shared_weights_are_refused_with_the_parameter_path():
-  model = _Shares()
-  with pytest.raises(ValueError, match=r"\['Dense_0'\]\['(kernel|bias)'\].*more than once"):
     gmn_jax.trace(model, _variables(model), X)
 
 

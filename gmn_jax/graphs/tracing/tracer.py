@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax._src.interpreters import partial_eval as pe
 
-from gmn_jax.graphs.architecture import Architecture, NodeType
+from gmn_jax.graphs.architecture import Architecture, NodeType, SharedUseError
 from gmn_jax.graphs import verify
 from gmn_jax.graphs.probe import ProbeProgram
 from gmn_jax.graphs.symmetry import SymmetryError
@@ -98,7 +98,7 @@ def trace(model, variables=None, *example_args, check_symmetries: int = 2, **exa
     UnsupportedModelError: the model computes something with no faithful graph; the message
       names the primitive, the Flax module path and the parameters involved.
     SymmetryError: (an `UnsupportedModelError`) a drawn symmetry changes the model's output.
-    ValueError: a parameter is not finite, unused, or used twice.
+    ValueError: a parameter is not finite or unused.
   """
   if _is_nnx(model):
     from flax import nnx  # pylint: disable=g-import-not-at-top
@@ -188,6 +188,10 @@ def _trace(apply, variables, example_args, check_symmetries: int, channels_first
   interpreter = Interpreter(arch)
   outs = interpreter.run(closed.jaxpr, list(closed.consts), inputs)
   kept = _mark_outputs(arch, interpreter, outs)
+  try:
+    arch.tie_shared_uses()
+  except SharedUseError as e:
+    raise UnsupportedModelError(str(e)) from None
   closed = jax.extend.core.ClosedJaxpr(
       closed.jaxpr.replace(outvars=[closed.jaxpr.outvars[i] for i in kept]), closed.consts)
   labels = np.asarray(outs[kept[0]].labels)
