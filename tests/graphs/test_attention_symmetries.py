@@ -127,6 +127,15 @@ def test_swapping_kv_groups_with_their_query_heads_is_a_symmetry():
       _heads_swapped(v, (0, 2), (0, 1)), (1, 3)))
 
 
+def test_swapping_heads_without_their_relative_bias_columns_is_not_a_symmetry():
+  _assert_not_a_symmetry('relative_bias', lambda v: _heads_swapped(v, (0, 1), (0, 1)))
+
+
+def test_swapping_heads_with_their_relative_bias_columns_is_a_symmetry():
+  _assert_symmetry('relative_bias', lambda v: _edit(
+      _heads_swapped(v, (0, 1), (0, 1)), {('relative_bias', 'embedding'): _swap(1, 0, 1)}))
+
+
 def test_the_safety_net_names_the_groups_when_a_constraint_is_missed(monkeypatch):
   """With the rule for constants that tell heads apart switched off, ALiBi's heads look
   interchangeable; the numerical check must refuse the trace, naming the heads."""

@@ -1,6 +1,6 @@
 """Attention variants whose symmetries depend on positions or head structure: rotary position
-embeddings (half-split and interleaved `stack` forms), ALiBi per-head slopes, and grouped-query
-attention. Each is written the way the Flax/transformers code writes it, in plain linen.
+embeddings (half-split and interleaved `stack` forms), ALiBi per-head slopes, T5's learned
+relative position bias, and grouped-query attention. Each is written the way the Flax/transformers code writes it, in plain linen.
 
 `build(name)` gives `(model, variables, (x,), {})` with random weights (seed fixed).
 """
@@ -55,6 +55,7 @@ class Attention(nn.Module):
   head_dim: int = 4
   rotary: str = ''  # '', 'half' or 'interleaved'
   alibi: bool = False
+  relative_bias: bool = False  # T5: a learned [buckets, heads] table looked up by distance
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
@@ -70,6 +71,11 @@ class Attention(nn.Module):
     logits = jnp.einsum('bqhd,bkhd->bhqk', q, k) / np.sqrt(self.head_dim)
     if self.alibi:
       logits = logits + _alibi(self.heads, t)
+    if self.relative_bias:
+      distance = jnp.arange(t)[None, :] - jnp.arange(t)[:, None]
+      bucket = jnp.clip(distance + 3, 0, 5)  # 6 buckets
+      table = nn.Embed(6, self.heads, name='relative_bias')
+      logits = logits + jnp.transpose(table(bucket), (2, 0, 1))[None]
     weights = jax.nn.softmax(logits, axis=-1)
     y = jnp.einsum('bhqk,bkhd->bqhd', weights, v)
     return nn.DenseGeneral(x.shape[-1], axis=(-2, -1), name='out')(y)
@@ -93,6 +99,7 @@ CONFIGS = {
     'alibi': dict(alibi=True),
     'gqa': dict(kv_heads=2),
     'gqa_rotary_alibi': dict(kv_heads=2, rotary='half', alibi=True),
+    'relative_bias': dict(relative_bias=True),
 }
 
 

@@ -40,6 +40,10 @@ class ElementwiseRules:
       labels = np.broadcast_to(v.labels, shape)
       if self.carries_neurons(labels) and not any(np.array_equal(labels, l) for _, l in labelled):
         labelled.append((v, labels))
+    if len(labelled) == 1 and name in ('add', 'add_any'):
+      heads = [v for v in data if v is not labelled[0][0] and self.labels_heads(v.labels)]
+      if heads:
+        return self.head_bias(eqn, heads[0], labelled[0], shape)
     if len(labelled) == 2:
       if any(isinstance(v, Param) or (isinstance(v, Data) and v.pending) for v in ins):
         raise self.fail('a join of two neuron groups that also involves parameters', eqn)
@@ -154,6 +158,36 @@ class ElementwiseRules:
     self.attach_count[group] = k + 1
     return f'p{k}[{param.program}]'
 
+  def labels_heads(self, labels: np.ndarray) -> bool:
+    """Whether `labels` index attention heads (attention logits or weights)."""
+    labels = np.asarray(labels)
+    valid = labels[labels >= 0]
+    if valid.size == 0:
+      return False
+    return self.arch.groups[int(self.arch.group_of(valid.ravel()[:1])[0])].kind == NodeType.HEAD
+
+  def head_bias(self, eqn, logits: Data, bias: tuple[Data, np.ndarray], shape) -> Data:
+    """Neurons added to attention logits, one per head (T5's learned relative position bias,
+    looked up from a [buckets, heads] table): each feeds its head by a RESIDUAL edge and is
+    tied to it, so the head permutation moves the bias columns too (and, where one bias
+    serves every layer, the heads of all those layers alike)."""
+    data, labels = bias
+    if data.pending or logits.pending:
+      raise self.fail('a bias on attention logits that also involves parameters', eqn)
+    heads, neurons = shrink([np.broadcast_to(logits.labels, shape), labels], shape)
+    heads, neurons = np.broadcast_arrays(heads, neurons)
+    if ((heads >= 0) != (neurons >= 0)).any():
+      raise self.fail('a bias on attention logits that does not line up with the heads', eqn)
+    valid = heads >= 0
+    pairs = np.unique(np.stack([neurons[valid], heads[valid]], 1), axis=0)
+    if len(np.unique(pairs[:, 0])) != len(pairs) or len(np.unique(pairs[:, 1])) != len(pairs):
+      raise self.fail('a bias on attention logits that is not one neuron per head', eqn)
+    self.arch.add_free_edges(pairs[:, 0], pairs[:, 1], EdgeType.RESIDUAL,
+                             self.arch.program_id(data.program))
+    self.arch.ties.append((pairs[:, 0], pairs[:, 1]))
+    program = f'{logits.program};add(d{arch_lib.digest(data.program)})'
+    return Data(np.broadcast_to(logits.labels, shape), program)
+
   def join(self, eqn, labelled: list[tuple[Data, np.ndarray]]) -> Data:
     """Two different neuron groups meet elementwise: a residual join (or a gate)."""
     name = eqn.primitive.name
@@ -222,6 +256,8 @@ class ElementwiseRules:
 
   def windowed(self, eqn, ins: list[Value]) -> Value:
     x = ins[0]
+    if isinstance(x, Index):  # e.g. position ids counted along a padding mask (`cumsum`)
+      return Index(f'{x.program};{eqn.primitive.name}[{params_text(eqn.params)}]')
     if not isinstance(x, Data):
       raise self.fail('a windowed reduction over parameters', eqn)
     shape = tuple(eqn.outvars[0].aval.shape)

@@ -28,7 +28,9 @@ def _mark_outputs(arch: Architecture, interpreter: Interpreter, outs: list[Value
   """Makes the neurons along the last axis of every activation output (a pytree of outputs:
   a ModelOutput, a tuple, a dict; in flattening order) output neurons, numbered across the
   outputs. Outputs that carry no neurons (integer arrays, attention weights, constants) are
-  left out. Returns the indices of the outputs kept."""
+  left out; an output whose neurons are all output neurons of an earlier one (a pooled output
+  read from the last hidden state's neurons) adds none. Returns the indices of the outputs
+  kept."""
   kept, offset = [], 0
   for i, out in enumerate(outs):
     if not isinstance(out, Data) or not interpreter.carries_neurons(out.labels):
@@ -42,6 +44,11 @@ def _mark_outputs(arch: Architecture, interpreter: Interpreter, outs: list[Value
       raise UnsupportedModelError(f'model output {i} must hold one neuron per entry of its '
                                   'last axis, the same at every batch/spatial position')
     act = arch.program_id(out.program)
+    seen = [int(n) in arch.positions and arch.groups[int(arch.group_of(np.array([n]))[0])].kind
+            != NodeType.INPUT for n in last[:, 0]]
+    if all(seen):  # e.g. a pooled output computed from the last hidden state's neurons
+      kept.append(i)  # (already output neurons, fixed by every symmetry; still verified)
+      continue
     for j, n in enumerate(last[:, 0]):
       if arch.groups[int(arch.group_of(np.array([n]))[0])].kind == NodeType.INPUT:
         raise UnsupportedModelError('an output neuron is an input neuron (the model passes '
