@@ -80,3 +80,25 @@ def test_argmax_over_neurons_is_refused():
   model = ArgMax()
   with pytest.raises(gmn_jax.UnsupportedModelError, match='argmax'):
     gmn_jax.trace(model, _variables(model), X)
+
+
+
+class _Step(nn.Module):
+  @nn.compact
+  def __call__(self, c, _):
+    return nn.relu(nn.Dense(4)(c)), None
+
+
+class _Scans(nn.Module):
+  """Layers stacked with `nn.scan` (parameters with a leading layer axis)."""
+
+  @nn.compact
+  def __call__(self, x):
+    layers = nn.scan(_Step, variable_axes={'params': 0}, split_rngs={'params': True}, length=2)
+    return nn.Dense(2)(layers()(x, None)[0])
+
+
+def test_scan_over_layers_is_refused_naming_the_loop():
+  model = _Scans()
+  with pytest.raises(gmn_jax.UnsupportedModelError, match=r'unroll.*primitive `scan`'):
+    gmn_jax.trace(model, _variables(model), X)

@@ -77,13 +77,25 @@ class Interpreter(ShapeRules, ElementwiseRules, ContractionRules):
       own = str(eqn.source_info.name_stack)
       self.where = '/'.join(p for p in (prefix, own) if p)
       ins = [read(a) for a in eqn.invars]
-      outs = self.equation(eqn, ins)
+      try:
+        outs = self.equation(eqn, ins)
+      except UnsupportedModelError:
+        raise
+      except Exception as e:  # pylint: disable=broad-except  (a rule that did not foresee it)
+        param = next((v for v in ins if isinstance(v, Param)), None)
+        raise self.fail(f'no graph rule handles this use ({type(e).__name__}: '
+                        f'{str(e).splitlines()[0] if str(e) else ""})', eqn, param) from e
       for var, out in zip(eqn.outvars, outs):
         env[var] = out
     return [read(a) for a in jaxpr.outvars]
 
   def equation(self, eqn, ins: list[Value]) -> list[Value]:
     name = eqn.primitive.name
+    if name in ('scan', 'while', 'cond') and not all(isinstance(v, Const) for v in ins):
+      raise self.fail('a loop or branch over activations or parameters (`nn.scan` over layers, '
+                      '`nn.RNN` cells, `lax.cond`) is not supported; unroll it (e.g. a Python '
+                      'loop over the layers)', eqn, next((v for v in ins if isinstance(v, Param)),
+                                                          None))
     sub = subjaxpr(eqn)
     if sub is not None:
       where, path = self.where, self.path

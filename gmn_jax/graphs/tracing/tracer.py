@@ -206,5 +206,11 @@ def _trace(apply, variables, example_args, check_symmetries: int, channels_first
   program = ProbeProgram(closed, interpreter.probe_points, labels,
                          tuple(tuple(np.shape(a)) for a in arrays), arch.n_neurons)
   pg = ParameterGraph(arch, treedef, [l.dtype for l in leaves], program)
-  verify.check_symmetries(pg, variables, arrays, draws=check_symmetries)
+  try:
+    verify.check_symmetries(pg, variables, arrays, draws=check_symmetries)
+  except SymmetryError:
+    raise
+  except Exception as e:  # pylint: disable=broad-except  (never a bare crash from the net)
+    raise SymmetryError(f'drawing or checking a symmetry failed ({type(e).__name__}: {e}); '
+                        'no symmetry of this model can be trusted.') from e
   return pg
