@@ -43,39 +43,32 @@ def cases():
   for name, (model, x) in _CASES.items():
     v = model.init(jax.random.key(0), x)
     v = jax.tree.map(lambda a: a + 0.1 * jax.random.normal(jax.random.key(1), a.shape), v)
-    out[name] = (gmn_jax.trace(model, v, x, check_symmetries=3), v,
-                 jax.jit(lambda p, m=model, x=x: m.apply(p, x)))
+    # the safety net inside trace checks 2 drawn symmetries against the model's output
+    out[name] = (gmn_jax.trace(model, v, x), v, jax.jit(lambda p, m=model, x=x: m.apply(p, x)))
   return out
 
 
+_SHARED_LEAF = {'shared_layer': "['params']['shared']['kernel']",
+                'tied_embedding': "['params']['embed']['embedding']"}
+
+
 @pytest.mark.parametrize('name', sorted(_CASES))
-def test_round_trip_is_exact_with_one_slot_per_scalar(cases, name):
-  pg, v, _ = cases[name]
-  decoded = pg.decode(pg.encode(v))
-  for a, b in zip(jax.tree.leaves(decoded), jax.tree.leaves(v)):
+def test_one_edge_per_use_one_slot_per_scalar_one_permutation_for_all_uses(cases, name):
+  pg, v, fn = cases[name]
+  graph = pg.encode(v)
+  for a, b in zip(jax.tree.leaves(pg.decode(graph)), jax.tree.leaves(v)):
     np.testing.assert_array_equal(a, b)
   assert len(np.unique(pg.slot_of)) == len(pg.slot_of) == pg.n_params
-  leaf = {'shared_layer': "['params']['shared']['kernel']",
-          'tied_embedding': "['params']['embed']['embedding']"}[name]
-  values = np.asarray(jax.tree.leaves(v)[pg.leaf_paths.index(leaf)])
-  # one edge per use: both uses carry every value of the shared leaf
-  weight = np.asarray(pg.encode(v).edges['weight'])
-  assert np.isin(weight, values.ravel()).sum() == 2 * values.size
-
-
-@pytest.mark.parametrize('name', sorted(_CASES))
-def test_drawn_symmetries_permute_every_use_alike(cases, name):
-  pg, v, fn = cases[name]
-  ref = fn(v)
-  moved = 0
-  for seed in range(3):
-    sym = pg.random_symmetry(seed)
-    np.testing.assert_allclose(fn(sym.apply(v)), ref, rtol=1e-5, atol=1e-5)
-    g1, g2 = pg.encode(sym.apply(v)), sym.apply_graph(pg.encode(v))
-    np.testing.assert_array_equal(g1.edges['weight'], g2.edges['weight'])
-    np.testing.assert_array_equal(g1.nodes['param'], g2.nodes['param'])
-    moved += int((sym.node_perm != np.arange(pg.n_node)).sum())
-  assert moved > 0
+  values = np.asarray(jax.tree.leaves(v)[pg.leaf_paths.index(_SHARED_LEAF[name])])
+  # both uses carry every value of the shared leaf
+  assert np.isin(np.asarray(graph.edges['weight']), values.ravel()).sum() == 2 * values.size
+  sym = pg.random_symmetry(5)
+  assert (sym.node_perm != np.arange(pg.n_node)).any()
+  moved = sym.apply(v)
+  np.testing.assert_allclose(fn(moved), fn(v), rtol=1e-5, atol=1e-5)
+  permuted = sym.apply_graph(graph)  # isomorphic: the graph of the permuted parameters
+  np.testing.assert_array_equal(pg.encode(moved).edges['weight'], permuted.edges['weight'])
+  np.testing.assert_array_equal(pg.encode(moved).nodes['param'], permuted.nodes['param'])
 
 
 def test_permuting_a_shared_layer_in_one_use_only_is_not_a_symmetry(cases):
