@@ -3,7 +3,9 @@
 The constraints come from the trace as data (`Architecture.ties`, `.segments`, `.block_ties`):
 
 - *Ties*: neurons that must move together (a residual join ties its two inputs and its sum; a
-  query neuron is tied to the key neuron it is contracted with). Tied neurons form a *unit*.
+  query neuron is tied to the key neuron it is contracted with; every use of a shared
+  parameter is tied to its first use, `Architecture.tie_shared_uses`, so one permutation
+  moves all uses; a relative position bias is tied to its head). Tied neurons form a *unit*.
 - *Orbits*: units interchangeable with each other, i.e. made of neurons from the same groups
   (and the same slices of them). Units holding an input or output neuron never move.
 - *Blocks*: attention heads and convolution groups. An orbit split into blocks moves blocks as

@@ -15,7 +15,9 @@ Label arrays go through shape operations exactly as the values do, so reshapes, 
 flattening and head splits need no rules of their own. Contractions of `Data` with a `Param`
 make a new neuron group and its edges; `Param` combined elementwise with `Data` attaches to the
 neurons it meets (biases, scales, running statistics); two different neuron groups added or
-multiplied make a residual join. Anything else is an error naming the primitive, the Flax
+multiplied make a residual join. A parameter used more than once gets one edge per use (see
+`Architecture.tie_shared_uses`). Anything else, including a loop (`scan`) and any exception
+inside a rule, is an error naming the primitive, the Flax
 module path and the parameters involved.
 """
 
