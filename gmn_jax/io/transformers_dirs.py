@@ -183,10 +183,9 @@ def load_transformers_dir(path: pathlib.Path, inputs: Sequence[Any] = ()) -> Tra
   Args:
     path: the directory `save_pretrained` wrote (or a downloaded Hub snapshot).
     inputs: the model's required inputs, in order (arrays, shapes, `jax.ShapeDtypeStruct`s:
-      see `_example`); by
-      default token ids `[1, 8]` int32, `pixel_values` `[1, C, H, W]` from the config, raw
-      audio `[1, 400]`, or log-mel features `[1, mel bins, frames]`. An encoder-decoder also
-      gets `decoder_input_ids` (the token ids).
+      see `_example`); by default token ids `[1, 8]` int32, `pixel_values` `[1, C, H, W]`
+      from the config, raw audio `[1, 400]`, or log-mel features `[1, mel bins, frames]`. An
+      encoder-decoder also gets `decoder_input_ids` (the token ids).
 
   Raises:
     ConversionError: transformers missing or no Flax class (6), no or corrupt Flax weights (4),

@@ -196,10 +196,10 @@ def test_mismatch_exit_code_and_message_from_a_subprocess(checkpoints, tmp_path)
 def test_train_state_and_bare_params_give_the_mlp_graph(checkpoints):
   case = models.get('mlp')
   want = gmn_jax.trace(case.model, case.variables, *case.example_args).encode(case.variables)
-  for item in ('train_state', 'params_only', 'train_state.msgpack', 'params_only.msgpack'):
+  for item in ('train_state', 'params_only', 'train_state.msgpack'):
     conv = gmn_jax.convert_checkpoint(checkpoints / item, models.MLP, inputs=[(1, 3)])
     _assert_same_graph(conv.graphs[0], want)
-  assert conv.prefix == '' and conv.items == [checkpoints / 'params_only.msgpack']
+  assert conv.prefix == '' and conv.items == [checkpoints / 'train_state.msgpack']
   conv = gmn_jax.convert_checkpoint(checkpoints / 'train_state', 'tests.support.models:MLP',
                                    inputs=[(1, 3)])
   assert 'optimizer state' in conv.report()
@@ -209,21 +209,29 @@ def test_train_state_and_bare_params_give_the_mlp_graph(checkpoints):
     _assert_same_graph(chain.graphs[0], want)
 
 
-def test_transformers_directory(checkpoints, tmp_path, monkeypatch):
+def test_transformers_directory(checkpoints):
   """`config.json` names FlaxBertModel; its weights land in their slots bit for bit."""
-  monkeypatch.chdir(tmp_path)
-  assert convert_cli.main([str(checkpoints / 'bert'), '-q']) == 0
-  graphs, info = gmn_jax.load_graphs(tmp_path / 'bert.graph.npz', with_info=True)
-  assert info['metadata']['model'] == 'FlaxBertModel'
   conv = gmn_jax.convert_checkpoint(checkpoints / 'bert')
-  _assert_same_graph(graphs, conv.graphs[0])
   assert conv.model == 'FlaxBertModel' and conv.items == [checkpoints / 'bert' /
                                                           'flax_model.msgpack']
   params = _tiny_bert().params
   assert conv.pg.n_params == conv.n_float == sum(np.size(l) for l in jax.tree.leaves(params))
+  assert 'parameters covered: ' in conv.report() and '(all)' in conv.report()
   decoded = conv.pg.decode(conv.graphs[0])['params']
   assert jax.tree.structure(decoded) == jax.tree.structure(params)
   jax.tree.map(np.testing.assert_array_equal, decoded, params)
+
+
+def test_msgpack_file_from_the_command_line(checkpoints, tmp_path, monkeypatch):
+  monkeypatch.chdir(TESTS)
+  out = tmp_path / 'mlp.npz'
+  assert convert_cli.main([str(checkpoints / 'params_only.msgpack'), '--model', 'models:MLP',
+                           '--input-shape', '1,3', '-o', str(out), '-q']) == 0
+  case = models.get('mlp')
+  want = gmn_jax.trace(case.model, case.variables, *case.example_args).encode(case.variables)
+  graphs, info = gmn_jax.load_graphs(out, with_info=True)
+  _assert_same_graph(graphs, want)
+  assert info['metadata']['items'] == [str(checkpoints / 'params_only.msgpack')]
 
 
 def test_transformers_weights_sharded_and_safetensors(checkpoints):
