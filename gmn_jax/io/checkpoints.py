@@ -116,7 +116,8 @@ def locate(path: str | os.PathLike, *, step: int | None = None, all_steps: bool 
   path = pathlib.Path(path).expanduser()
   if not path.exists():
     raise ConversionError(MISSING, f'{path} does not exist. Pass the folder that orbax wrote '
-                          '(a CheckpointManager directory, one step folder, or one item).')
+                          '(a CheckpointManager directory, one step folder, or one item), a '
+                          'msgpack file, or a transformers model directory.')
   if not path.is_dir():
     if step is not None or all_steps or item is not None:
       raise ConversionError(USAGE, f'{path} is a single msgpack file; leave out --step, '
