@@ -1,4 +1,5 @@
-"""Files in and out, beside the flow of data: orbax checkpoints to parameter graphs
+"""Files in and out, beside the flow of data: checkpoints (orbax, flax msgpack, transformers
+model directories) to parameter graphs
 (`convert_checkpoint`, the `gmn-convert` command in `cli`), graph files (`save_graphs`,
 `load_graphs`) and pictures (`draw_graph`). Reads `graphs` and `metanets` (padding) only.
 """

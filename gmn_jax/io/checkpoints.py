@@ -1,10 +1,11 @@
-"""Reading orbax checkpoints without their model: find the item, restore it as numpy arrays.
+"""Reading checkpoints without their model: find the item, restore it as numpy arrays.
 
 Host-side (numpy, file system; never under jit). A checkpoint path may be a `CheckpointManager`
-directory (numbered step folders, each holding one folder per item), one step folder, or one
-item folder (what `StandardCheckpointer.save` or `PyTreeCheckpointer.save` wrote). Items are
-restored from their own metadata (`PyTreeCheckpointer.metadata`) with numpy restore types, so
-that no target pytree, and so no model code, is needed.
+directory (numbered step folders, each holding one folder per item), one step folder, one
+item folder (what `StandardCheckpointer.save` or `PyTreeCheckpointer.save` wrote), or one
+`flax.serialization` msgpack file (`to_bytes` / `msgpack_serialize` of a pytree). Orbax items
+are restored from their own metadata (`PyTreeCheckpointer.metadata`) with numpy restore types,
+msgpack files with `msgpack_restore`, so that no target pytree, and so no model code, is needed.
 
 Errors are `ConversionError`s with the exit code `gmn-convert` returns (`EXIT_CODES`).
 """
@@ -28,7 +29,9 @@ EXIT_CODES = {
     2: 'usage: bad or missing arguments (argparse), or an ambiguous checkpoint (pass --step or '
        '--item)',
     3: 'the checkpoint path does not exist',
-    4: 'the path is not an orbax checkpoint (or orbax cannot read it)',
+    4: 'the path is not a checkpoint gmn-convert can read: not an orbax checkpoint, a corrupt '
+       'or truncated msgpack file, or a transformers directory without Flax weights '
+       '(flax_model.msgpack)',
     5: 'the checkpoint holds no parameters (no floating-point arrays)',
     6: 'the model (--model package.module:ClassName) cannot be imported or built',
     7: 'the parameters do not fit the model (missing paths or different shapes)',
@@ -113,11 +116,13 @@ def locate(path: str | os.PathLike, *, step: int | None = None, all_steps: bool 
   path = pathlib.Path(path).expanduser()
   if not path.exists():
     raise ConversionError(MISSING, f'{path} does not exist. Pass the folder that orbax wrote '
-                          '(a CheckpointManager directory, one step folder, or one item).')
+                          '(a CheckpointManager directory, one step folder, or one item), a '
+                          'msgpack file, or a transformers model directory.')
   if not path.is_dir():
-    raise ConversionError(NOT_CHECKPOINT, f'{path} is a file; an orbax checkpoint is a folder. '
-                          'Pass the folder that orbax wrote (e.g. the CheckpointManager '
-                          'directory).')
+    if step is not None or all_steps or item is not None:
+      raise ConversionError(USAGE, f'{path} is a single msgpack file; leave out --step, '
+                            '--all-steps and --item.')
+    return [(None, path)]  # a flax.serialization msgpack file (`restore` checks it)
   steps = {} if _is_item(path) else _steps(path)
   if not steps:
     if step is not None or all_steps:
@@ -163,8 +168,37 @@ def _metadata_tree(item_dir: pathlib.Path) -> Any:
   return getattr(metadata, 'item_metadata', metadata)
 
 
+def read_msgpack(file: pathlib.Path) -> Any:
+  """The pytree in a `flax.serialization` msgpack file, numpy leaves. Host-side.
+
+  Raises:
+    ConversionError(4): the file is not msgpack, is truncated or has trailing bytes (naming
+      the file and what to do); a git-lfs pointer is recognised as such.
+  """
+  from flax import serialization  # pylint: disable=g-import-not-at-top
+  data = file.read_bytes()
+  try:
+    return serialization.msgpack_restore(data)
+  except Exception as e:  # pylint: disable=broad-except  (msgpack raises ValueError subclasses)
+    if data.startswith(b'version https://git-lfs'):
+      why = ('it is a git-lfs pointer, not the weights: run `git lfs pull` in the cloned '
+             'repository (or download the file itself)')
+    elif not data:
+      why = 'it is empty'
+    else:
+      why = (f'msgpack cannot read it ({type(e).__name__}: {e}); a truncated download or a '
+             'file that is not flax.serialization msgpack. Download or save it again')
+    raise ConversionError(NOT_CHECKPOINT, f'{file} is not a readable msgpack checkpoint: {why}. '
+                          'gmn-convert reads orbax checkpoint folders, flax.serialization '
+                          'msgpack files (to_bytes / msgpack_serialize) and transformers model '
+                          'directories (config.json + flax_model.msgpack).') from e
+
+
 def restore(item_dir: pathlib.Path) -> Any:
-  """The item's pytree with numpy leaves (no target needed). Host-side."""
+  """The item's pytree with numpy leaves (no target needed): an orbax item folder, or a
+  msgpack file (`read_msgpack`). Host-side."""
+  if item_dir.is_file():
+    return read_msgpack(item_dir)
   ocp, checkpointer = _checkpointer()
   tree = _metadata_tree(item_dir)
   restore_args = jax.tree_util.tree_map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray),

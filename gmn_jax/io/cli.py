@@ -1,6 +1,12 @@
-"""`gmn-convert` (also `python -m gmn_jax.convert`): an orbax checkpoint to a parameter graph.
+"""`gmn-convert` (also `python -m gmn_jax.convert`): a Flax checkpoint to a parameter graph.
 
-Examples::
+Reads orbax checkpoints, `flax.serialization` msgpack files and transformers model directories
+(`config.json` + `flax_model.msgpack`). Examples::
+
+    # a transformers model directory (save_pretrained, or downloaded): the config names the model
+    gmn-convert bert-tiny/ -o bert.npz
+    # a flax.serialization msgpack file (to_bytes of the params) of your own model
+    gmn-convert params.msgpack --model mypkg.models:CNN --input-shape 1,28,28,1
 
     # a plain Dense/Conv chain: no model code needed
     gmn-convert ckpt/ -o graph.npz --draw graph.png
@@ -31,6 +37,12 @@ __all__ = ['ConversionError', 'Converted', 'EXIT_CODES', 'convert_checkpoint', '
 _EPILOG = 'exit codes:\n' + '\n'.join(
     textwrap.fill(text, 88, initial_indent=f'  {code}  ', subsequent_indent='     ')
     for code, text in EXIT_CODES.items()) + """
+
+A transformers model directory needs no --model: its Flax class is the one config.json names
+(architectures, else model_type), built without random initialisation and called as its
+wrapper calls it on 8 token ids (or an image/audio of the config's size; --input-shape, once
+per required input, overrides). A .msgpack file (flax.serialization.to_bytes of the params or
+of a whole TrainState) is read like one orbax item.
 
 Without --model the checkpoint must hold a plain chain of Dense/Conv layers
 ({layer: {'kernel': ..., 'bias': ...}}, linen or nnx); --activation, --padding, --strides,
@@ -82,15 +94,17 @@ def _ints(text: str):
 
 def parser() -> argparse.ArgumentParser:
   p = argparse.ArgumentParser(
-      prog='gmn-convert', description='Convert an orbax checkpoint of a Flax model (linen or '
-      'nnx) into its parameter graph: writes a .npz (gmn_jax.load_graphs), prints a summary, '
+      prog='gmn-convert', description='Convert a checkpoint of a Flax model (linen or nnx; an '
+      'orbax checkpoint, a flax.serialization msgpack file, or a transformers model directory) '
+      'into its parameter graph: writes a .npz (gmn_jax.load_graphs), prints a summary, '
       'optionally draws it.', epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-  p.add_argument('checkpoint', help='a CheckpointManager directory, one step folder, or one '
-                 'item folder')
+  p.add_argument('checkpoint', help='a CheckpointManager directory, one step folder, one item '
+                 'folder, a .msgpack file, or a transformers model directory')
   p.add_argument('-o', '--output', help='the .npz to write (default: <checkpoint name>.graph.npz '
                  'in the current folder)')
   p.add_argument('--draw', metavar='PNG', help='also draw the graph (the last step) to this file')
-  g = p.add_argument_group('model (leave out for a plain Dense/Conv chain)')
+  g = p.add_argument_group('model (leave out for a plain Dense/Conv chain or a transformers '
+                           'directory)')
   g.add_argument('--model', metavar='PACKAGE.MODULE:CLASS', help='the model class (or a '
                  'function returning a module)')
   g.add_argument('--model-args', type=_json_object, default={}, metavar='JSON',
@@ -120,7 +134,8 @@ def parser() -> argparse.ArgumentParser:
 
 def _default_output(checkpoint: str) -> pathlib.Path:
   path = pathlib.Path(checkpoint).expanduser().resolve()
-  name = path.name if not path.name.isdigit() else f'{path.parent.name}_{path.name}'
+  name = path.stem if path.is_file() else path.name
+  name = name if not name.isdigit() else f'{path.parent.name}_{name}'
   return pathlib.Path(f'{name or "checkpoint"}.graph.npz')
 
 
@@ -149,7 +164,7 @@ def main(argv=None) -> int:
   steps = conv.steps if any(s is not None for s in conv.steps) else None
   written = save_graphs(output, conv.graphs, pg=conv.pg, steps=steps, metadata={
       'checkpoint': str(pathlib.Path(args.checkpoint).expanduser().resolve()),
-      'items': [str(i) for i in conv.items], 'model': args.model or 'from_params',
+      'items': [str(i) for i in conv.items], 'model': args.model or conv.model,
       'model_args': args.model_args, 'variables_at': conv.prefix})
   if not args.quiet:
     print(conv.report())

@@ -1,10 +1,12 @@
-"""Orbax checkpoints to parameter graphs: `convert_checkpoint` and the `gmn-convert` command.
+"""Checkpoints to parameter graphs: `convert_checkpoint` and the `gmn-convert` command.
 
-Host-side (numpy, data-dependent shapes, never under jit). Three steps:
+Host-side (numpy, data-dependent shapes, never under jit). Three formats: orbax checkpoints,
+`flax.serialization` msgpack files, and transformers model directories (`config.json` + Flax
+weights, see `transformers_dirs.py`: the model comes from the config). Three steps:
 
 1. *Find* the checkpoint item and restore it as numpy arrays, without a target (see
    `checkpoints.py`): the latest step of a `CheckpointManager` directory, one `--step`, or
-   every step.
+   every step; or the msgpack file.
 2. *Find the variables in it*: with a model, the subtree whose paths and shapes match what the
    model expects (linen: its `params` and `batch_stats` collections, e.g. at the root of a
    `{'params': ..., 'batch_stats': ...}` item or inside a saved `TrainState`; nnx: its
@@ -31,7 +33,7 @@ from gmn_jax.io.model_spec import (build_model, example_inputs, is_nnx_module, l
                                    model_failed)
 from gmn_jax.io.checkpoints import (MISMATCH, NO_PARAMETERS, UNSUPPORTED, USAGE, ConversionError,
                                     Path, float_leaves, flatten, locate, restore)
-
+from gmn_jax.io.transformers_dirs import is_transformers_dir, load_transformers_dir
 
 
 @dataclasses.dataclass
@@ -43,8 +45,9 @@ class Converted:
     graphs: one `jraph.GraphsTuple` per converted step (`pg.encode` of its variables).
     steps: the step of each graph (None for a checkpoint that is not in a step folder).
     variables: the variables of the last converted step, as `pg.encode` takes them.
-    items: the item folder read for each step.
-    model: the model's name, or 'from_params' for a plain chain.
+    items: the item folder (or msgpack file) read for each step.
+    model: the model's name (the Flax class for a transformers directory), or 'from_params'
+      for a plain chain.
     n_float: floating-point values in the (last) checkpoint item.
     prefix: where in the item the variables were found ('' for its root).
   """
@@ -182,12 +185,17 @@ def convert_checkpoint(path: str | os.PathLike, model: Any = None, *,
   """Reads an orbax checkpoint and converts its parameters to parameter graphs. Host-side.
 
   Args:
-    path: a `CheckpointManager` directory, one step folder, or one item folder.
+    path: a `CheckpointManager` directory, one step folder, one item folder, a
+      `flax.serialization` msgpack file, or a transformers model directory (`config.json` +
+      `flax_model.msgpack`; the model is the Flax class the config names, so leave `model`
+      out).
     model: a linen/nnx module, module class, factory, or `'package.module:ClassName'`; None
-      for a plain Dense/Conv chain (walked with `gmn_jax.from_params`).
+      for a plain Dense/Conv chain (walked with `gmn_jax.from_params`) or a transformers
+      directory.
     model_args: keyword arguments for the class or factory (nnx gets `rngs` automatically).
     inputs: example inputs (arrays, shapes, or `jax.ShapeDtypeStruct`s; batch size 1 is
-      enough); needed with a model.
+      enough); needed with a model; optional for a transformers directory (default: 8 token
+      ids, or an image or audio of the config's size).
     call_kwargs: keyword arguments held fixed when calling the model (e.g. `train=False`).
     step: the step of a `CheckpointManager` directory (default: the latest).
     all_steps: convert every step (one graph per step, one architecture traced once).
@@ -203,6 +211,12 @@ def convert_checkpoint(path: str | os.PathLike, model: Any = None, *,
   """
   from gmn_jax.graphs.from_params import from_params  # pylint: disable=g-import-not-at-top
   from gmn_jax.graphs.tracing import UnsupportedModelError, trace  # pylint: disable=g-import-not-at-top
+  if is_transformers_dir(pathlib.Path(path).expanduser()):
+    if model is not None or step is not None or all_steps or item is not None:
+      raise ConversionError(USAGE, f'{path} is a transformers model directory: the model comes '
+                            'from its config.json; leave out --model, --step, --all-steps and '
+                            '--item.')
+    return _convert_transformers(pathlib.Path(path).expanduser(), inputs)
   located = locate(path, step=step, all_steps=all_steps, item=item)
   call_kwargs = dict(call_kwargs or {})
   pg = module = prefix = expected_tree = None
@@ -286,3 +300,24 @@ def convert_checkpoint(path: str | os.PathLike, model: Any = None, *,
                    items=[d for _, d in located], model=name, n_float=n_float,
                    prefix=_show(prefix) if prefix else '')
 
+
+
+def _convert_transformers(path: pathlib.Path, inputs: Sequence[Any]) -> Converted:
+  """A transformers model directory: its Flax class, its weights, traced as its wrapper calls it."""
+  from gmn_jax.graphs.tracing import trace_function  # pylint: disable=g-import-not-at-top
+  loaded = load_transformers_dir(path, inputs)
+  flat = float_leaves(loaded.params)
+  if not flat:
+    raise ConversionError(NO_PARAMETERS, f'{loaded.weights[0]} holds no floating-point arrays, '
+                          'so no parameters. Download the weights again.')
+  expected = loaded.template['params']
+  prefix = match(flat, _expected(expected))
+  variables = {'params': _fill(expected, flat, prefix)}
+  try:
+    pg = trace_function(loaded.call, variables, *loaded.inputs)
+  except Exception as e:  # pylint: disable=broad-except  (the tracer's errors, and the model's)
+    raise model_failed(f'cannot trace {loaded.name}', e) from e
+  return Converted(pg=pg, graphs=[pg.encode(variables)], steps=[None], variables=variables,
+                   items=loaded.weights if len(loaded.weights) == 1 else [path],
+                   model=loaded.name, n_float=sum(int(np.size(l)) for l in flat.values()),
+                   prefix=_show(prefix) if prefix else '')

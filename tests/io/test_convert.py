@@ -12,6 +12,14 @@ Checkpoints (written once per module, see `checkpoints`), each a corner case of 
 - ``params_only``: the bare params collection of ``mlp`` (no `'params'` key).
 - ``no_params``: an item holding only an integer step counter.
 - ``not_a_checkpoint``: a folder with a text file.
+- ``train_state.msgpack``, ``params_only.msgpack``: the same two pytrees as
+  `flax.serialization.to_bytes` files; ``truncated.msgpack`` (half of one) and ``lfs.msgpack``
+  (a git-lfs pointer) are corrupt.
+- ``bert``: a transformers model directory (`save_pretrained` of a tiny random `FlaxBertModel`:
+  `config.json` + `flax_model.msgpack`), ``bert_sharded`` (several msgpack shards and their
+  index), ``bert_safetensors`` (Flax `model.safetensors`); ``config_only`` (no weights),
+  ``pytorch_only`` (`pytorch_model.bin` but no Flax weights) and ``bert_truncated`` (a cut
+  `flax_model.msgpack`) are refused.
 
 The command is run as a subprocess (what a user runs) for the main paths, and in-process via
 `gmn_jax.convert.main` for the error codes (each subprocess costs a JAX start-up).
@@ -31,13 +39,14 @@ import numpy as np
 import optax
 import orbax.checkpoint as ocp
 import pytest
-from flax import nnx
+from flax import nnx, serialization
 from flax.training import train_state
 
 import gmn_jax
 from tests.support import models
 from gmn_jax import convert as convert_cli
 from gmn_jax.io import graph_files as graph_io
+from gmn_jax.io import transformers_dirs
 
 TESTS = pathlib.Path(__file__).parents[1] / 'support'  # holds models.py, for --model models:...
 
@@ -78,7 +87,33 @@ def checkpoints(tmp_path_factory):
   checkpointer.wait_until_finished()
   (root / 'not_a_checkpoint').mkdir()
   (root / 'not_a_checkpoint' / 'notes.txt').write_text('not a checkpoint')
+  (root / 'train_state.msgpack').write_bytes(serialization.to_bytes(state))
+  (root / 'params_only.msgpack').write_bytes(serialization.to_bytes(mlp.variables['params']))
+  data = (root / 'train_state.msgpack').read_bytes()
+  (root / 'truncated.msgpack').write_bytes(data[:len(data) // 2])
+  (root / 'lfs.msgpack').write_text('version https://git-lfs.github.com/spec/v1\noid sha256:0\n')
+  _transformers_dirs(root)
   return root
+
+
+def _tiny_bert():
+  from transformers import BertConfig, FlaxBertModel  # pylint: disable=g-import-not-at-top
+  config = BertConfig(vocab_size=40, hidden_size=8, num_hidden_layers=1, num_attention_heads=2,
+                      intermediate_size=16, max_position_embeddings=16)
+  return FlaxBertModel(config, seed=0)
+
+
+def _transformers_dirs(root):
+  bert = _tiny_bert()
+  bert.save_pretrained(root / 'bert')
+  bert.save_pretrained(root / 'bert_sharded', max_shard_size='1KB')
+  bert.save_pretrained(root / 'bert_safetensors', safe_serialization=True)
+  for name in ('config_only', 'pytorch_only', 'bert_truncated'):
+    (root / name).mkdir()
+    shutil.copy(root / 'bert' / 'config.json', root / name)
+  (root / 'pytorch_only' / 'pytorch_model.bin').write_bytes(b'torch')
+  data = (root / 'bert' / 'flax_model.msgpack').read_bytes()
+  (root / 'bert_truncated' / 'flax_model.msgpack').write_bytes(data[:len(data) // 3])
 
 
 def _cli(*args, cwd=TESTS, command=None):
@@ -161,16 +196,51 @@ def test_mismatch_exit_code_and_message_from_a_subprocess(checkpoints, tmp_path)
 def test_train_state_and_bare_params_give_the_mlp_graph(checkpoints):
   case = models.get('mlp')
   want = gmn_jax.trace(case.model, case.variables, *case.example_args).encode(case.variables)
-  for item in ('train_state', 'params_only'):
+  for item in ('train_state', 'params_only', 'train_state.msgpack'):
     conv = gmn_jax.convert_checkpoint(checkpoints / item, models.MLP, inputs=[(1, 3)])
     _assert_same_graph(conv.graphs[0], want)
-  assert conv.prefix == ''
+  assert conv.prefix == '' and conv.items == [checkpoints / 'train_state.msgpack']
   conv = gmn_jax.convert_checkpoint(checkpoints / 'train_state', 'tests.support.models:MLP',
                                    inputs=[(1, 3)])
   assert 'optimizer state' in conv.report()
   # Without the model the chain is found under 'params', next to the optimizer moments.
-  chain = gmn_jax.convert_checkpoint(checkpoints / 'train_state')
-  _assert_same_graph(chain.graphs[0], want)
+  for item in ('train_state', 'train_state.msgpack'):
+    chain = gmn_jax.convert_checkpoint(checkpoints / item)
+    _assert_same_graph(chain.graphs[0], want)
+
+
+def test_transformers_directory(checkpoints):
+  """`config.json` names FlaxBertModel; its weights land in their slots bit for bit."""
+  conv = gmn_jax.convert_checkpoint(checkpoints / 'bert')
+  assert conv.model == 'FlaxBertModel' and conv.items == [checkpoints / 'bert' /
+                                                          'flax_model.msgpack']
+  params = _tiny_bert().params
+  assert conv.pg.n_params == conv.n_float == sum(np.size(l) for l in jax.tree.leaves(params))
+  assert 'parameters covered: ' in conv.report() and '(all)' in conv.report()
+  decoded = conv.pg.decode(conv.graphs[0])['params']
+  assert jax.tree.structure(decoded) == jax.tree.structure(params)
+  jax.tree.map(np.testing.assert_array_equal, decoded, params)
+
+
+def test_msgpack_file_from_the_command_line(checkpoints, tmp_path, monkeypatch):
+  monkeypatch.chdir(TESTS)
+  out = tmp_path / 'mlp.npz'
+  assert convert_cli.main([str(checkpoints / 'params_only.msgpack'), '--model', 'models:MLP',
+                           '--input-shape', '1,3', '-o', str(out), '-q']) == 0
+  case = models.get('mlp')
+  want = gmn_jax.trace(case.model, case.variables, *case.example_args).encode(case.variables)
+  graphs, info = gmn_jax.load_graphs(out, with_info=True)
+  _assert_same_graph(graphs, want)
+  assert info['metadata']['items'] == [str(checkpoints / 'params_only.msgpack')]
+
+
+def test_transformers_weights_sharded_and_safetensors(checkpoints):
+  params = _tiny_bert().params
+  for name, n_files in (('bert_sharded', None), ('bert_safetensors', 1)):
+    tree, files = transformers_dirs.read_weights(checkpoints / name)
+    assert len(files) > 1 if n_files is None else len(files) == n_files
+    assert jax.tree.structure(tree) == jax.tree.structure(params), name
+    jax.tree.map(np.testing.assert_array_equal, tree, params)
 
 
 def test_step_selection(checkpoints):
@@ -189,7 +259,7 @@ def test_step_selection(checkpoints):
 @pytest.mark.parametrize('args, code, message', [
     (['missing'], 3, 'does not exist'),
     (['not_a_checkpoint'], 4, 'is not an orbax checkpoint'),
-    (['not_a_checkpoint/notes.txt'], 4, 'is a file'),
+    (['not_a_checkpoint/notes.txt'], 4, 'notes.txt is not a readable msgpack checkpoint'),
     (['no_params'], 5, 'holds no floating-point arrays'),
     (['params_only', '--model', 'no_such_module:MLP', '--input-shape', '1,3'], 6,
      "cannot import module 'no_such_module'"),
@@ -203,6 +273,13 @@ def test_step_selection(checkpoints):
     (['manager', '--model', 'models:CNNBatchNorm'], 2, '--input-shape'),
     (['manager', '--step', '7'], 2, 'has no step 7; its steps are [0, 1, 2]'),
     (['params_only', '--step', '1'], 2, 'not a CheckpointManager directory'),
+    (['truncated.msgpack'], 4, 'truncated.msgpack is not a readable msgpack checkpoint'),
+    (['lfs.msgpack'], 4, 'git lfs pull'),
+    (['params_only.msgpack', '--step', '1'], 2, 'single msgpack file'),
+    (['bert', '--model', 'models:MLP'], 2, 'the model comes from its config.json'),
+    (['config_only'], 4, 'has config.json but no flax_model.msgpack'),
+    (['pytorch_only'], 4, "holds ['pytorch_model.bin'] but no Flax weights"),
+    (['bert_truncated'], 4, 'flax_model.msgpack is not a readable msgpack checkpoint'),
 ])
 def test_exit_codes(checkpoints, tmp_path, capsys, monkeypatch, args, code, message):
   monkeypatch.chdir(TESTS)
@@ -210,6 +287,7 @@ def test_exit_codes(checkpoints, tmp_path, capsys, monkeypatch, args, code, mess
   assert convert_cli.main(argv) == code
   err = capsys.readouterr().err
   assert err.startswith('gmn-convert: error: ') and message in err, err
+  assert not (tmp_path / 'g.npz').exists()
 
 
 def test_help_documents_exit_codes(capsys):
