@@ -3,10 +3,12 @@
     python benchmarks/sharding.py                      # 1M, 4M, 16M, 32M edges; 1 and 4 devices
     python benchmarks/sharding.py --edges 1e6 --devices 1 4   # a quick run
     python benchmarks/sharding.py --plan-only  # compile only: XLA's memory plan, no step run
+    python benchmarks/sharding.py --chunk 0    # all edges at once (no edge blocks)
 
 The graph is an MLP's parameter graph (a chain of square Dense layers, one edge per weight)
 with about the requested number of edges. GMN (hidden 32, two layers, edge updates,
-`remat_layers=True`) reads it; one jitted step computes the loss (the mean of the graph
+`remat_layers=True`, the edge pass in rematerialised blocks of `--chunk` edges per device,
+`gmn_jax.metanets.edge_chunks`) reads it; one jitted step computes the loss (the mean of the graph
 prediction) and its gradient with respect to GMN's parameters. With 4 devices the edge axis is
 split over a 4-device mesh (`gmn_jax.metanets.sharded.shard_edges`); on this CPU the devices
 are simulated (`--xla_force_host_platform_device_count`), so they share the host's memory and
@@ -54,17 +56,23 @@ def _graph(n_edges: int):
   return graph, pg
 
 
-def _run(n_edges: int, devices: int, hidden: int, layers: int, plan_only: bool) -> dict:
+def _run(n_edges: int, devices: int, hidden: int, layers: int, chunk: int,
+         plan_only: bool) -> dict:
   import jax
   import jax.numpy as jnp
   import gmn_jax
+  from gmn_jax.metanets.edge_chunks import round_edges
   from gmn_jax.metanets.sharded import shard_edges
 
   graph, pg = _graph(n_edges)
   budget = gmn_jax.budget_for(pg, 1, multiple=8 * devices)
+  if chunk:
+    budget = round_edges(budget, chunk * devices)
   graph = gmn_jax.batch([graph], budget)
+  del pg
   model = gmn_jax.GMN(node_dim=hidden, edge_dim=hidden, num_layers=layers,
-                      readout_hidden=hidden, remat_layers=True)
+                      readout_hidden=hidden, remat_layers=True, edge_chunk=chunk,
+                      edge_shards=devices)
   params = jax.jit(model.init)(jax.random.key(0), graph)
   if devices > 1:
     mesh = gmn_jax.make_mesh(data=devices, devices=jax.devices()[:devices])
@@ -98,22 +106,26 @@ def main() -> None:
   parser.add_argument('--devices', type=int, nargs='+', default=[1, 4])
   parser.add_argument('--hidden', type=int, default=32)
   parser.add_argument('--layers', type=int, default=2)
+  parser.add_argument('--chunk', type=int, default=2 ** 18,
+                      help='edges per block and device (0: all edges at once)')
   parser.add_argument('--plan-only', action='store_true',
                       help="compile only and print XLA's per-device memory plan")
   parser.add_argument('--child', nargs=2, type=float, help=argparse.SUPPRESS)
   args = parser.parse_args()
   if args.child:
     print(json.dumps(_run(int(args.child[0]), int(args.child[1]), args.hidden, args.layers,
-                          args.plan_only)))
+                          args.chunk, args.plan_only)))
     return
-  print(f'GMN hidden {args.hidden}, {args.layers} layers, remat; forward + backward, one graph')
+  print(f'GMN hidden {args.hidden}, {args.layers} layers, remat, edge blocks of {args.chunk}; '
+        'forward + backward, one graph')
   print(f'{"edges":>11} {"devices":>7} {"compile s":>9} {"step s":>8} '
         f'{"plan/device GiB":>15} {"peak RSS GiB":>12}')
   for n_edges in args.edges:
     for devices in args.devices:
       env = dict(os.environ, XLA_FLAGS=f'--xla_force_host_platform_device_count={devices}')
       run = subprocess.run([sys.executable, __file__, '--child', str(n_edges), str(devices),
-                            '--hidden', str(args.hidden), '--layers', str(args.layers)]
+                            '--hidden', str(args.hidden), '--layers', str(args.layers),
+                            '--chunk', str(args.chunk)]
                            + (['--plan-only'] if args.plan_only else []),
                            env=env, capture_output=True, text=True)
       if run.returncode:

@@ -15,8 +15,8 @@ from gmn_jax.io import convert_checkpoint, draw_graph, load_graphs, save_graphs
 from gmn_jax.metanets import (DMC, GMN, NGGNN, NGT, Budget, EdgeDeepSets, Editor, FlatEditor,
                               LayerStatistics, LearnedProbes, Metanetwork, ParameterDeepSets,
                               ScaleGMN, StatNN, WeightMLP, batch, budget_for, fit_layer_statistics,
-                              graph_mask, mean_log_degree, pad_features, shard_edges,
-                              standardize_per_layer, unbatch, with_scaling_kinds)
+                              graph_mask, mean_log_degree, pad_features, round_edges,
+                              shard_edges, standardize_per_layer, unbatch, with_scaling_kinds)
 from gmn_jax.mesh import initialize_distributed, make_mesh
 from gmn_jax.tasks import EditingConfig
 from gmn_jax.tasks.generalization import GeneralizationConfig, train_and_evaluate
@@ -46,7 +46,8 @@ __all__ = [
     'LearnedProbes',
     'Metanetwork', 'NGGNN', 'NGT', 'ParameterDeepSets', 'ScaleGMN', 'StatNN', 'WeightMLP',
     'batch', 'budget_for', 'fit_layer_statistics', 'graph_mask', 'mean_log_degree',
-    'pad_features', 'shard_edges', 'standardize_per_layer', 'unbatch', 'with_scaling_kinds',
+    'pad_features', 'round_edges', 'shard_edges', 'standardize_per_layer', 'unbatch',
+    'with_scaling_kinds',
     'EdgeType', 'NodeType', 'ParameterGraph', 'Symmetry', 'SymmetryError',
     'UnsupportedModelError', 'check_symmetries', 'from_params', 'trace', 'trace_function',
     'convert_checkpoint', 'draw_graph', 'load_graphs', 'save_graphs',

@@ -24,6 +24,7 @@ from typing import Any
 
 import jax
 import numpy as np
+from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 DATA_AXIS = 'data'
@@ -141,6 +142,19 @@ def place_state(tree: Any, mesh: Mesh) -> Any:
 def replicated(mesh: Mesh) -> NamedSharding:
   """A sharding that keeps a full copy on every device (readable from every host)."""
   return NamedSharding(mesh, P())
+
+
+def writes_files() -> bool:
+  """Whether this process writes the files that all hosts share (process 0 does; on one host,
+  the only process)."""
+  return jax.process_index() == 0
+
+
+def sync_hosts(name: str) -> None:
+  """Waits until every host has reached the point called `name` (nothing on one host); e.g.
+  after process 0 wrote a file the others read."""
+  if jax.process_count() > 1:
+    multihost_utils.sync_global_devices(name)
 
 
 def initialize_distributed() -> bool:

@@ -7,12 +7,13 @@ share; `gmn` (GMN), `neural_graphs` (NG-GNN, NG-T), `scalegmn` (ScaleGMN, from t
 sign-equivariant blocks of `scale_layers`), `baselines` (StatNN, the flat-weight MLP,
 DeepSets over edges) and `sequence_baselines` (DMC, DeepSets over every scalar parameter) are
 the models; `editing` turns them into weight editors (theta + s * delta); `sharded` splits one
-large graph's edges over devices; `inr_probes` wraps one with learned probe coordinates run
+large graph's edges over devices and `edge_chunks` scans them in blocks; `inr_probes` wraps one with learned probe coordinates run
 through SIREN graphs. Reads `graphs` only (node and edge types).
 """
 
 from gmn_jax.metanets.baselines import EdgeDeepSets, StatNN, WeightMLP
 from gmn_jax.metanets.batching import Budget, batch, budget_for, graph_mask, pad_features, unbatch
+from gmn_jax.metanets.edge_chunks import round_edges, scan_edge_blocks
 from gmn_jax.metanets.editing import EditScales, Editor, FlatEditor, index_features
 from gmn_jax.metanets.features import (LayerStatistics, fit_layer_statistics, mean_log_degree,
                                        standardize_per_layer)
@@ -29,5 +30,6 @@ __all__ = [
     'Budget', 'EditScales', 'Editor', 'EdgeDeepSets', 'FlatEditor', 'GMN', 'LayerStatistics',
     'Metanetwork', 'NGGNN', 'NGT', 'ScaleGMN', 'StatNN', 'WeightMLP', 'batch', 'budget_for',
     'edge_shardings', 'fit_layer_statistics', 'graph_mask', 'index_features', 'mean_log_degree',
-    'pad_features', 'shard_edges', 'standardize_per_layer', 'unbatch', 'with_scaling_kinds',
+    'pad_features', 'round_edges', 'scan_edge_blocks', 'shard_edges', 'standardize_per_layer',
+    'unbatch', 'with_scaling_kinds',
 ]

@@ -175,12 +175,7 @@ def aggregate_parts(parts: Sequence[Part], num_segments: int,
   Raises:
     ValueError: for an unknown aggregator or scaler name.
   """
-  for name in aggregators:
-    if name not in AGGREGATORS:
-      raise ValueError(f'unknown aggregator {name!r}; choose from {AGGREGATORS}')
-  for name in scalers:
-    if name not in SCALERS:
-      raise ValueError(f'unknown scaler {name!r}; choose from {SCALERS}')
+  _check_names(aggregators, scalers)
   n = num_segments
   dtype = parts[0][0].dtype
   count = sum(jnp.ones((n,), dtype) if ids is None else segment_count(ids, n, dtype)
@@ -202,6 +197,54 @@ def aggregate_parts(parts: Sequence[Part], num_segments: int,
       square = sum(_sum(jnp.square(values - _pick(mean, ids)), ids, n) for values, ids in parts)
       std = jnp.sqrt(square / safe_count + _STD_EPS)
       results.append(jnp.where((count > 0)[:, None], std, 0))
+  return _scale(results, count, scalers, avg_log_degree)
+
+
+def aggregate_totals(total: jax.Array, count: jax.Array,
+                     aggregators: Sequence[str] = ('sum',),
+                     scalers: Sequence[str] = ('identity',),
+                     avg_log_degree: float = 1.0) -> jax.Array:
+  """`aggregate_parts` from per-segment sums already accumulated, e.g. block by block.
+
+  Only the aggregators that a running sum determines (`'sum'`, `'mean'`) are available; the
+  scalers are as in `aggregate_parts`.
+
+  Args:
+    total: `[num_segments, D]` sum of the messages each segment received.
+    count: `[num_segments]` how many messages each segment received.
+    aggregators: names among `'sum'`, `'mean'`.
+    scalers: names from `SCALERS`.
+    avg_log_degree: the PNA normaliser (see `aggregate_parts`).
+
+  Returns:
+    `[num_segments, len(aggregators) * len(scalers) * D]`, as `aggregate_parts` would give.
+
+  Raises:
+    ValueError: for an aggregator other than sum and mean (max, min and std need every message
+      at once: use the unchunked path), or an unknown scaler.
+  """
+  _check_names(aggregators, scalers)
+  needs_all = [name for name in aggregators if name not in ('sum', 'mean')]
+  if needs_all:
+    raise ValueError(f'aggregators {needs_all} cannot be accumulated block by block; with '
+                     "edge chunks use aggregation 'sum' or 'mean' (or turn edge chunks off)")
+  mean = total / jnp.maximum(count, 1)[:, None]
+  return _scale([total if name == 'sum' else mean for name in aggregators], count, scalers,
+                avg_log_degree)
+
+
+def _check_names(aggregators: Sequence[str], scalers: Sequence[str]) -> None:
+  for name in aggregators:
+    if name not in AGGREGATORS:
+      raise ValueError(f'unknown aggregator {name!r}; choose from {AGGREGATORS}')
+  for name in scalers:
+    if name not in SCALERS:
+      raise ValueError(f'unknown scaler {name!r}; choose from {SCALERS}')
+
+
+def _scale(results: list[jax.Array], count: jax.Array, scalers: Sequence[str],
+           avg_log_degree: float) -> jax.Array:
+  """The aggregates concatenated, times each degree scaler (see `aggregate_parts`)."""
   out = jnp.concatenate(results, axis=-1) if len(results) > 1 else results[0]
   if tuple(scalers) == ('identity',):
     return out

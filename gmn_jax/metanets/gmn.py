@@ -32,6 +32,7 @@ import jax.numpy as jnp
 import jraph
 
 from gmn_jax.metanets import aggregation as agg_ops
+from gmn_jax.metanets import edge_chunks
 from gmn_jax.metanets.batching import GraphIndex, graph_index
 from gmn_jax.metanets.metanetwork import Metanetwork
 
@@ -48,43 +49,25 @@ class GMNLayer(nn.Module):
   bidirectional: bool
   update_edges: bool
   activation: Callable
+  edge_chunk: int = 0
+  edge_shards: int = 1
 
   @nn.compact
   def __call__(self, carry: tuple[jax.Array, jax.Array, jax.Array | None],
                index: GraphIndex) -> tuple[tuple[jax.Array, jax.Array, jax.Array | None], None]:
     v, e, u = carry
-    act, h, he = self.activation, self.hidden_dim, self.edge_dim
-    s, r = index.senders, index.receivers
+    act, h = self.activation, self.hidden_dim
     take = agg_ops.gather
     dense = lambda width, name: nn.Dense(width, name=name)
     vn = nn.LayerNorm(name='node_norm')(v)
-    en = nn.LayerNorm(name='edge_norm')(e)
     un = nn.LayerNorm(name='global_norm')(u) if u is not None else None
 
-    # MLP_1's first layer on [v_i, v_j, e_ij, dir, u], as projections of each input: the node
-    # ones are computed per node and gathered to the edges. Along an edge s -> r the message
-    # goes to r (i = r, j = s); against it, to s.
-    msg_edge = dense(h, 'message_edge')(en)
-    if un is not None:
-      msg_edge = msg_edge + take(dense(h, 'message_global')(un), index.edge_graph)
-    n_dir = 2 if self.bidirectional else 1
-    bias = self.param('direction_bias', nn.initializers.zeros, (n_dir, h))
-    forward = act(msg_edge + bias[0] + take(dense(h, 'forward_self')(vn), r)
-                  + take(dense(h, 'forward_neighbour')(vn), s))
-    parts = [(forward, r)]
-    if self.bidirectional:
-      backward = act(msg_edge + bias[1] + take(dense(h, 'backward_self')(vn), s)
-                     + take(dense(h, 'backward_neighbour')(vn), r))
-      parts.append((backward, s))
-    agg = agg_ops.aggregate_parts(parts, index.n_node, self.aggregators, self.scalers,
-                                  self.avg_log_degree)
-
-    if self.update_edges:
-      hidden_e = (dense(he, 'edge_hidden')(en) + take(dense(he, 'edge_sender')(vn), s)
-                  + take(dense(he, 'edge_receiver')(vn), r))
-      if un is not None:
-        hidden_e = hidden_e + take(dense(he, 'edge_global')(un), index.edge_graph)
-      e = e + dense(self.edge_dim, 'edge_out')(act(hidden_e))
+    if self.edge_chunk:
+      agg, e, pooled_e = self._edge_blocks(e, vn, un, index)
+    else:
+      agg, e, en = self._edges(e, vn, un, index)
+      pooled_e = None if u is None else agg_ops.segment_mean(en, index.edge_graph,
+                                                             index.n_graph)
 
     node_in = dense(h, 'node_self')(vn) + dense(h, 'node_agg')(agg)
     if un is not None:
@@ -93,10 +76,116 @@ class GMNLayer(nn.Module):
 
     if u is not None:
       pooled_v = agg_ops.segment_mean(vn, index.node_graph, index.n_graph)
-      pooled_e = agg_ops.segment_mean(en, index.edge_graph, index.n_graph)
       hidden_u = act(dense(h, 'global_in')(jnp.concatenate([pooled_v, pooled_e, un], -1)))
       u = u + dense(u.shape[-1], 'global_out')(hidden_u)
     return (v_new, e, u), None
+
+  def _edge_inputs(self, vn, un, index):
+    """MLP_1's and the edge MLP's first layers on the node and global inputs, per node (and
+    per graph): they are gathered to the edges. Along an edge s -> r the message goes to r
+    (i = r, j = s); against it, to s."""
+    h, he = self.hidden_dim, self.edge_dim
+    dense = lambda width, name: nn.Dense(width, name=name)
+    n_dir = 2 if self.bidirectional else 1
+    terms = {'direction_bias': self.param('direction_bias', nn.initializers.zeros, (n_dir, h)),
+             'forward_self': dense(h, 'forward_self')(vn),
+             'forward_neighbour': dense(h, 'forward_neighbour')(vn)}
+    if self.bidirectional:
+      terms['backward_self'] = dense(h, 'backward_self')(vn)
+      terms['backward_neighbour'] = dense(h, 'backward_neighbour')(vn)
+    if self.update_edges:
+      terms['edge_sender'] = dense(he, 'edge_sender')(vn)
+      terms['edge_receiver'] = dense(he, 'edge_receiver')(vn)
+    if un is not None:
+      terms['message_global'] = dense(h, 'message_global')(un)
+      if self.update_edges:
+        terms['edge_global'] = dense(he, 'edge_global')(un)
+    return terms
+
+  def _edge_messages(self, t, msg_edge, s, r, g):
+    """`[(messages, receivers)]` along (and against) the edges `s -> r` of graphs `g`."""
+    take = agg_ops.gather
+    if 'message_global' in t:
+      msg_edge = msg_edge + take(t['message_global'], g)
+    bias = t['direction_bias']
+    forward = self.activation(msg_edge + bias[0] + take(t['forward_self'], r)
+                              + take(t['forward_neighbour'], s))
+    parts = [(forward, r)]
+    if self.bidirectional:
+      backward = self.activation(msg_edge + bias[1] + take(t['backward_self'], s)
+                                 + take(t['backward_neighbour'], r))
+      parts.append((backward, s))
+    return parts
+
+  def _edge_update(self, t, e, hidden_e, s, r, g, edge_out):
+    """`e + MLP_e(v_i, v_j, e_ij, u)`, given the edge MLP's first layer on `e_ij`."""
+    take = agg_ops.gather
+    hidden_e = hidden_e + take(t['edge_sender'], s) + take(t['edge_receiver'], r)
+    if 'edge_global' in t:
+      hidden_e = hidden_e + take(t['edge_global'], g)
+    return e + edge_out(self.activation(hidden_e))
+
+  def _edges(self, e, vn, un, index):
+    """The edge pass on all edges at once: (aggregated messages, new e, normalised e)."""
+    t = self._edge_inputs(vn, un, index)
+    s, r, g = index.senders, index.receivers, index.edge_graph
+    en = nn.LayerNorm(name='edge_norm')(e)
+    msg_edge = nn.Dense(self.hidden_dim, name='message_edge')(en)
+    parts = self._edge_messages(t, msg_edge, s, r, g)
+    agg = agg_ops.aggregate_parts(parts, index.n_node, self.aggregators, self.scalers,
+                                  self.avg_log_degree)
+    if self.update_edges:
+      hidden_e = nn.Dense(self.edge_dim, name='edge_hidden')(en)
+      e = self._edge_update(t, e, hidden_e, s, r, g,
+                            nn.Dense(self.edge_dim, name='edge_out'))
+    return agg, e, en
+
+  def _edge_blocks(self, e, vn, un, index):
+    """The edge pass in blocks of `edge_chunk` edges (see `gmn_jax.metanets.edge_chunks`):
+    (aggregated messages, new e, per-graph mean of the normalised e or None). The same
+    parameters and, up to the order of float sums, the same values as `_edges`."""
+    t = self._edge_inputs(vn, un, index)
+    n, n_graph, he = index.n_node, index.n_graph, self.edge_dim
+    # The edge-wise layers, created under their usual names (on zero rows) and applied as pure
+    # functions inside the scan.
+    none = e[:0]
+    nn.LayerNorm(name='edge_norm')(none)
+    nn.Dense(self.hidden_dim, name='message_edge')(none)
+    if self.update_edges:
+      nn.Dense(he, name='edge_hidden')(none)
+      nn.Dense(he, name='edge_out')(jnp.zeros((0, he), e.dtype))
+    p = self.variables['params']
+    apply = lambda module, name, x: module.apply({'params': p[name]}, x)
+    norm = nn.LayerNorm(parent=None)
+    dense_h, dense_e = nn.Dense(self.hidden_dim, parent=None), nn.Dense(he, parent=None)
+    edge_out = lambda x: apply(dense_e, 'edge_out', x)
+
+    def body(carry, block):
+      total, pooled = carry
+      e_b, s, r, g = block
+      en = apply(norm, 'edge_norm', e_b)
+      for values, ids in self._edge_messages(t, apply(dense_h, 'message_edge', en), s, r, g):
+        total = total + jax.ops.segment_sum(values, ids, n)
+      if pooled is not None:
+        pooled = pooled + jax.ops.segment_sum(en, g, n_graph)
+      if self.update_edges:
+        e_b = self._edge_update(t, e_b, apply(dense_e, 'edge_hidden', en), s, r, g, edge_out)
+      return (total, pooled), e_b
+
+    init = (jnp.zeros((n, self.hidden_dim), e.dtype),
+            None if un is None else jnp.zeros((n_graph, he), e.dtype))
+    (total, pooled), e_new = edge_chunks.scan_edge_blocks(
+        body, init, (e, index.senders, index.receivers, index.edge_graph), self.edge_chunk,
+        self.edge_shards)
+    count = agg_ops.segment_count(index.receivers, n, e.dtype)
+    if self.bidirectional:
+      count = count + agg_ops.segment_count(index.senders, n, e.dtype)
+    agg = agg_ops.aggregate_totals(total, count, self.aggregators, self.scalers,
+                                   self.avg_log_degree)
+    if pooled is not None:
+      edges_per_graph = agg_ops.segment_count(index.edge_graph, n_graph, e.dtype)
+      pooled = pooled / jnp.maximum(edges_per_graph, 1)[:, None]
+    return agg, e_new, pooled
 
 
 def stack_layers(layer: type[nn.Module], num_layers: int, carry: Any, index: GraphIndex,
@@ -151,6 +240,13 @@ class GMN(Metanetwork):
       slower on CPU; see `stack_layers`).
     remat_layers: rematerialise each block in the backward pass (less memory for graphs of
       millions of edges; see `stack_layers` and `gmn_jax.metanets.sharded`).
+    edge_chunk: 0 (the default: all edges at once), or run each block's edge pass over
+      blocks of this many edges in a rematerialised scan, for graphs too large to hold a
+      layer's edge activations (`gmn_jax.metanets.edge_chunks`; aggregation `'sum'` or
+      `'mean'`; the batch's `n_edge` a multiple of `edge_chunk * edge_shards`). Same
+      parameters, same outputs up to float rounding.
+    edge_shards: with `edge_chunk`, the mesh's `'data'` size when the edges are sharded
+      (`gmn_jax.metanets.sharded.shard_edges`), so each device scans its own edges.
     The readout, activation and value-encoding settings: see `Metanetwork`.
   """
 
@@ -166,6 +262,8 @@ class GMN(Metanetwork):
   global_dim: int = 64
   scan_layers: bool = False
   remat_layers: bool = False
+  edge_chunk: int = 0
+  edge_shards: int = 1
 
   @nn.compact
   def __call__(self, graphs: jraph.GraphsTuple) -> jraph.GraphsTuple:
@@ -178,7 +276,8 @@ class GMN(Metanetwork):
         edge_dim=self.edge_dim, hidden_dim=self.hidden_dim or self.node_dim,
         aggregators=aggregators, scalers=scalers, avg_log_degree=self.avg_log_degree,
         bidirectional=self.bidirectional, update_edges=self.update_edges,
-        activation=self.activation, scan=self.scan_layers, remat=self.remat_layers)
+        activation=self.activation, edge_chunk=self.edge_chunk, edge_shards=self.edge_shards,
+        scan=self.scan_layers, remat=self.remat_layers)
     v = nn.LayerNorm(name='final_node_norm')(v)
     e = nn.LayerNorm(name='final_edge_norm')(e)
     if u is not None:

@@ -53,6 +53,7 @@ from typing import Any, Mapping
 import jax
 import numpy as np
 
+from gmn_jax import mesh as mesh_lib
 from gmn_jax import progress as progress_lib
 from gmn_jax.zoos import datasets as datasets_lib
 from gmn_jax.zoos import shards as shards_lib
@@ -135,7 +136,10 @@ def generate_zoo(config: ZooConfig, directory: str | os.PathLike, *,
     data_dir: TFDS data directory, for TFDS data sets.
     progress: show a tqdm bar over the shards.
     mesh: train each shard's members split over this mesh's `'data'` axis (None: the mesh
-      set with `jax.set_mesh`, if any, else one device); see `train_members`.
+      set with `jax.set_mesh`, if any, else one device); see `train_members`. On several
+      hosts (`gmn_jax.initialize_distributed`) every host calls this with the same
+      `directory` on a shared file system: all train every shard together, process 0 alone
+      writes it, and the others wait for it before going on.
 
   Returns:
     The finished zoo, as `load_zoo(directory)` returns it.
@@ -144,6 +148,9 @@ def generate_zoo(config: ZooConfig, directory: str | os.PathLike, *,
     ZooError: the directory holds a zoo of another config, or its config.json is corrupt.
   """
   directory = pathlib.Path(directory)
+  if mesh_lib.writes_files():  # on several hosts, process 0 writes every file
+    _check_config(directory, config)
+  mesh_lib.sync_hosts(f'zoo {directory} config')
   _check_config(directory, config)
   hparams = sample_hyperparameters(config)
   todo = []
@@ -163,7 +170,9 @@ def generate_zoo(config: ZooConfig, directory: str | os.PathLike, *,
       tic = time.time()
       with jax.set_mesh(mesh) if mesh is not None else contextlib.nullcontext():
         result = _train_shard(config, shard, hparams, data)
-      _write_shard(directory, shard, result, hparams, data, config)
+      if mesh_lib.writes_files():
+        _write_shard(directory, shard, result, hparams, data, config)
+      mesh_lib.sync_hosts(f'zoo {directory} {shard.name}')
       log.info('zoo %s: wrote %s (width %d, %d members)', directory, shard.name, shard.width,
                len(shard.members))
       progress_lib.line(f'zoo {directory.name}: shard {i + 1}/{len(todo)} (width {shard.width}, '

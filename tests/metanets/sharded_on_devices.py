@@ -1,7 +1,8 @@
 """GMN with the edge axis split over 4 devices equals GMN on one device (run by
 test_sharding.py with 4 CPU devices). Corner cases: a batch of two architectures whose edge
 blocks straddle graphs and the padding edges; PNA aggregation (min, max, std across shards)
-with globals; remat in the backward pass; an edge count the shards do not divide."""
+with globals; remat in the backward pass; the edge pass in blocks on each shard
+(`edge_chunk`); an edge count the shards do not divide."""
 
 import jax
 import jax.numpy as jnp
@@ -13,35 +14,34 @@ from gmn_jax.metanets.sharded import edge_shardings, shard_edges
 from tests.support import tiny_metanets as metanets
 
 
+CHUNK = 16
+
+
 def _batch(shards: int):
   graphs = [metanets.case(metanets.FAMILIES[f]) for f in ('cnn_bn', 'resnet')]
   encoded = [pg.encode(v) for pg, v in graphs]
-  budget = gmn_jax.budget_for([pg for pg, _ in graphs], 1, multiple=8 * shards)
+  budget = gmn_jax.budget_for([pg for pg, _ in graphs], 1, multiple=CHUNK * shards)
   return gmn_jax.batch(encoded, budget._replace(n_node=budget.n_node * 2,
                                                 n_edge=budget.n_edge * 2, n_graph=3))
 
 
-def test_edge_sharded_gmn_equals_unsharded():
-  """PNA aggregation (sums, counts, min, max, std across shards) with globals; the sharded
-  model also rematerialises its layers, the reference does neither."""
+def _step(m):
+  def loss(p, g):
+    out = m.apply(p, g)
+    return jnp.sum(out.globals ** 2) + jnp.sum(out.edges['weight'] ** 2), out
+  return jax.jit(jax.value_and_grad(loss, has_aux=True))
+
+
+def _sharded_equals(model, sharded_model):
+  """Outputs and gradients of `sharded_model` on 4 edge shards are `model`'s on one device."""
   assert jax.device_count() == 4
-  mesh = gmn_jax.make_mesh()
   graphs = _batch(4)
-  model = gmn_jax.GMN(node_dim=8, edge_dim=8, num_layers=2, readout_hidden=8,
-                      edge_readout='direct', aggregation='pna', use_globals=True, global_dim=8)
   params = metanets.random_params(model, graphs)
-
-  def step(m):
-    def loss(p, g):
-      out = m.apply(p, g)
-      return jnp.sum(out.globals ** 2) + jnp.sum(out.edges['weight'] ** 2), out
-    return jax.jit(jax.value_and_grad(loss, has_aux=True))
-
-  (value, out), grads = step(model)(params, graphs)
-  sharded = shard_edges(graphs, mesh)
+  (value, out), grads = _step(model)(params, graphs)
+  sharded = shard_edges(graphs, gmn_jax.make_mesh())
   assert len(sharded.senders.sharding.device_set) == 4
   assert sharded.senders.addressable_shards[0].data.shape[0] == graphs.senders.shape[0] // 4
-  (value4, out4), grads4 = step(model.clone(remat_layers=True))(params, sharded)
+  (value4, out4), grads4 = _step(sharded_model)(params, sharded)
   assert out4.edges['weight'].sharding.spec[0] == 'data'  # edge outputs stay split
   np.testing.assert_allclose(out4.globals, out.globals, rtol=1e-4, atol=1e-5)
   np.testing.assert_allclose(out4.edges['weight'], out.edges['weight'], rtol=1e-4, atol=1e-5)
@@ -49,6 +49,22 @@ def test_edge_sharded_gmn_equals_unsharded():
   for a, b in zip(jax.tree.leaves(grads4), jax.tree.leaves(grads)):
     np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-5)
   assert np.std(out.globals[:2]) > 0  # two different graphs give two different outputs
+
+
+def test_edge_sharded_gmn_equals_unsharded():
+  """PNA aggregation (sums, counts, min, max, std across shards) with globals; the sharded
+  model also rematerialises its layers, the reference does neither."""
+  model = gmn_jax.GMN(node_dim=8, edge_dim=8, num_layers=2, readout_hidden=8,
+                      edge_readout='direct', aggregation='pna', use_globals=True, global_dim=8)
+  _sharded_equals(model, model.clone(remat_layers=True))
+
+
+def test_edge_blocks_on_each_shard_equal_one_pass_unsharded():
+  """`edge_chunk` with `edge_shards=4` on edge-sharded graphs: each scan step takes a block
+  of every shard; the result is the one-pass, one-device GMN's."""
+  model = gmn_jax.GMN(node_dim=8, edge_dim=8, num_layers=2, readout_hidden=8,
+                      edge_readout='direct', use_globals=True, global_dim=8)
+  _sharded_equals(model, model.clone(edge_chunk=CHUNK, edge_shards=4))
 
 
 def test_an_edge_count_the_shards_do_not_divide_is_refused():

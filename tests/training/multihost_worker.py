@@ -3,8 +3,10 @@
 Each process has 2 CPU devices; `gmn_jax.initialize_distributed` joins them through
 `JAX_COORDINATOR_ADDRESS`, `JAX_NUM_PROCESSES` and `JAX_PROCESS_ID` into one 4-device mesh whose
 collectives (the gradient all-reduce) cross the processes (gloo). Each host feeds its own
-devices' sub-batches and both write the orbax checkpoints. Prints the history and the
-predictions as one JSON line, which the test compares with a one-device run.
+devices' sub-batches and both write the orbax checkpoints. Then both generate one tiny zoo
+into the same directory, members split over the 4 devices: process 0 alone writes its files.
+Prints the history, the predictions and the zoo files each process wrote as one JSON line,
+which the test compares with a one-device run.
 """
 
 import json
@@ -16,7 +18,20 @@ assert gmn_jax.initialize_distributed()
 
 import jax  # pylint: disable=g-import-not-at-top
 
+from gmn_jax.zoos import shards as shards_lib  # pylint: disable=g-import-not-at-top
 from tests.training import multihost_run  # pylint: disable=g-import-not-at-top
+
+WRITTEN = []
+
+
+def _counting(write):
+  def write_shard(directory, name, arrays, meta):
+    WRITTEN.append(name)
+    return write(directory, name, arrays, meta)
+  return write_shard
+
+
+shards_lib.write_shard = _counting(shards_lib.write_shard)
 
 
 def main(workdir: str) -> None:
@@ -24,8 +39,11 @@ def main(workdir: str) -> None:
   assert jax.local_device_count() == 2
   mesh = gmn_jax.make_mesh()
   result, preds = multihost_run.run(workdir, mesh)
+  zoo = gmn_jax.generate_zoo(gmn_jax.ZooConfig.tiny(), f'{workdir}/zoo', progress=False,
+                             mesh=mesh)
   print('RESULT ' + json.dumps({'process': jax.process_index(), 'history': result.history,
-                                'predictions': preds.tolist()}), flush=True)
+                                'predictions': preds.tolist(), 'zoo_written': WRITTEN,
+                                'zoo_members': len(zoo)}), flush=True)
 
 
 if __name__ == '__main__':

@@ -19,7 +19,8 @@ def test_fit_on_four_devices():
 
 def test_fit_on_two_hosts_of_two_devices(tmp_path):
   """Two processes joined by jax.distributed (gloo collectives on CPU) train one run whose
-  losses and predictions are those of one device."""
+  losses and predictions are those of one device, and generate one zoo whose shards process
+  0 alone writes."""
   with socket.socket() as s:
     s.bind(('localhost', 0))
     port = s.getsockname()[1]
@@ -45,4 +46,6 @@ def test_fit_on_two_hosts_of_two_devices(tmp_path):
     for a, b in zip(result['history'], single.history):
       np.testing.assert_allclose([a[k] for k in b], [b[k] for k in b], rtol=2e-4, atol=1e-5)
     np.testing.assert_allclose(result['predictions'], single_preds, rtol=1e-4, atol=1e-6)
+    assert result['zoo_written'] == (['shard_00000', 'shard_00001'] if i == 0 else [])
+    assert result['zoo_members'] == 8
   assert (tmp_path / 'hosts/model/checkpoints/1').exists()
