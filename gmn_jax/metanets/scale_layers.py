@@ -13,8 +13,8 @@ a neuron that admits no factor (`NONE`, see `gmn_jax.graphs.scaling`). An edge s
 - `reciprocal`: `x / ‖x‖²`, which moves with `1 / q` (a bidirectional network's backward
   messages need edge states that move with `q_sender / q_receiver`).
 
-Numerical stability: norms are clipped below (`‖x‖ -> max(‖x‖, ε)`, computed as
-`sqrt(max(‖x‖², ε²))` so that gradients stay finite at 0; a zero vector is canonicalised and
+Numerical stability: norms are clipped below (`‖x‖ -> max(‖x‖, ε)`, with gradients finite
+at 0 and no overflow for huge states, see `clipped_norm`; a zero vector is canonicalised and
 inverted to zero). Canonicalisation clips at `CANONICAL_EPSILON` = 1e-12 (its output has norm
 at most 1 whatever ε is, so ε can be tiny and the invariance is exact for any state a float32
 network produces). The reciprocal clips at a caller's `epsilon` (`DEFAULT_EPSILON` = 1e-4):
@@ -35,8 +35,12 @@ CANONICAL_EPSILON = 1e-12
 
 
 def clipped_norm(x: jax.Array, epsilon: float) -> jax.Array:
-  """`[..., 1]`: `max(‖x‖, epsilon)` over the last axis, with finite gradients at 0."""
-  return jnp.sqrt(jnp.maximum(jnp.sum(x * x, axis=-1, keepdims=True), epsilon ** 2))
+  """`[..., 1]`: `max(‖x‖, epsilon)` over the last axis, with finite gradients at 0. The sum
+  of squares is taken of `x / max(max|x|, ε)`, so it neither overflows (‖x‖ up to float32's
+  largest value) nor underflows."""
+  scale = jnp.maximum(jnp.max(jnp.abs(x), axis=-1, keepdims=True), epsilon)
+  unit = jnp.sum(jnp.square(x / scale), axis=-1, keepdims=True)
+  return scale * jnp.sqrt(jnp.maximum(unit, jnp.square(epsilon / scale)))
 
 
 def reciprocal(x: jax.Array, epsilon: float) -> jax.Array:
