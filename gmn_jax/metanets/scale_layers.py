@@ -5,15 +5,16 @@ A vector `x` of a neuron's hidden state moves as `x -> q x` when its neuron is r
 a neuron that admits no factor (`NONE`, see `gmn_jax.graphs.scaling`). An edge state moves with
 `q_receiver / q_sender`. The blocks here keep these laws:
 
-- `ScaleInvariant`: `g(q x) = g(x)`. Scale: canonicalisation `x / ‖x‖`; sign: symmetrisation
-  of the first layer, `ρ(A x + b) + ρ(-A x + b)`; both when the factor can be either.
+- `ScaleInvariant`: `g(q x) = g(x)`, bounded. Every row is canonicalised to `x / ‖x‖`; rows
+  without a positive scale also see `log(1 + ‖x‖)`; rows with a sign are symmetrised,
+  `ρ(A c + b) + ρ(-A c + b)`.
 - `ScaleEquivariant`: `f(x) = Γ x ⊙ g(x)` with Γ linear without bias and g invariant, so
   `f(q x) = q f(x)` (the paper's invariant-times-equivariant product).
 - `reciprocal`: `x / ‖x‖²`, which moves with `1 / q` (a bidirectional network's backward
   messages need edge states that move with `q_sender / q_receiver`).
 
-Numerical stability: norms are clipped below (`‖x‖ -> max(‖x‖, ε)`, computed as
-`sqrt(max(‖x‖², ε²))` so that gradients stay finite at 0; a zero vector is canonicalised and
+Numerical stability: norms are clipped below (`‖x‖ -> max(‖x‖, ε)`, with gradients finite
+at 0 and no overflow for huge states, see `clipped_norm`; a zero vector is canonicalised and
 inverted to zero). Canonicalisation clips at `CANONICAL_EPSILON` = 1e-12 (its output has norm
 at most 1 whatever ε is, so ε can be tiny and the invariance is exact for any state a float32
 network produces). The reciprocal clips at a caller's `epsilon` (`DEFAULT_EPSILON` = 1e-4):
@@ -34,14 +35,12 @@ CANONICAL_EPSILON = 1e-12
 
 
 def clipped_norm(x: jax.Array, epsilon: float) -> jax.Array:
-  """`[..., 1]`: `max(‖x‖, epsilon)` over the last axis, with finite gradients at 0."""
-  return jnp.sqrt(jnp.maximum(jnp.sum(x * x, axis=-1, keepdims=True), epsilon ** 2))
-
-
-def canonicalize(x: jax.Array, has_scale: jax.Array) -> jax.Array:
-  """`x / max(‖x‖, 1e-12)` on rows where `has_scale` `[...]` is true, `x` elsewhere: invariant
-  to positive factors (and sign-equivariant, so a sign symmetrisation may follow)."""
-  return jnp.where(has_scale[..., None], x / clipped_norm(x, CANONICAL_EPSILON), x)
+  """`[..., 1]`: `max(‖x‖, epsilon)` over the last axis, with finite gradients at 0. The sum
+  of squares is taken of `x / max(max|x|, ε)`, so it neither overflows (‖x‖ up to float32's
+  largest value) nor underflows."""
+  scale = jnp.maximum(jnp.max(jnp.abs(x), axis=-1, keepdims=True), epsilon)
+  unit = jnp.sum(jnp.square(x / scale), axis=-1, keepdims=True)
+  return scale * jnp.sqrt(jnp.maximum(unit, jnp.square(epsilon / scale)))
 
 
 def reciprocal(x: jax.Array, epsilon: float) -> jax.Array:
@@ -50,11 +49,16 @@ def reciprocal(x: jax.Array, epsilon: float) -> jax.Array:
 
 
 class ScaleInvariant(nn.Module):
-  """`g(x)` `[X, features]`, invariant to the factor each row of `x` `[X, D]` admits.
+  """`g(x)` `[X, features]`, invariant to the factor each row of `x` `[X, D]` admits, and
+  bounded (its inputs are a unit direction and a log-magnitude).
 
-  `ρ(A c + b) + ρ(s A c + b)` then a Dense, where `c` is `canonicalize(x)` on rows with a
-  scale and `s` is -1 on rows with a sign and +1 elsewhere (so rows without a factor get a
-  plain two-layer MLP of `x`).
+  `ρ(A c + a m + b) + ρ(s A c + a m + b)` then a Dense, where `c = x / ‖x‖` on every row,
+  `m = log(1 + ‖x‖)` on rows without a scale (a positive factor changes the norm; a sign
+  flip does not) and 0 on rows with one, and `s` is -1 on rows with a sign and +1 elsewhere.
+  Rows without a factor thus get an MLP of their direction and log-norm: no information is
+  lost, and `Γ x ⊙ g(x)` (`ScaleEquivariant`) grows linearly in `x` whatever the row's kind.
+  (An MLP of the raw `x` grows linearly, so the product grew quadratically per block: on the
+  default CNN zoo three blocks overflowed float32 at initialisation.)
 
   Attributes:
     features: output width.
@@ -68,9 +72,10 @@ class ScaleInvariant(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array, has_scale: jax.Array, has_sign: jax.Array) -> jax.Array:
-    z = nn.Dense(self.hidden, use_bias=False, name='first')(
-        canonicalize(x, has_scale))
-    b = self.param('first_bias', nn.initializers.zeros, (self.hidden,))
+    norm = clipped_norm(x, CANONICAL_EPSILON)
+    z = nn.Dense(self.hidden, use_bias=False, name='first')(x / norm)
+    magnitude = jnp.where(has_scale[..., None], 0.0, jnp.log1p(norm))
+    b = nn.Dense(self.hidden, name='first_magnitude')(magnitude)
     mirrored = jnp.where(has_sign[..., None], -z, z)
     h = self.activation(z + b) + self.activation(mirrored + b)
     return nn.Dense(self.features, name='second')(h)

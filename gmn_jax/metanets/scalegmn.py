@@ -15,9 +15,10 @@ keeps these laws (`scale_layers`):
     e_ij <- e_ij + Γ_5 e_ij ⊙ MLP(Inv(e_ij), Inv(v_i), Inv(v_j))
     y    = MLP(mean per kind of neuron of Inv(v), mean of Inv(e))    (invariant readout)
 
-with `ScaleEq(x) = Γ x ⊙ Inv(x)` and `Inv` invariant to the row's factor (canonicalisation
-`x / ‖x‖` for scale, symmetrisation `ρ(Ax + b) + ρ(-Ax + b)` for sign). Positional encodings
-(PE: embeddings of node type, layer, position, program; edge type, layers, operation) come
+with `ScaleEq(x) = Γ x ⊙ Inv(x)` and `Inv` invariant to the row's factor and bounded
+(canonicalisation `x / ‖x‖`, plus `log(1 + ‖x‖)` where no positive scale acts, symmetrisation
+`ρ(Ac + b) + ρ(-Ac + b)` for sign), so every block grows at most linearly in its states.
+Positional encodings (PE: embeddings of node type, layer, position, program; edge type, layers, operation) come
 from the shared `GraphEncoder` run on the graph with every value that carries a factor zeroed,
 so they are invariant: they multiply the states of neurons that admit a factor and are added
 to those that do not (inputs, outputs, neurons after BatchNorm or inside attention, which are

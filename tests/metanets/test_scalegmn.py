@@ -21,6 +21,7 @@ import pytest
 import gmn_jax
 from gmn_jax import testing
 from gmn_jax.graphs import scaling
+from gmn_jax.metanets.scale_layers import ScaleEquivariant
 from tests.support import tiny_metanets
 
 
@@ -142,3 +143,19 @@ def test_missing_scaling_kinds_is_a_clear_error():
   net = gmn_jax.ScaleGMN(hidden_dim=8, num_layers=1)
   with pytest.raises(ValueError, match='with_scaling_kinds'):
     jax.eval_shape(net.init, jax.random.key(0), pg.encode(variables))
+
+
+def test_blocks_grow_linearly_in_their_states():
+  """The failure on the default CNN zoo (loss not finite at the first step): an invariant
+  gate g(x) that grows with x makes `Γx ⊙ g(x)` quadratic, and three blocks overflowed float32.
+  Now g is bounded (a unit direction and a log-norm), so the block is at most linear in x for
+  every kind of row: no factor, sign and scale."""
+  x = jnp.asarray(np.random.default_rng(0).normal(size=(3, 8)), jnp.float32)
+  has_scale, has_sign = jnp.array([False, False, True]), jnp.array([False, True, False])
+  block = ScaleEquivariant(8, 8)
+  params = block.init(jax.random.key(0), x, has_scale, has_sign)
+  small = np.abs(np.asarray(block.apply(params, x, has_scale, has_sign)))
+  c = 1e20  # a quadratic block gives ~1e40, past float32's 3e38
+  large = np.abs(np.asarray(block.apply(params, c * x, has_scale, has_sign)))
+  assert np.all(np.isfinite(large))
+  assert large.max() <= 1e3 * c * max(small.max(), 1.0), (large.max(), small.max())
