@@ -30,6 +30,7 @@ def test_fitted_inrs_render_their_images(tiny_dir):
   assert len(zoo) == 240 and zoo.images.shape == (240, 8, 8, 1)
   np.testing.assert_array_equal(zoo.records['image'], np.arange(240))
   np.testing.assert_array_equal(zoo.records['label'], zoo.labels)
+  assert np.bincount(zoo.labels).tolist() == [24] * 10  # balanced over the classes
   assert zoo.images.min() >= 0 and zoo.images.max() <= 1  # the DWSNets convention
   psnr = zoo.records['psnr']
   assert psnr.mean() > 28 and np.percentile(psnr, 5) > 22
