@@ -25,9 +25,10 @@ from gmn_jax.tasks.learning_to_optimize import LearningToOptimizeConfig
 from gmn_jax.training import (FitResult, GraphRule, GraphSet, LearnedOptimizer, PerParameterLSTM,
                               PerParameterMLP, TrainConfig, fit, predict)
 from gmn_jax.zoos import (DiverseNet, DiverseZoo, DiverseZooConfig, ImageDataset, InrZoo,
-                          InrZooConfig, NetSpec, Siren, SmallCNN, Zoo, ZooArchitecture, ZooConfig,
+                          InrZooConfig, NetSpec, PublishedInrs, Siren, SmallCNN, Zoo, ZooArchitecture, ZooConfig,
                           ZooError, generate_diverse_zoo, generate_inr_zoo, generate_zoo,
-                          load_dataset, load_diverse_zoo, load_inr_zoo, load_zoo,
+                          load_dataset, load_diverse_zoo, load_dwsnets_inrs, load_inr_zoo,
+                          load_zoo, read_torch_state_dict,
                           read_small_cnn_zoo, write_small_cnn_zoo)
 
 __all__ = [
@@ -40,6 +41,7 @@ __all__ = [
     'ImageDataset', 'SmallCNN', 'Zoo', 'ZooArchitecture', 'ZooConfig', 'ZooError',
     'generate_zoo', 'load_dataset', 'load_zoo', 'read_small_cnn_zoo', 'write_small_cnn_zoo',
     'InrZoo', 'InrZooConfig', 'Siren', 'generate_inr_zoo', 'load_inr_zoo',
+    'PublishedInrs', 'load_dwsnets_inrs', 'read_torch_state_dict',
     'DiverseNet', 'DiverseZoo', 'DiverseZooConfig', 'NetSpec', 'generate_diverse_zoo',
     'load_diverse_zoo',
     'Budget', 'DMC', 'EdgeDeepSets', 'Editor', 'FlatEditor', 'GMN', 'LayerStatistics',

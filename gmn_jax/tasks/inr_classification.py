@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import pathlib
 import time
+from collections.abc import Callable
 from typing import Any
 
 import flax.linen as nn
@@ -29,18 +30,74 @@ import numpy as np
 from gmn_jax.graphs.tracing import trace
 from gmn_jax.metanets.baselines import EdgeDeepSets, StatNN, WeightMLP
 from gmn_jax.metanets.gmn import GMN
+from gmn_jax.metanets.inr_probes import LearnedProbes, check_siren_graph
 from gmn_jax.metanets.neural_graphs import NGGNN, NGT
 from gmn_jax.training import metrics as metrics_lib
 from gmn_jax.training.fit import TrainConfig, fit, predict
 from gmn_jax.training.graph_set import GraphSet
 from gmn_jax.zoos import inr_zoo as inr_zoo_lib
 
-METHODS = ('gmn', 'nggnn', 'ngt', 'nggnn_weights', 'mlp', 'statnn', 'deepsets')
-GRAPH_METHODS = ('gmn', 'nggnn', 'ngt', 'nggnn_weights')
-# Graph metanetworks that read the probe values (`config.probes`); the rest read weights only.
-PROBED = ('gmn', 'nggnn', 'ngt')
-LABELS = {'gmn': 'GMN', 'nggnn': 'NG-GNN', 'ngt': 'NG-T', 'nggnn_weights': 'NG-GNN (weights only)',
-          'mlp': 'flat MLP', 'statnn': 'StatNN', 'deepsets': 'DeepSets'}
+
+
+@dataclasses.dataclass(frozen=True)
+class Method:
+  """One classifier of the comparison (an entry of `REGISTRY`).
+
+  Attributes:
+    label: its name in the report.
+    build: `(config, common, num_classes, template) -> nn.Module`, where `common` holds the
+      readout, budget and value-encoding keyword arguments of the graph metanetworks.
+    graph: a graph metanetwork (the report's confusion matrix shows the best of these).
+    probes: reads learned probe features (`LearnedProbes`, Kofinas et al. 2024 §3).
+    sign_flips: trains with random sine sign flips besides permutations (the weight-statistics
+      and flat-weight baselines cannot learn to ignore a sign flip: permutations only, as in
+      `tasks.generalization`).
+  """
+
+  label: str
+  build: Callable[..., nn.Module]
+  graph: bool = True
+  probes: bool = False
+  sign_flips: bool = True
+
+
+def _gmn(c, common, k, _):
+  return GMN(node_dim=c.hidden, edge_dim=c.hidden, num_layers=c.layers, out_features=k,
+             **common)
+
+
+def _nggnn(c, common, k, _):
+  return NGGNN(hidden_dim=c.hidden, num_layers=c.layers, out_features=k, **common)
+
+
+def _ngt(c, common, k, _):
+  return NGT(node_dim=2 * c.hidden, edge_dim=c.hidden, num_layers=c.layers, num_heads=4,
+             out_features=k, **common)
+
+
+# A new method is one entry here (and, if it needs one, a builder above).
+REGISTRY: dict[str, Method] = {
+    'gmn': Method('GMN', _gmn),
+    'gmn_probes': Method('GMN + probes', _gmn, probes=True),
+    'nggnn': Method('NG-GNN', _nggnn),
+    'nggnn_probes': Method('NG-GNN + probes', _nggnn, probes=True),
+    'ngt': Method('NG-T', _ngt),
+    'ngt_probes': Method('NG-T + probes', _ngt, probes=True),
+    'deepsets': Method('DeepSets', lambda c, common, k, _: EdgeDeepSets(
+        hidden_dim=2 * c.hidden, out_features=k, **common), graph=False),
+    'statnn': Method('StatNN', lambda c, common, k, _: StatNN(
+        out_features=k, hidden=(4 * c.hidden, 4 * c.hidden)), graph=False, sign_flips=False),
+    'mlp': Method('flat MLP', lambda c, common, k, template: WeightMLP.for_architecture(
+        template, out_features=k, hidden=(4 * c.hidden, 4 * c.hidden)), graph=False,
+        sign_flips=False),
+}
+METHODS = tuple(REGISTRY)
+# The default run fits in 15 minutes on 2 CPU cores with two graph metanetworks, one without
+# probes (GMN) and one with (NG-GNN, as the neural-graphs paper reads INRs); `--methods` adds
+# the others (`nggnn`, `gmn_probes`, `ngt`, `ngt_probes`).
+DEFAULT_METHODS = ('gmn', 'nggnn_probes', 'deepsets', 'statnn', 'mlp')
+LABELS = {name: m.label for name, m in REGISTRY.items()}
+GRAPH_METHODS = tuple(name for name, m in REGISTRY.items() if m.graph)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,11 +107,10 @@ class InrClassificationConfig:
   Attributes:
     zoo: the INR zoo to fit (or reuse from `workdir/zoo`).
     test_fraction, val_fraction: shares of the images held out for testing and validation.
-    methods: which of METHODS to train.
-    probes: K, how many probe coordinates every INR is evaluated at; GMN, NG-GNN and NG-T read
-      each neuron's value there as node features (`gmn_jax.graphs.probe`), so the output
-      neuron sees K pixel values. Kofinas et al. learn these coordinates; ours are fixed
-      (uniform in [-1, 1]^2, seeded). 0: weights only.
+    methods: which of METHODS (`REGISTRY`) to train.
+    probes: K, the learned probe coordinates of the `*_probes` methods: every INR is run at
+      them inside the model and each neuron's K activations join its features
+      (`LearnedProbes`, as Kofinas et al. 2024 §3), so the output neuron sees K pixel values.
     hidden: node and edge width of GMN and NG-GNN (NG-T: node `2 * hidden`, edge `hidden`).
     layers: message-passing layers of the graph metanetworks.
     train: optimisation settings shared by every method (cross-entropy).
@@ -64,15 +120,17 @@ class InrClassificationConfig:
   zoo: inr_zoo_lib.InrZooConfig = dataclasses.field(default_factory=inr_zoo_lib.InrZooConfig)
   test_fraction: float = 0.2
   val_fraction: float = 0.1
-  methods: tuple[str, ...] = METHODS
+  methods: tuple[str, ...] = DEFAULT_METHODS
   probes: int = 16
   hidden: int = 32
-  layers: int = 3
-  train: TrainConfig = dataclasses.field(
-      default_factory=lambda: TrainConfig(epochs=8, batch_size=32, loss='cross_entropy'))
+  layers: int = 2
+  train: TrainConfig = dataclasses.field(default_factory=lambda: TrainConfig(
+      epochs=5, batch_size=32, learning_rate=3e-3, loss='cross_entropy'))
   seed: int = 0
 
   def __post_init__(self):
+    if isinstance(self.methods, list):
+      object.__setattr__(self, 'methods', tuple(self.methods))
     unknown = set(self.methods) - set(METHODS)
     if unknown:
       raise ValueError(f'unknown methods {sorted(unknown)}; choose from {METHODS}')
@@ -81,8 +139,9 @@ class InrClassificationConfig:
 
   @classmethod
   def tiny(cls) -> 'InrClassificationConfig':
-    """The test suite's config: INRs of 240 8x8 digits, GMN and two baselines, seconds."""
-    return cls(zoo=inr_zoo_lib.InrZooConfig.tiny(), methods=('gmn', 'statnn', 'mlp'),
+    """The test suite's config: INRs of 240 8x8 digits, NG-GNN with learned probes and two
+    baselines, seconds."""
+    return cls(zoo=inr_zoo_lib.InrZooConfig.tiny(), methods=('nggnn_probes', 'statnn', 'mlp'),
                hidden=16, layers=2, test_fraction=0.25, val_fraction=0.15,
                train=TrainConfig(epochs=10, batch_size=16, learning_rate=3e-3,
                                  loss='cross_entropy'))
@@ -111,53 +170,42 @@ def split_by_image(config: InrClassificationConfig, zoo: inr_zoo_lib.InrZoo
           np.flatnonzero(np.isin(image, test_images) & first))
 
 
-def probe_coordinates(k: int, seed: int = 0) -> np.ndarray | None:
-  """`[k, 1, 2]` probe coordinates uniform in [-1, 1]^2 (None when k is 0). Host-side."""
-  if not k:
-    return None
-  return np.random.default_rng(seed).uniform(-1, 1, (k, 1, 2)).astype(np.float32)
-
-
-def encode_inr_zoo(zoo: inr_zoo_lib.InrZoo, probes: int = 0) -> GraphSet:
-  """Traces the zoo's SIREN once and encodes every INR in one vmapped call, with each neuron's
-  values at `probes` probe coordinates (`probe_coordinates`); targets are the labels.
-  Host-side driver."""
+def encode_inr_zoo(zoo: inr_zoo_lib.InrZoo) -> GraphSet:
+  """Traces the zoo's SIREN once and encodes every INR in one vmapped call; targets are the
+  labels. Host-side driver."""
   coords = zoo.coordinates()
   example = jax.tree.map(lambda a: a[0], zoo.params)
   pg = trace(zoo.model(), example, coords[:1])
-  inputs = probe_coordinates(probes)
-  stacked = jax.jit(jax.vmap(lambda v: pg.encode(v, inputs)))(zoo.params)
+  check_siren_graph(pg)
+  stacked = jax.jit(jax.vmap(pg.encode))(zoo.params)
   n = len(zoo)
   return GraphSet([pg], [stacked], np.zeros(n, np.int64), np.arange(n),
                   zoo.records['label'].astype(np.float32))
 
 
-def _model(name: str, config: InrClassificationConfig, graphs: GraphSet,
-           num_classes: int) -> nn.Module:
+def build_model(name: str, config: InrClassificationConfig, graphs: GraphSet,
+                zoo_config: inr_zoo_lib.InrZooConfig, num_classes: int) -> nn.Module:
+  """The Flax module of method `name` (`REGISTRY`) for these graphs. Host-side.
+
+  Graph metanetworks and DeepSets standardise each layer's weights per graph
+  (`normalize_weights`: SIREN weights are ~0.01 after the first layer, ~1 in it); `*_probes`
+  methods are wrapped in `LearnedProbes` with the zoo's omega0 and output offset.
+  """
+  method = REGISTRY[name]
   budget = graphs.budget(config.train.batch_size)
-  common = dict(out_features=num_classes, readout_hidden=2 * config.hidden,
+  common = dict(readout_hidden=2 * config.hidden, normalize_weights=True,
                 max_kernel_size=budget.kernel_size, max_param_size=budget.param_size)
-  h = config.hidden
-  if name == 'gmn':
-    return GMN(node_dim=h, edge_dim=h, num_layers=config.layers, **common)
-  if name in ('nggnn', 'nggnn_weights'):
-    return NGGNN(hidden_dim=h, num_layers=config.layers, **common)
-  if name == 'ngt':
-    return NGT(node_dim=2 * h, edge_dim=h, num_layers=config.layers, num_heads=4, **common)
-  if name == 'deepsets':
-    return EdgeDeepSets(hidden_dim=2 * h, **common)
-  if name == 'statnn':
-    return StatNN(out_features=num_classes, hidden=(4 * h, 4 * h))
-  return WeightMLP.for_architecture(graphs.templates[0], out_features=num_classes,
-                                    hidden=(4 * h, 4 * h))
+  model = method.build(config, common, num_classes, graphs.templates[0])
+  if method.probes:
+    model = LearnedProbes(model, n_probes=config.probes, omega0=zoo_config.omega0,
+                          n_layers=len(zoo_config.hidden) + 1,
+                          output_offset=zoo_config.conv.output_offset)
+  return model
 
 
 def _train_config(name: str, config: InrClassificationConfig) -> TrainConfig:
-  """The weight-statistics and flat-weight baselines cannot learn to ignore a sign flip, so
-  they train with permutation augmentation only (as in `tasks.generalization`)."""
-  if name in ('statnn', 'mlp'):
-    return dataclasses.replace(config.train, max_scale=1.0)
-  return config.train
+  return (config.train if REGISTRY[name].sign_flips
+          else dataclasses.replace(config.train, max_scale=1.0))
 
 
 def train_and_evaluate(config: InrClassificationConfig, workdir: str | pathlib.Path,
@@ -177,8 +225,7 @@ def train_and_evaluate(config: InrClassificationConfig, workdir: str | pathlib.P
   start = time.time()
   zoo = inr_zoo_lib.generate_inr_zoo(config.zoo, workdir / 'zoo', progress=progress)
   zoo_seconds = time.time() - start
-  probed = encode_inr_zoo(zoo, config.probes)
-  plain = encode_inr_zoo(zoo) if config.probes else probed
+  graphs = encode_inr_zoo(zoo)
   train, val, test = split_by_image(config, zoo)
   labels = zoo.records['label']
   psnr = zoo.records['psnr']
@@ -195,8 +242,7 @@ def train_and_evaluate(config: InrClassificationConfig, workdir: str | pathlib.P
   logits, histories = {}, {}
   for name in config.methods:
     tic = time.time()
-    graphs = probed if name in PROBED else plain
-    model = _model(name, config, graphs, zoo.num_classes)
+    model = build_model(name, config, graphs, config.zoo, zoo.num_classes)
     fitted = fit(model, graphs, train, val, _train_config(name, config), workdir / 'runs', name,
                  progress=progress)
     logits[name] = predict(model, fitted.params, graphs, test, loss='cross_entropy')

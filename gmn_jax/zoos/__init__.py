@@ -4,7 +4,8 @@
 `small_cnn` is the zoo's CNN; `config` samples each member's hyperparameters; `training` trains
 a shard of members in one vmapped, jitted program; `zoo` generates, checksums, resumes and loads
 zoos; `siren` fits SIRENs (implicit neural representations) to images and `inr_zoo` stores
-zoos of them (both through `shards`, the shared on-disk layout); `small_cnn_zoo` reads and
+zoos of them (both through `shards`, the shared on-disk layout); `published_inrs` reads
+DWSNets' published INR files without torch; `small_cnn_zoo` reads and
 writes the public Small CNN Zoo format, and `small_cnn_zoo_architecture` settles and checks
 what that format does not record; `diverse_models`, `diverse_training` and `diverse_zoo` are
 the zoo of diverse architectures (MLPs, CNNs, 1D CNNs, DeepSets, ResNets, ViTs). Independent
@@ -17,6 +18,8 @@ from gmn_jax.zoos.diverse_zoo import (DiverseZoo, DiverseZooConfig, generate_div
                                       load_diverse_zoo)
 from gmn_jax.zoos.inr_zoo import (InrZoo, InrZooConfig, generate_inr_zoo, load_images,
                                   load_inr_zoo)
+from gmn_jax.zoos.published_inrs import (PublishedInrs, load_dwsnets_inrs,
+                                          read_torch_state_dict)
 from gmn_jax.zoos.siren import CONVENTIONS, Siren, fit_sirens, render
 from gmn_jax.zoos.small_cnn_zoo import read_small_cnn_zoo, write_small_cnn_zoo
 from gmn_jax.zoos.small_cnn_zoo_architecture import ZooArchitecture
@@ -25,6 +28,7 @@ from gmn_jax.zoos.zoo import SmallCNN, Zoo, ZooConfig, ZooError, generate_zoo, l
 __all__ = [
     'CONVENTIONS', 'InrZoo', 'InrZooConfig', 'Siren', 'fit_sirens', 'generate_inr_zoo',
     'load_images', 'load_inr_zoo', 'render',
+    'PublishedInrs', 'load_dwsnets_inrs', 'read_torch_state_dict',
     'DiverseNet', 'DiverseZoo', 'DiverseZooConfig', 'NetSpec', 'generate_diverse_zoo',
     'load_diverse_zoo',
     'ImageDataset', 'SmallCNN', 'Zoo', 'ZooArchitecture', 'ZooConfig', 'ZooError',

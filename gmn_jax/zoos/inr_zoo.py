@@ -165,10 +165,22 @@ class InrZoo:
     return np.asarray(jax.jit(jax.vmap(one))(params))
 
 
+def balanced_subset(labels: np.ndarray, limit: int, rng: np.random.Generator) -> np.ndarray:
+  """Sorted indices of `limit` items whose classes are as balanced as `labels` allow: items
+  are drawn class by class in turns (a random order within each class). Host-side."""
+  order = rng.permutation(len(labels))
+  rank = np.empty(len(labels), np.int64)
+  for c in np.unique(labels):
+    members = order[labels[order] == c]
+    rank[members] = np.arange(len(members))
+  return np.sort(order[np.argsort(rank[order], kind='stable')][:limit])
+
+
 def load_images(config: InrZooConfig, data_dir: str | None = None
                 ) -> tuple[np.ndarray, np.ndarray]:
   """The images the zoo fits, `[n, H, W, C]` in the convention's range, and their labels `[n]`:
-  the data set's train and test images pooled, subsampled to `max_images`. Host-side."""
+  the data set's train and test images pooled, subsampled to `max_images` balanced over the
+  classes (`balanced_subset`, a random stream of its own). Host-side."""
   limit = config.max_images
   data = datasets_lib.load_dataset(config.dataset, grayscale=config.grayscale,
                                    split_seed=config.split_seed, max_train=limit,
@@ -176,7 +188,8 @@ def load_images(config: InrZooConfig, data_dir: str | None = None
   x = np.concatenate([data.x_train, data.x_test])
   y = np.concatenate([data.y_train, data.y_test])
   if limit is not None and limit < len(x):
-    keep = np.sort(np.random.default_rng(config.split_seed).permutation(len(x))[:limit])
+    # Not default_rng(split_seed): load_dataset's subsampling drew from that stream already.
+    keep = balanced_subset(y, limit, np.random.default_rng([config.split_seed, 2]))
     x, y = x[keep], y[keep]
   conv = config.conv
   x = conv.low + (x + 1.0) * (conv.high - conv.low) / 2.0  # [-1, 1] -> [low, high]

@@ -30,6 +30,7 @@ def test_fitted_inrs_render_their_images(tiny_dir):
   assert len(zoo) == 240 and zoo.images.shape == (240, 8, 8, 1)
   np.testing.assert_array_equal(zoo.records['image'], np.arange(240))
   np.testing.assert_array_equal(zoo.records['label'], zoo.labels)
+  assert np.bincount(zoo.labels).tolist() == [24] * 10  # balanced over the classes
   assert zoo.images.min() >= 0 and zoo.images.max() <= 1  # the DWSNets convention
   psnr = zoo.records['psnr']
   assert psnr.mean() > 28 and np.percentile(psnr, 5) > 22
@@ -89,3 +90,15 @@ def test_conventions_and_bad_configs():
     inr_zoo_lib.InrZooConfig(convention='torch')
   with pytest.raises(ValueError, match='data set'):
     inr_zoo_lib.InrZooConfig(dataset='imagenet')
+
+
+def test_tfds_colour_zoo(tmp_path):
+  """CIFAR-10 through TFDS (mock data, offline): colour SIRENs with 3 outputs, PSNR recorded."""
+  tfds = pytest.importorskip('tensorflow_datasets')
+  config = inr_zoo_lib.InrZooConfig(dataset='cifar10', grayscale=False, max_images=4,
+                                    hidden=(8,), omega0=10.0, steps=3, shard_size=4)
+  with tfds.testing.mock_data(num_examples=6):
+    zoo = gmn_jax.generate_inr_zoo(config, tmp_path / 'cifar', progress=False)
+  assert zoo.images.shape == (4, 32, 32, 3) and zoo.model().out_features == 3
+  assert zoo.params['params']['Dense_1']['kernel'].shape == (4, 8, 3)
+  assert np.isfinite(zoo.records['psnr']).all()
