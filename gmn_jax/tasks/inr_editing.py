@@ -302,6 +302,7 @@ class _Checkpoints:
   Host-side."""
 
   def __init__(self, run_dir: pathlib.Path):
+    run_dir.mkdir(parents=True, exist_ok=True)
     self.log = run_dir / 'log.jsonl'
     self.manager = ocp.CheckpointManager(
         (run_dir / 'checkpoints').absolute(),
