@@ -12,9 +12,7 @@ one folder per setting and seed, and summary.md); the zoo is cached in --workdir
 killed run started again with the same flags resumes where it stopped.
 """
 
-import argparse
-import dataclasses
-
+from experiments import flags
 from gmn_jax.tasks import diverse_report
 from gmn_jax.tasks.diverse_architectures import (METHODS, DiverseArchitecturesConfig,
                                                  run_settings, train_and_evaluate)
@@ -23,13 +21,9 @@ from gmn_jax.zoos.diverse_zoo import DiverseZooConfig
 
 
 def main(argv=None) -> None:
-  parser = argparse.ArgumentParser(
-      description=__doc__.split('\n')[0],
-      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split('\n', 2)[2])
-  parser.add_argument('--workdir', help='zoo, checkpoints and report (default: '
-                      'workdir/diverse_architectures/<zoo>)')
+  parser = flags.parser(__doc__, METHODS, workdir=None,  # workdir/diverse_architectures/<zoo>
+                        tiny='the test suite config (a minute)')
   parser.add_argument('--zoo', choices=('diverse', 'varying-cnns'), default='diverse')
-  parser.add_argument('--tiny', action='store_true', help='the test suite config (a minute)')
   parser.add_argument('--small', action='store_true', help='12 architectures, 360 networks, '
                       'GMN against DMC, DeepSets and StatNN')
   parser.add_argument('--dataset', help='zoo data: digits (default, offline) or a prepared '
@@ -40,7 +34,6 @@ def main(argv=None) -> None:
   parser.add_argument('--all-settings', action='store_true',
                       help='all data, 10%% of it and ood, one after the other, then a summary')
   parser.add_argument('--seeds', type=int, default=1, help='seeds per setting (--all-settings)')
-  parser.add_argument('--methods', nargs='+', choices=METHODS, help='which models to train')
   parser.add_argument('--epochs', type=int, help='training epochs of every method')
   parser.add_argument('--hidden', type=int, help='width of GMN, NG-GNN and NG-T')
   parser.add_argument('--probes', type=int, help='noise probes the graph metanets read')
@@ -50,21 +43,10 @@ def main(argv=None) -> None:
             if args.small else DiverseArchitecturesConfig())
   zoo = config.zoo if args.tiny or args.small else (
       DiverseZooConfig.varying_cnns() if args.zoo == 'varying-cnns' else DiverseZooConfig())
-  if args.dataset:
-    zoo = dataclasses.replace(zoo, dataset=args.dataset)
-  if args.members:
-    zoo = dataclasses.replace(zoo, num_members=args.members)
-  train = config.train
-  if args.epochs:
-    train = dataclasses.replace(train, epochs=args.epochs)
-  if args.seed is not None:
-    train = dataclasses.replace(train, seed=args.seed)
-  changes = {k: v for k, v in (('split', args.split), ('data_fraction', args.data_fraction),
-                               ('hidden', args.hidden), ('probes', args.probes),
-                               ('seed', args.seed)) if v is not None}
-  if args.methods:
-    changes['methods'] = tuple(args.methods)
-  config = dataclasses.replace(config, zoo=zoo, train=train, **changes)
+  zoo = flags.replace(zoo, dataset=args.dataset, num_members=args.members)
+  train = flags.replace(config.train, epochs=args.epochs, seed=args.seed)
+  config = flags.replace(config, zoo=zoo, train=train, **flags.given(
+      args, 'methods', 'split', 'data_fraction', 'hidden', 'probes', 'seed'))
   size = 'tiny' if args.tiny else 'small' if args.small else args.zoo
   workdir = args.workdir or f'workdir/diverse_architectures/{size}'
   if args.all_settings:

@@ -15,12 +15,11 @@ row of weights.npy and metadata), predictions.png and learning_curves.png to --w
 killed run started again with the same flags resumes where it stopped.
 """
 
-import argparse
 import contextlib
-import dataclasses
 
 import jax
 
+from experiments import flags
 from gmn_jax.mesh import initialize_distributed, make_mesh
 from gmn_jax.tasks.generalization import (METHODS, PROTOCOLS, GeneralizationConfig,
                                           train_and_evaluate)
@@ -28,13 +27,8 @@ from gmn_jax.training.report import table
 
 
 def main(argv=None) -> None:
-  parser = argparse.ArgumentParser(
-      description=__doc__.split('\n')[0],
-      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split('\n', 2)[2])
-  parser.add_argument('--workdir', default='workdir/generalization',
-                      help='where the zoo, checkpoints and report go (default: %(default)s)')
+  parser = flags.parser(__doc__, METHODS, 'workdir/generalization')
   parser.add_argument('--quick', action='store_true', help='small zoo, few epochs (smoke run)')
-  parser.add_argument('--tiny', action='store_true', help='the test suite config (seconds)')
   parser.add_argument('--zoo-dir', help='read a Small CNN Zoo directory instead of generating')
   zoo_dir = parser.add_argument_group(
       '--zoo-dir architecture', 'what the Small CNN Zoo format does not record (else read from '
@@ -62,7 +56,6 @@ def main(argv=None) -> None:
                       'prepared TFDS set: mnist, fashion_mnist, cifar10, svhn_cropped')
   parser.add_argument('--members', type=int, help='zoo size (CNNs; each is saved at every snapshot epoch)')
   parser.add_argument('--split', choices=('id', 'ood'), help="'ood': test on the widest CNNs")
-  parser.add_argument('--methods', nargs='+', choices=METHODS, help='which models to train')
   parser.add_argument('--epochs', type=int, help='training epochs of every method')
   parser.add_argument('--hidden', type=int, help='width of the graph metanetworks')
   parser.add_argument('--probes', type=int, help='random-noise probe inputs whose per-neuron '
@@ -75,29 +68,12 @@ def main(argv=None) -> None:
   initialize_distributed()  # several hosts, when the environment says so
   config = (GeneralizationConfig.tiny() if args.tiny else GeneralizationConfig.quick()
             if args.quick else GeneralizationConfig.default())
-  zoo = config.zoo
-  if args.dataset:
-    zoo = dataclasses.replace(zoo, dataset=args.dataset)
-  if args.members:
-    zoo = dataclasses.replace(zoo, num_members=args.members)
-  train = config.train
-  if args.epochs:
-    train = dataclasses.replace(train, epochs=args.epochs)
-  if args.seed is not None:
-    train = dataclasses.replace(train, seed=args.seed)
-  changes = {k: v for k, v in (('zoo_dir', args.zoo_dir), ('split', args.split),
-                               ('hidden', args.hidden), ('probes', args.probes),
-                               ('seed', args.seed), ('protocol', args.protocol),
-                               ('split_file', args.split_file),
-                               ('final_step', args.final_step),
-                               ('epoch_scale', args.epoch_scale)) if v is not None}
-  arch = {k: getattr(args, k) for k in ('padding', 'strides', 'input_shape',
-                                        'activation_column') if getattr(args, k) is not None}
-  if arch:
-    changes['zoo_arch'] = arch
-  if args.methods:
-    changes['methods'] = tuple(args.methods)
-  config = dataclasses.replace(config, zoo=zoo, train=train, **changes)
+  zoo = flags.replace(config.zoo, dataset=args.dataset, num_members=args.members)
+  train = flags.replace(config.train, epochs=args.epochs, seed=args.seed)
+  arch = flags.given(args, 'padding', 'strides', 'input_shape', 'activation_column')
+  config = flags.replace(config, zoo=zoo, train=train, zoo_arch=arch or None, **flags.given(
+      args, 'methods', 'zoo_dir', 'split', 'hidden', 'probes', 'seed', 'protocol', 'split_file',
+      'final_step', 'epoch_scale'))
   with jax.set_mesh(make_mesh()) if args.data_parallel else contextlib.nullcontext():
     results = train_and_evaluate(config, args.workdir)
   print(table(results))

@@ -8,38 +8,28 @@
 
 Writes results.json, results.md, predictions.npz, edits.png and learning_curves.png to
 --workdir (default workdir/inr_editing_<edit>); the INR zoo is fitted once into it and reused,
-and finished methods are not retrained when the run is started again.
+finished methods are not retrained when the run is started again, and a killed method resumes
+at its last finished epoch.
 """
 
-import argparse
-import dataclasses
-
+from experiments import flags
 from gmn_jax.tasks.image_edits import EDITS
 from gmn_jax.tasks.inr_editing import METHODS, EditingConfig, train_and_evaluate
 from gmn_jax.tasks.inr_editing_report import table
 
 
 def main(argv=None) -> None:
-  parser = argparse.ArgumentParser(
-      description=__doc__.split('\n')[0],
-      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split('\n', 2)[2])
+  parser = flags.parser(__doc__, METHODS, workdir=None)  # workdir/inr_editing_<edit>
   parser.add_argument('--edit', choices=sorted(EDITS), default='dilate')
-  parser.add_argument('--workdir', help='default: workdir/inr_editing_<edit>')
-  parser.add_argument('--tiny', action='store_true', help='the test suite config (seconds)')
-  parser.add_argument('--methods', nargs='+', choices=METHODS, help='which methods to run')
   parser.add_argument('--images', type=int, help='INRs to fit (one per image)')
   parser.add_argument('--epochs', type=int, help='training epochs of every method')
   parser.add_argument('--hidden', type=int, help='width of the metanetworks')
   parser.add_argument('--seed', type=int, help='seed of the split and of training')
   args = parser.parse_args(argv)
   config = EditingConfig.tiny() if args.tiny else EditingConfig()
-  changes = {k: v for k, v in (('edit', args.edit), ('epochs', args.epochs),
-                               ('hidden', args.hidden), ('seed', args.seed)) if v is not None}
-  if args.methods:
-    changes['methods'] = tuple(args.methods)
-  if args.images:
-    changes['zoo'] = dataclasses.replace(config.zoo, max_images=args.images)
-  config = dataclasses.replace(config, **changes)
+  config = flags.replace(
+      config, zoo=flags.replace(config.zoo, max_images=args.images),
+      **flags.given(args, 'methods', 'edit', 'epochs', 'hidden', 'seed'))
   workdir = args.workdir or f'workdir/inr_editing_{config.edit}'
   results = train_and_evaluate(config, workdir)
   print(table(results))

@@ -9,21 +9,14 @@ Writes results.json, results.md, curves.npz, curves.png and meta_loss.png to --w
 killed run started again with the same flags resumes meta-training from its checkpoints.
 """
 
-import argparse
-import dataclasses
-
+from experiments import flags
 from gmn_jax.tasks.l2o_report import table, verdicts
 from gmn_jax.tasks.learning_to_optimize import LEARNED, LearningToOptimizeConfig, train_and_evaluate
 
 
 def main(argv=None) -> None:
-  parser = argparse.ArgumentParser(
-      description=__doc__.split('\n')[0],
-      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split('\n', 3)[3])
-  parser.add_argument('--workdir', default='workdir/learning_to_optimize',
-                      help='where checkpoints and the report go (default: %(default)s)')
-  parser.add_argument('--tiny', action='store_true', help='the test suite config')
-  parser.add_argument('--methods', nargs='+', choices=LEARNED, help='learned optimizers')
+  parser = flags.parser(__doc__, LEARNED, 'workdir/learning_to_optimize',
+                        tiny='the test suite config')
   parser.add_argument('--meta-steps', type=int, help='meta-steps per learned optimizer')
   parser.add_argument('--unroll', type=int, help='inner steps per meta-step')
   parser.add_argument('--estimator', choices=('tbptt', 'pes'), help='meta-gradient estimator')
@@ -31,13 +24,10 @@ def main(argv=None) -> None:
   parser.add_argument('--seeds', type=int, help='evaluation seeds per held-out task')
   args = parser.parse_args(argv)
   config = LearningToOptimizeConfig.tiny() if args.tiny else LearningToOptimizeConfig()
-  meta = {k: v for k, v in (('meta_steps', args.meta_steps), ('unroll', args.unroll),
-                            ('estimator', args.estimator)) if v is not None}
-  changes = {k: v for k, v in (('eval_steps', args.eval_steps), ('seeds', args.seeds))
-             if v is not None}
-  if args.methods:
-    changes['methods'] = tuple(args.methods)
-  config = dataclasses.replace(config, meta=dataclasses.replace(config.meta, **meta), **changes)
+  meta = flags.replace(config.meta, meta_steps=args.meta_steps, unroll=args.unroll,
+                       estimator=args.estimator)
+  config = flags.replace(config, meta=meta,
+                         **flags.given(args, 'methods', 'eval_steps', 'seeds'))
   results = train_and_evaluate(config, args.workdir)
   print(table(results))
   print('\n'.join(verdicts(results)))

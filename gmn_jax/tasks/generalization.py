@@ -24,6 +24,7 @@ import flax.linen as nn
 import jax
 import numpy as np
 
+from gmn_jax.tasks import generalization_baselines as baselines_lib
 from gmn_jax.tasks import published_protocol as protocol_lib
 from gmn_jax.training import metrics as metrics_lib
 from gmn_jax.zoos import zoo as zoo_lib
@@ -265,34 +266,6 @@ def _model(name: str, config: GeneralizationConfig, data: Data, arch: int | None
   return WeightMLP(n_node=pg.n_node, n_edge=pg.n_edge, hidden=(4 * config.hidden,) * 2)
 
 
-def _statnn_features(graphs: GraphSet, rows: np.ndarray, batch_size: int = 64) -> np.ndarray:
-  """`[len(rows), n_features]` StatNN statistics of the rows' graphs (no augmentation: the
-  statistics are invariant to neuron permutations)."""
-  features = jax.jit(StatNN().features)
-  budget = graphs.budget(batch_size)
-  return np.concatenate([np.asarray(features(g))[m]
-                         for g, _, m in graphs.batches(rows, batch_size, budget)])
-
-
-def _fit_statnn_gbm(config: GeneralizationConfig, data: Data) -> tuple[np.ndarray, int]:
-  """StatNN with gradient-boosted trees (Unterthiner et al.'s strongest variant): the number
-  of boosting rounds is the one with the best validation Kendall τ, as the networks' epoch.
-  Returns the test predictions and that number of rounds."""
-  from sklearn.ensemble import HistGradientBoostingRegressor  # pylint: disable=g-import-not-at-top
-  x_train, x_val, x_test = (_statnn_features(data.graphs, r)
-                            for r in (data.train, data.val, data.test))
-  targets = data.graphs.targets
-  gbm = HistGradientBoostingRegressor(max_iter=500, learning_rate=0.05, early_stopping=False,
-                                      random_state=config.seed)
-  gbm.fit(x_train, targets[data.train])
-  rounds = gbm.n_iter_
-  if len(data.val):
-    taus = [metrics_lib.kendall_tau(targets[data.val], p) for p in gbm.staged_predict(x_val)]
-    rounds = int(np.argmax(taus)) + 1
-  preds = next(p for i, p in enumerate(gbm.staged_predict(x_test), 1) if i == rounds)
-  return np.clip(preds, 0.0, 1.0), rounds
-
-
 def _train_config(name: str, config: GeneralizationConfig) -> TrainConfig:
   """The baselines train with permutation augmentation only. Scaling augmentation helps the
   metanetworks but hurt both baselines on the default zoo (held-out τ: StatNN 0.665 -> 0.629,
@@ -305,21 +278,6 @@ def _train_config(name: str, config: GeneralizationConfig) -> TrainConfig:
     return dataclasses.replace(config.train, batch_size=published['batch_size'], epochs=max(
         1, int(round(published['epochs'] * config.epoch_scale))))
   return config.train
-
-
-def _flat_mlp_architecture(data: Data) -> tuple[int | None, str]:
-  """The flat MLP reads one architecture: the one with the most training rows, if the test
-  set has it too; otherwise it cannot be evaluated and the reason says why."""
-  counts = np.bincount(data.graphs.template_of[data.train], minlength=len(data.architectures))
-  arch = int(np.argmax(counts))
-  if not np.any(data.graphs.template_of[data.test] == arch):
-    return None, ('not applicable: it reads one architecture\'s flattened weights, and the '
-                  'test networks have other architectures')
-  width, act = data.architectures[arch]
-  note = '' if len(data.architectures) == 1 else (
-      f'trained and tested on width {width}, {act} only (one architecture: '
-      f'{counts[arch]} training rows)')
-  return arch, note
 
 
 def _split(config: GeneralizationConfig, zoo: zoo_lib.Zoo, workdir: pathlib.Path
@@ -372,7 +330,7 @@ def train_and_evaluate(config: GeneralizationConfig, workdir: str | pathlib.Path
             if config.probes and name in GRAPH_METANETWORKS else '')
     arch = None
     if name == 'mlp':
-      arch, note = _flat_mlp_architecture(data)
+      arch, note = baselines_lib.flat_mlp_architecture(data)
       if arch is None:
         results['methods'][name] = {'note': note}
         continue
@@ -380,7 +338,7 @@ def train_and_evaluate(config: GeneralizationConfig, workdir: str | pathlib.Path
     tic = time.time()
     test_rows[name] = rows[2]
     if name == 'statnn_gbm':
-      preds, rounds = _fit_statnn_gbm(config, data)
+      preds, rounds = baselines_lib.fit_statnn_gbm(config, data)
       predictions[name] = (graphs.targets[test], preds)
       results['methods'][name] = {
           'test': metrics_lib.regression(graphs.targets[test], preds), 'best_epoch': rounds,

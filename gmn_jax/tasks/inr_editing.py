@@ -14,7 +14,8 @@ Every method's test MSE is measured at its best validation epoch, on held-out im
 `results.json`, `results.md`, `predictions.npz` (per-INR test MSE of every method),
 `edits.png` (original, target, each method's edit on held-out images) and
 `learning_curves.png`. Finished methods are kept in `workdir/methods/` and not retrained when
-the run is started again (resumption is per method; a method killed mid-training restarts).
+the run is started again; a method killed mid-training resumes at its last finished epoch
+(its train state is checkpointed every epoch in `workdir/methods/<method>/`).
 All MSEs are on the zoo convention's pixel range ([0, 1] for DWSNets; [-1, 1] for NFN, where
 the same error gives 4x the MSE).
 """
@@ -22,9 +23,11 @@ the same error gives 4x the MSE).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import pathlib
 import time
+from collections.abc import Callable
 from typing import Any
 
 import flax.linen as nn
@@ -32,6 +35,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import orbax.checkpoint as ocp
 
 from gmn_jax import progress as progress_lib
 from gmn_jax.graphs.tracing import trace
@@ -199,10 +203,23 @@ def _evaluate(data: EditingData, eval_fn, params, rows: np.ndarray,
   return np.concatenate(mses), pictures
 
 
-def train_method(name: str, data: EditingData, config: EditingConfig,
-                 progress: bool = True) -> dict[str, Any]:
+def train_method(name: str, data: EditingData, config: EditingConfig, progress: bool = True,
+                 run_dir: pathlib.Path | None = None,
+                 on_epoch_end: Callable[[int, dict[str, float]], None] | None = None
+                 ) -> dict[str, Any]:
   """Trains one method (host-side driver of one jitted step) and evaluates it at its best
   validation epoch.
+
+  Args:
+    name: one of `METHODS`.
+    data: the encoded zoo and its split.
+    config: the run's config.
+    progress: show progress bars (a line per epoch when not on a terminal).
+    run_dir: where the train state is checkpointed every epoch (orbax) with the history
+      (`log.jsonl`); a run killed mid-training resumes at its last finished epoch, with the
+      same result because each epoch's batch order depends only on (seed, epoch). None: no
+      checkpoints.
+    on_epoch_end: called with (epoch, history record) after each epoch's checkpoint.
 
   Returns:
     `{'test_mse': [n_test] per INR, 'val_mse', 'history', 'best_epoch', 'seconds',
@@ -225,7 +242,13 @@ def train_method(name: str, data: EditingData, config: EditingConfig,
                      optax.adamw(schedule, weight_decay=config.weight_decay))
     params = model.init(jax.random.key(config.seed), data.graphs(
         jnp.asarray(data.weight[:config.batch_size]), jnp.asarray(data.param[:config.batch_size])))
-    opt_state = tx.init(params)
+    state = {'params': params, 'opt_state': tx.init(params), 'best_params': params,
+             'epoch': np.asarray(0), 'best_epoch': np.asarray(0),
+             'best_val': np.asarray(np.inf, np.float32), 'seconds': np.asarray(0.0)}
+    checkpoints = None if run_dir is None else _Checkpoints(run_dir)
+    if checkpoints is not None:
+      state, history = checkpoints.restore(state)
+    earlier = float(state['seconds'])  # of a killed process, when resumed
 
     @jax.jit
     def train_step(params, opt_state, weight, param, targets, mask):
@@ -236,10 +259,9 @@ def train_method(name: str, data: EditingData, config: EditingConfig,
       updates, opt_state = tx.update(grads, opt_state, params)
       return optax.apply_updates(params, updates), opt_state, loss
 
-    best, best_params = np.inf, params
-    for epoch in range(config.epochs):
+    for epoch in range(int(state['epoch']), config.epochs):
       order = np.random.default_rng([config.seed, epoch]).permutation(train)
-      losses = []
+      params, opt_state, losses = state['params'], state['opt_state'], []
       for rows, mask in progress_lib.bar(list(data.batches(order)), enabled=progress,
                                          desc=f'{name} epoch {epoch + 1}', leave=False):
         params, opt_state, loss = train_step(params, opt_state, data.weight[rows],
@@ -249,17 +271,61 @@ def train_method(name: str, data: EditingData, config: EditingConfig,
         raise FloatingPointError(f'{name}: the training loss is not finite at epoch '
                                  f'{epoch + 1}; lower the learning rate.')
       val = float(_evaluate(data, eval_jit, params, data.split['val'])[0].mean())
-      history.append({'epoch': epoch + 1, 'train_mse': float(np.mean(losses)), 'val_mse': val})
+      record = {'epoch': epoch + 1, 'train_mse': float(np.mean(losses)), 'val_mse': val}
+      history.append(record)
       progress_lib.line(f'{name} epoch {epoch + 1}/{config.epochs}: train MSE '
                         f'{np.mean(losses):.5f}, val MSE {val:.5f}', enabled=progress)
-      if val < best:
-        best, best_params, best_epoch = val, params, epoch + 1
-    params = best_params
+      improved = val < float(state['best_val'])
+      state = {'params': params, 'opt_state': opt_state,
+               'best_params': params if improved else state['best_params'],
+               'epoch': np.asarray(epoch + 1),
+               'best_epoch': np.asarray(epoch + 1) if improved else state['best_epoch'],
+               'best_val': np.asarray(val if improved else state['best_val'], np.float32),
+               'seconds': np.asarray(earlier + time.time() - tic)}
+      if checkpoints is not None:
+        checkpoints.save(state, history)
+      if on_epoch_end is not None:
+        on_epoch_end(epoch + 1, record)
+    if checkpoints is not None:
+      checkpoints.close()
+    params, best_epoch = state['best_params'], int(state['best_epoch'])
+    tic -= earlier
   test_mse, pictures = _evaluate(data, eval_jit, params, data.split['test'], config.n_pictures)
   return {'test_mse': test_mse,
           'val_mse': float(_evaluate(data, eval_jit, params, data.split['val'])[0].mean()),
           'history': history, 'best_epoch': best_epoch, 'seconds': time.time() - tic,
           'pictures': pictures}
+
+
+class _Checkpoints:
+  """One method's train state, saved every epoch with orbax, and its history (`log.jsonl`).
+  Host-side."""
+
+  def __init__(self, run_dir: pathlib.Path):
+    run_dir.mkdir(parents=True, exist_ok=True)
+    self.log = run_dir / 'log.jsonl'
+    self.manager = ocp.CheckpointManager(
+        (run_dir / 'checkpoints').absolute(),
+        options=ocp.CheckpointManagerOptions(max_to_keep=2, create=True))
+
+  def restore(self, state: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, float]]]:
+    """The latest saved state and the history up to it (`state` and [] when none)."""
+    step = self.manager.latest_step()
+    if step is None:
+      return state, []
+    state = self.manager.restore(step, args=ocp.args.StandardRestore(state))
+    history = [json.loads(line) for line in self.log.read_text().splitlines()]
+    return state, history[:int(state['epoch'])]
+
+  def save(self, state: dict[str, Any], history: list[dict[str, float]]) -> None:
+    # The log first: a run killed between the two resumes from the older checkpoint and
+    # keeps only as much of the log as that checkpoint covers.
+    self.log.write_text(''.join(json.dumps(r) + '\n' for r in history))
+    self.manager.save(int(state['epoch']), args=ocp.args.StandardSave(state))
+    self.manager.wait_until_finished()
+
+  def close(self) -> None:
+    self.manager.close()
 
 
 def _load_method(directory: pathlib.Path, name: str) -> dict[str, Any] | None:
@@ -281,8 +347,12 @@ def _save_method(directory: pathlib.Path, name: str, result: dict[str, Any]) -> 
 
 
 def train_and_evaluate(config: EditingConfig, workdir: str | pathlib.Path,
-                       progress: bool = True) -> dict[str, Any]:
+                       progress: bool = True,
+                       on_epoch_end: Callable[[str, int, dict[str, float]], None] | None = None
+                       ) -> dict[str, Any]:
   """Runs the INR-editing experiment into `workdir` (see the module docstring). Host-side.
+
+  `on_epoch_end` is called with (method, epoch, history record) after each checkpoint.
 
   Returns:
     The results (as in `results.json`): per method the mean test MSE, its standard error,
@@ -306,7 +376,8 @@ def train_and_evaluate(config: EditingConfig, workdir: str | pathlib.Path,
   for name in config.methods:
     result = _load_method(method_dir, name)
     if result is None:
-      result = train_method(name, data, config, progress)
+      result = train_method(name, data, config, progress, method_dir / name, None if
+                            on_epoch_end is None else functools.partial(on_epoch_end, name))
       _save_method(method_dir, name, result)
     results[name] = result
   return report_lib.write(workdir, config, data, results, time.time() - tic)

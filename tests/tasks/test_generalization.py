@@ -9,6 +9,7 @@ import gzip
 import io
 import json
 import random
+import shutil
 
 import numpy as np
 import pytest
@@ -39,11 +40,18 @@ def test_gmn_beats_a_constant_predictor_on_held_out_models(workdir):
     assert (workdir / name).stat().st_size > 0
 
 
-def test_rerun_reuses_zoo_and_checkpoints(workdir, capsys):
+def test_rerun_reuses_zoo_and_checkpoints(workdir, tmp_path, capsys):
+  """Started again (on a copy, GMN only: its checkpoints are what is reused), the run
+  trains nothing and reports the same held-out numbers."""
   before = json.loads((workdir / 'results.json').read_text())
-  experiment.main(['--tiny', '--workdir', str(workdir)])
-  after = json.loads((workdir / 'results.json').read_text())
+  copy = tmp_path / 'run'
+  shutil.copytree(workdir, copy)
+  log = copy / 'runs' / 'gmn' / 'log.jsonl'
+  written = log.stat().st_mtime_ns  # copytree keeps it
+  experiment.main(['--tiny', '--methods', 'gmn', '--workdir', str(copy)])
+  after = json.loads((copy / 'results.json').read_text())
   assert after['methods']['gmn']['test'] == before['methods']['gmn']['test']
+  assert log.stat().st_mtime_ns == written  # no epoch trained again
   assert after['total_seconds'] < before['total_seconds']
   assert 'GMN' in capsys.readouterr().out
 
