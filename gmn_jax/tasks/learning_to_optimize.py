@@ -199,8 +199,13 @@ def train_and_evaluate(config: LearningToOptimizeConfig, workdir: str | pathlib.
   learned, meta = {}, {}
   for method in config.methods:
     t0 = time.time()
-    result = meta_train(make_rule(method, config), family, config.meta, workdir / 'runs',
-                        method, progress)
+    try:
+      result = meta_train(make_rule(method, config), family, config.meta, workdir / 'runs',
+                          method, progress)
+    except FloatingPointError as error:  # reported, and the other methods still run
+      meta[method] = {'seconds': time.time() - t0, 'failed': str(error), 'history': []}
+      progress_lib.line(f'{method} not evaluated: {error}', enabled=progress)
+      continue
     learned[method] = result.meta_params
     meta[method] = {'seconds': time.time() - t0, 'compilations': result.compilations,
                     'history': result.history}
@@ -210,7 +215,7 @@ def train_and_evaluate(config: LearningToOptimizeConfig, workdir: str | pathlib.
   for task_name, spec in config.test_tasks:
     task = Optimizee(spec, max_batch)
     runs: dict[str, Any] = {}
-    for method in config.methods:
+    for method in learned:
       lopt = LearnedOptimizer(make_rule(method, config), task.pg)
       run = evaluation_runner(task, lopt.as_optax, config.eval_steps, config.eval_every,
                               config.eval_batch_size)
