@@ -67,7 +67,7 @@ class MetaTrainConfig:
     seed: seeds the rule's initialisation and the task sampling.
   """
 
-  meta_steps: int = 150
+  meta_steps: int = 100
   unroll: int = 50
   learning_rate: float = 1e-3
   weight_decay: float = 1e-4
