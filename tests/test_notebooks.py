@@ -23,7 +23,7 @@ NOTEBOOKS = sorted(COLAB.glob('*.ipynb'))
 # The least number of pictures each notebook must show.
 PICTURES = {'quickstart.ipynb': 3, 'checkpoints.ipynb': 3, 'generalization.ipynb': 2,
             'inr_editing.ipynb': 2, 'diverse_architectures.ipynb': 2,
-            'inr_classification.ipynb': 2}
+            'inr_classification.ipynb': 2, 'learning_to_optimize.ipynb': 2}
 
 
 def test_every_notebook_is_listed():

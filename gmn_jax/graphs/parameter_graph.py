@@ -240,7 +240,10 @@ class ParameterGraph:
           'edge_type': s.edge_type, 'edge_mask': mask, 'edge_op': s.edge_op,
           'edge_act': s.edge_act, 'senders': s.senders, 'receivers': s.receivers,
           'n_node': np.array([self.n_node], np.int32), 'n_edge': np.array([self.n_edge], np.int32)}
-      self._device = {k: jnp.asarray(v) for k, v in self._device.items()}
+      # Concrete arrays even when first called under a trace (jit, grad, vmap): a cache of
+      # tracers would leak them into every later call.
+      with jax.ensure_compile_time_eval():
+        self._device = {k: jnp.asarray(v) for k, v in self._device.items()}
     return self._device
 
   def decode(self, graph: jraph.GraphsTuple) -> Any:

@@ -61,7 +61,9 @@ def write(workdir: pathlib.Path, results: dict[str, Any], curves: dict[str, np.n
         f'Learning rates tuned on the meta-training tasks: {tuned}. Meta-training: '
         f'{cfg["meta"]["meta_steps"]} meta-steps of {cfg["meta"]["unroll"]}-step unrolls '
         f'({cfg["meta"]["estimator"]}) per learned optimizer. Run time '
-        f'{results["seconds"] / 60:.1f} min.', '', table(results), '', *verdicts(results), '',
+        f'{results["seconds"] / 60:.1f} min.', '', table(results), '', *verdicts(results),
+        *[f'- {LABELS[m]}: meta-training failed, not evaluated ({r["failed"]})'
+          for m, r in results['meta_training'].items() if 'failed' in r], '',
         '![test loss during training](curves.png)', '', '![meta-loss](meta_loss.png)']
   (workdir / 'results.md').write_text('\n'.join(md) + '\n')
   _plot_curves(workdir / 'curves.png', results, curves, every)
@@ -94,6 +96,8 @@ def _plot_meta(path, histories):
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
   fig, ax = plt.subplots(figsize=(5, 3.6))
   for m, history in histories.items():
+    if not history:
+      continue
     loss = np.asarray([h['meta_loss'] for h in history])
     width = max(1, len(loss) // 20)
     smooth = np.convolve(loss, np.ones(width) / width, mode='valid')

@@ -41,7 +41,7 @@ import orbax.checkpoint as ocp
 
 from gmn_jax import progress as progress_lib
 from gmn_jax.tasks.optimizees import Optimizee
-from gmn_jax.training.fit import _check_run
+from gmn_jax.training.fit import check_run
 from gmn_jax.training.learned_optimizer import LearnedOptimizer
 
 ESTIMATORS = ('tbptt', 'pes')
@@ -67,7 +67,7 @@ class MetaTrainConfig:
     seed: seeds the rule's initialisation and the task sampling.
   """
 
-  meta_steps: int = 150
+  meta_steps: int = 100
   unroll: int = 50
   learning_rate: float = 1e-3
   weight_decay: float = 1e-4
@@ -208,10 +208,9 @@ def meta_train(rule: nn.Module, family: Sequence[Optimizee], config: MetaTrainCo
     raise ValueError(f'unknown estimator {config.estimator!r}; choose from {ESTIMATORS}')
   run_dir = pathlib.Path(workdir) / name
   run_dir.mkdir(parents=True, exist_ok=True)
-  identity = json.loads(json.dumps({
+  check_run(run_dir, json.loads(json.dumps({
       'rule': repr(rule), 'config': dataclasses.asdict(config),
-      'family': [dataclasses.asdict(t.spec) for t in family]}, default=str))
-  _check_run(run_dir, identity)
+      'family': [dataclasses.asdict(t.spec) for t in family]}, default=str)))
   lopts = [LearnedOptimizer(rule, task.pg) for task in family]
   tx = optax.chain(optax.clip_by_global_norm(config.clip_norm), optax.adamw(
       optax.cosine_decay_schedule(config.learning_rate, max(config.meta_steps, 1)),

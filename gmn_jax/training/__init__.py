@@ -11,11 +11,11 @@ per-parameter inputs of `optimizer_features`. The tasks in `gmn_jax.tasks` are b
 """
 
 from gmn_jax.training import metrics, report
-from gmn_jax.training.fit import FitResult, TrainConfig, fit, predict
+from gmn_jax.training.fit import FitResult, TrainConfig, check_run, fit, predict
 from gmn_jax.training.graph_set import GraphSet
 from gmn_jax.training.learned_optimizer import LearnedOptimizer, LearnedOptimizerState
 from gmn_jax.training.update_rules import GraphRule, PerParameterLSTM, PerParameterMLP
 
 __all__ = ['FitResult', 'GraphRule', 'GraphSet', 'LearnedOptimizer', 'LearnedOptimizerState',
-           'PerParameterLSTM', 'PerParameterMLP', 'TrainConfig', 'fit', 'metrics', 'predict',
-           'report']
+           'PerParameterLSTM', 'PerParameterMLP', 'TrainConfig', 'check_run', 'fit', 'metrics',
+           'predict', 'report']

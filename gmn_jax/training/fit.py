@@ -90,8 +90,20 @@ def _run_identity(model: nn.Module, config: TrainConfig, train: np.ndarray,
   return json.loads(json.dumps(identity))  # tuples -> lists, as they compare after saving
 
 
-def _check_run(run_dir: pathlib.Path, identity: dict[str, Any]) -> None:
-  """Writes `run.json` for a new run; refuses a directory that holds a different one."""
+def check_run(run_dir: pathlib.Path, identity: dict[str, Any]) -> None:
+  """Claims `run_dir` for a run, so that a resumed run never mixes two runs' checkpoints.
+
+  Host-side. Any resumable driver (`fit`, meta-training) calls it before restoring.
+
+  Args:
+    run_dir: the run's directory (existing).
+    identity: JSON-able description of everything that must match for a resume (settings,
+      model, data); compared after a JSON round trip, so tuples equal lists.
+
+  Raises:
+    ValueError: `run_dir/run.json` describes a different run.
+  """
+  identity = json.loads(json.dumps(identity))
   path = run_dir / 'run.json'
   if not path.exists():
     if jax.process_index() == 0:  # one writer when several hosts share the directory
@@ -196,7 +208,7 @@ def fit(model: nn.Module, data: GraphSet, train: np.ndarray, val: np.ndarray,
   run_dir = pathlib.Path(workdir) / name
   place = _Placement(mesh, config.batch_size)  # a batch the mesh cannot split: refused first
   run_dir.mkdir(parents=True, exist_ok=True)
-  _check_run(run_dir, _run_identity(model, config, train, val))
+  check_run(run_dir, _run_identity(model, config, train, val))
   budget = data.budget(place.shard_size)
   steps_per_epoch = -(-len(train) // config.batch_size)
   tx = _optimizer(config, steps_per_epoch * config.epochs)

@@ -72,11 +72,6 @@ class LearnedOptimizer:
     self.pg = pg
     self._shapes = ((pg.n_edge, pg.kernel_size, F.N_FEATURES),
                     (pg.n_node, pg.node_param_size, F.N_FEATURES))
-    # Outside jit: the template caches its static arrays on first use, which under a trace
-    # would cache tracers.
-    self._zeros = pg.graph_from_features(
-        jnp.zeros((pg.n_edge, pg.kernel_size), pg.dtype),
-        jnp.zeros((pg.n_node, pg.node_param_size), pg.dtype))
 
   def _slots(self, tree: Any) -> tuple[jax.Array, jax.Array]:
     """A pytree whose leaves have one trailing channel axis `[*shape, C]` -> edge slots
@@ -105,7 +100,9 @@ class LearnedOptimizer:
     parameters)."""
 
     def init(key):
-      params = self.pg.decode(self._zeros)
+      params = self.pg.decode(self.pg.graph_from_features(
+          jnp.zeros((self.pg.n_edge, self.pg.kernel_size), self.pg.dtype),
+          jnp.zeros((self.pg.n_node, self.pg.node_param_size), self.pg.dtype)))
       state = self.init_state(params)
       return self.rule.init(key, self._inputs(params, params, state.momenta), state.carry)
 

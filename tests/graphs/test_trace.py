@@ -6,6 +6,7 @@ attention heads, embeddings, Conv -> Flatten -> Dense, 1D convolutions, nnx modu
 """
 
 from tests.support import graph_iso
+import flax.linen
 import jax
 import jax.numpy as jnp
 from tests.support import models
@@ -107,3 +108,15 @@ def test_summary_names_groups_and_counts(traced):
   pg, _, _ = traced('resnet')
   text = pg.summary()
   assert f'{pg.n_node} nodes' in text and 'residual' in text and 'BatchNorm' in text
+
+
+def test_first_template_use_inside_jit_caches_no_tracer():
+  model = flax.linen.Dense(3)
+  x = jnp.ones((1, 2))
+  pg = gmn_jax.trace(model, model.init(jax.random.key(0), x), x)  # fresh: nothing cached yet
+  weight = jnp.ones((pg.n_edge, pg.kernel_size))
+  param = jnp.ones((pg.n_node, pg.node_param_size))
+  inside = jax.jit(lambda w, p: pg.graph_from_features(w, p).edges['mask'])(weight, param)
+  outside = pg.graph_from_features(weight, param)  # would meet a leaked tracer
+  np.testing.assert_array_equal(np.asarray(outside.edges['mask']), np.asarray(inside))
+  assert isinstance(outside.senders, jax.Array)
