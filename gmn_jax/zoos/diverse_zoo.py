@@ -58,12 +58,17 @@ HPARAMS = ('optimizer', 'learning_rate', 'weight_decay', 'label_smoothing', 'dro
 class DiverseZooConfig:
   """How a diverse zoo is generated. Frozen data: equal configs give identical zoos.
 
+  Every distinct architecture is one compiled training program, and on a CPU compiling
+  dominates a zoo's time, so the defaults sample a small grid (16 architectures: every family
+  at hidden 8 and 16, the CNN under each of its three norms) with ~50 members each.
+
   Attributes:
     dataset, max_train, max_test, split_seed: the images (see `gmn_jax.load_dataset`).
     families: which of FAMILIES to sample (uniformly).
     hidden: hidden sizes (uniform); the 'ood' split tests on the largest.
     depths: layers / blocks (uniform), every family.
     norms: `cnn` norms (uniform).
+    activations: of ACTIVATIONS (uniform); each (architecture, activation) is one graph template.
     kernels: `cnn1d` kernel lengths (uniform).
     patches, heads: `vit` patch sides and head counts (uniform; heads must divide hidden).
     num_members: networks to train.
@@ -85,10 +90,11 @@ class DiverseZooConfig:
   hidden: tuple[int, ...] = (8, 16)
   depths: tuple[int, ...] = (2,)
   norms: tuple[str, ...] = NORMS
-  kernels: tuple[int, ...] = (3, 5)
+  activations: tuple[str, ...] = ACTIVATIONS
+  kernels: tuple[int, ...] = (5,)
   patches: tuple[int, ...] = (2,)
-  heads: tuple[int, ...] = (1, 2)
-  num_members: int = 1200
+  heads: tuple[int, ...] = (2,)
+  num_members: int = 800
   epochs: tuple[int, int] = (1, 6)
   batch_size: int = 32
   learning_rate: tuple[float, float] = (3e-4, 3e-2)
@@ -108,6 +114,9 @@ class DiverseZooConfig:
       raise ValueError(f'families must be a non-empty subset of {FAMILIES}: {self.families}')
     if not self.norms or set(self.norms) - set(NORMS):
       raise ValueError(f'norms must be a non-empty subset of {NORMS}: {self.norms}')
+    if not self.activations or set(self.activations) - set(ACTIVATIONS):
+      raise ValueError(f'activations must be a non-empty subset of {ACTIVATIONS}: '
+                       f'{self.activations}')
     for name in ('hidden', 'depths', 'kernels', 'patches', 'heads'):
       if not getattr(self, name) or min(getattr(self, name)) < 1:
         raise ValueError(f'{name} must be non-empty and positive: {getattr(self, name)}')
@@ -138,8 +147,7 @@ class DiverseZooConfig:
   def small(cls, **changes) -> 'DiverseZooConfig':
     """Every family at hidden 8 and 16, one variant each (12 architectures, 360 networks):
     what a loaded 2-core machine generates in minutes."""
-    return dataclasses.replace(cls(norms=('batch',), kernels=(5,), heads=(2,),
-                                   num_members=360), **changes)
+    return dataclasses.replace(cls(norms=('batch',), num_members=360), **changes)
 
   @classmethod
   def tiny(cls, **changes) -> 'DiverseZooConfig':
@@ -183,7 +191,7 @@ def sample_members(config: DiverseZooConfig) -> tuple[list[NetSpec], dict[str, n
       'weight_decay': log_uniform(config.weight_decay),
       'label_smoothing': rng.uniform(*config.label_smoothing, n),
       'dropout': rng.uniform(*config.dropout, n),
-      'activation': rng.choice(np.asarray(ACTIVATIONS), n),
+      'activation': rng.choice(np.asarray(config.activations), n),
       'train_fraction': rng.choice(np.asarray(config.train_fractions, np.float64), n),
       'epochs': rng.integers(config.epochs[0], config.epochs[1] + 1, n),
   }

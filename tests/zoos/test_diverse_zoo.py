@@ -76,6 +76,9 @@ def test_sampled_members_cover_the_config():
   assert hparams['epochs'].min() >= config.epochs[0] and hparams['epochs'].max() <= config.epochs[1]
   with pytest.raises(ValueError, match='families'):
     DiverseZooConfig(families=('transformer',))
+  with pytest.raises(ValueError, match='activations'):
+    DiverseZooConfig(activations=('gelu',))
+  assert set(sample_members(DiverseZooConfig(activations=('relu',)))[1]['activation']) == {'relu'}
 
 
 def test_zoo_resumes_refuses_corrupt_shards_and_other_configs(tmp_path):
