@@ -137,6 +137,8 @@ def bert_base_seconds(safety_net: bool = False, report=lambda line: None) -> dic
   constraints) and `trace cpu` (its process CPU time: on a loaded machine, wall time is
   inflated, CPU time much less), `encode` (one `pg.encode` of the weights), and with
   `safety_net` the default `trace_function` (2 drawn symmetries checked numerically on top).
+  `report` gets each summary line as soon as it is measured (an out-of-memory kill during the
+  safety net keeps the trace line).
   """
   from transformers import BertConfig, FlaxBertModel  # pylint: disable=g-import-not-at-top
   model = FlaxBertModel(BertConfig(), _do_init=False)
