@@ -181,11 +181,6 @@ class Architecture:
     senders, receivers, flat = (np.asarray(a, np.int64).ravel() for a in (senders, receivers, flat))
     n = np.int64(max(int(senders.max(initial=0)), int(receivers.max(initial=0))) + 1)
     pair = senders * n + receivers
-    if np.all(pair[1:] > pair[:-1]):  # sorted, one element per pair (dense layers): no copies
-      self.edges.append(EdgeBlock(senders, receivers, kind, op,
-                                  np.full(len(senders), act, np.int32),
-                                  np.arange(len(senders) + 1), flat))
-      return
     if not (np.all(pair[1:] >= pair[:-1]) and np.all((pair[1:] > pair[:-1]) | (flat[1:] > flat[:-1]))):
       order = np.lexsort((flat, receivers, senders))
       senders, receivers, flat = senders[order], receivers[order], flat[order]

@@ -142,10 +142,7 @@ def build_layout(arch: Architecture) -> Layout:
   start = 0
   for b, n in zip(blocks, sizes):
     counts = np.diff(b.slot_offsets)
-    if n and b.slot_values.size == n and (counts == 1).all():  # one scalar per edge: no repeat
-      leaf_source[b.slot_values] = (start + np.arange(n)) * K
-      edge_placements.extend(_placements(arch, b, start, n, counts))
-    elif b.slot_values.size:
+    if b.slot_values.size:
       owner = np.repeat(np.arange(n), counts)
       pos = np.arange(b.slot_values.size) - np.repeat(b.slot_offsets[:-1], counts)
       first = leaf_source[b.slot_values] < 0  # a shared scalar's slot is its first use
@@ -167,9 +164,10 @@ def build_layout(arch: Architecture) -> Layout:
 
 def _placements(arch, block, start, n, counts) -> list[EdgePlacement]:
   flat = block.slot_values
-  leaf = arch.leaf_of(int(flat.min()))  # leaves are contiguous ranges: min and max suffice
-  if arch.leaf_of(int(flat.max())) != leaf:
+  leaves = np.searchsorted(arch.leaf_offsets, flat, side='right') - 1
+  if leaves.min() != leaves.max():
     raise AssertionError('internal error: one contraction reads several leaves')
+  leaf = int(leaves[0])
   local = flat - arch.leaf_offsets[leaf]
   width = int(counts.max())
   shape = arch.leaf_shapes[leaf]

@@ -93,12 +93,10 @@ class ContractionRules:
 
   def add_weight_edges(self, eqn, param, src, dst, weight, op, program: str):
     valid = weight >= 0
-    if not valid.all():  # masking copies every array: only where some entries are empty
-      src, dst, weight = src[valid], dst[valid], weight[valid]
-    if (src < 0).any():
+    if (src[valid] < 0).any():
       raise self.fail('a weight that reads a value carrying no neurons (e.g. zero padding '
                       'along the feature axis)', eqn, param)
-    self.arch.add_weight_edges(src, dst, weight, EdgeType.WEIGHT, op,
+    self.arch.add_weight_edges(src[valid], dst[valid], weight[valid], EdgeType.WEIGHT, op,
                                self.arch.program_id(program))
 
   def conv(self, eqn, ins: list[Value]) -> Data:
