@@ -47,5 +47,5 @@ def test_fit_on_two_hosts_of_two_devices(tmp_path):
       np.testing.assert_allclose([a[k] for k in b], [b[k] for k in b], rtol=2e-4, atol=1e-5)
     np.testing.assert_allclose(result['predictions'], single_preds, rtol=1e-4, atol=1e-6)
     assert result['zoo_written'] == (['shard_00000', 'shard_00001'] if i == 0 else [])
-    assert result['zoo_members'] == 8
+    assert result['zoo_members'] == 8 * 3  # rows: 8 members x 3 snapshots, on both hosts
   assert (tmp_path / 'hosts/model/checkpoints/1').exists()
