@@ -30,17 +30,18 @@ from gmn_jax.graphs.tracing import trace
 from gmn_jax.metanets.baselines import EdgeDeepSets, StatNN, WeightMLP
 from gmn_jax.metanets.gmn import GMN
 from gmn_jax.metanets.neural_graphs import NGGNN, NGT
+from gmn_jax.metanets.scalegmn import ScaleGMN, with_scaling_kinds
 from gmn_jax.training import metrics as metrics_lib
 from gmn_jax.training.fit import TrainConfig, fit, predict
 from gmn_jax.training.graph_set import GraphSet
 from gmn_jax.zoos import inr_zoo as inr_zoo_lib
 
-METHODS = ('gmn', 'nggnn', 'ngt', 'nggnn_weights', 'mlp', 'statnn', 'deepsets')
-GRAPH_METHODS = ('gmn', 'nggnn', 'ngt', 'nggnn_weights')
+METHODS = ('gmn', 'nggnn', 'ngt', 'nggnn_weights', 'mlp', 'statnn', 'deepsets', 'scalegmn')
+GRAPH_METHODS = ('gmn', 'nggnn', 'ngt', 'nggnn_weights', 'scalegmn')
 # Graph metanetworks that read the probe values (`config.probes`); the rest read weights only.
-PROBED = ('gmn', 'nggnn', 'ngt')
+PROBED = ('gmn', 'nggnn', 'ngt', 'scalegmn')
 LABELS = {'gmn': 'GMN', 'nggnn': 'NG-GNN', 'ngt': 'NG-T', 'nggnn_weights': 'NG-GNN (weights only)',
-          'mlp': 'flat MLP', 'statnn': 'StatNN', 'deepsets': 'DeepSets'}
+          'mlp': 'flat MLP', 'statnn': 'StatNN', 'deepsets': 'DeepSets', 'scalegmn': 'ScaleGMN'}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -126,7 +127,7 @@ def encode_inr_zoo(zoo: inr_zoo_lib.InrZoo, probes: int = 0) -> GraphSet:
   example = jax.tree.map(lambda a: a[0], zoo.params)
   pg = trace(zoo.model(), example, coords[:1])
   inputs = probe_coordinates(probes)
-  stacked = jax.jit(jax.vmap(lambda v: pg.encode(v, inputs)))(zoo.params)
+  stacked = with_scaling_kinds(jax.jit(jax.vmap(lambda v: pg.encode(v, inputs)))(zoo.params), pg)
   n = len(zoo)
   return GraphSet([pg], [stacked], np.zeros(n, np.int64), np.arange(n),
                   zoo.records['label'].astype(np.float32))
@@ -144,6 +145,8 @@ def _model(name: str, config: InrClassificationConfig, graphs: GraphSet,
     return NGGNN(hidden_dim=h, num_layers=config.layers, **common)
   if name == 'ngt':
     return NGT(node_dim=2 * h, edge_dim=h, num_layers=config.layers, num_heads=4, **common)
+  if name == 'scalegmn':  # equivariant to the sine neurons' sign flips too
+    return ScaleGMN(hidden_dim=h, num_layers=config.layers, **common)
   if name == 'deepsets':
     return EdgeDeepSets(hidden_dim=2 * h, **common)
   if name == 'statnn':
