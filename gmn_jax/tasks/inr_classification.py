@@ -32,6 +32,7 @@ from gmn_jax.metanets.baselines import EdgeDeepSets, StatNN, WeightMLP
 from gmn_jax.metanets.gmn import GMN
 from gmn_jax.metanets.inr_probes import LearnedProbes, check_siren_graph
 from gmn_jax.metanets.neural_graphs import NGGNN, NGT
+from gmn_jax.metanets.scalegmn import ScaleGMN, with_scaling_kinds
 from gmn_jax.training import metrics as metrics_lib
 from gmn_jax.training.fit import TrainConfig, fit, predict
 from gmn_jax.training.graph_set import GraphSet
@@ -70,6 +71,13 @@ def _nggnn(c, common, k, _):
   return NGGNN(hidden_dim=c.hidden, num_layers=c.layers, out_features=k, **common)
 
 
+def _scalegmn(c, common, k, _):
+  # Equivariant to the sine neurons' sign flips too; per-layer standardisation would not be
+  # (a flipped or scaled neuron changes its layer's statistics), so it reads the raw values.
+  kwargs = {key: value for key, value in common.items() if key != 'normalize_weights'}
+  return ScaleGMN(hidden_dim=c.hidden, num_layers=c.layers, out_features=k, **kwargs)
+
+
 def _ngt(c, common, k, _):
   return NGT(node_dim=2 * c.hidden, edge_dim=c.hidden, num_layers=c.layers, num_heads=4,
              out_features=k, **common)
@@ -83,6 +91,7 @@ REGISTRY: dict[str, Method] = {
     'nggnn_probes': Method('NG-GNN + probes', _nggnn, probes=True),
     'ngt': Method('NG-T', _ngt),
     'ngt_probes': Method('NG-T + probes', _ngt, probes=True),
+    'scalegmn': Method('ScaleGMN', _scalegmn),
     'deepsets': Method('DeepSets', lambda c, common, k, _: EdgeDeepSets(
         hidden_dim=2 * c.hidden, out_features=k, **common), graph=False),
     'statnn': Method('StatNN', lambda c, common, k, _: StatNN(
@@ -94,7 +103,8 @@ REGISTRY: dict[str, Method] = {
 METHODS = tuple(REGISTRY)
 # The default run fits in 15 minutes on 2 CPU cores with two graph metanetworks, one without
 # probes (GMN) and one with (NG-GNN, as the neural-graphs paper reads INRs); `--methods` adds
-# the others (`nggnn`, `gmn_probes`, `ngt`, `ngt_probes`).
+# the others (`nggnn`, `gmn_probes`, `ngt`, `ngt_probes`,
+# `scalegmn`).
 DEFAULT_METHODS = ('gmn', 'nggnn_probes', 'deepsets', 'statnn', 'mlp')
 LABELS = {name: m.label for name, m in REGISTRY.items()}
 GRAPH_METHODS = tuple(name for name, m in REGISTRY.items() if m.graph)
@@ -177,7 +187,7 @@ def encode_inr_zoo(zoo: inr_zoo_lib.InrZoo) -> GraphSet:
   example = jax.tree.map(lambda a: a[0], zoo.params)
   pg = trace(zoo.model(), example, coords[:1])
   check_siren_graph(pg)
-  stacked = jax.jit(jax.vmap(pg.encode))(zoo.params)
+  stacked = with_scaling_kinds(jax.jit(jax.vmap(pg.encode))(zoo.params), pg)
   n = len(zoo)
   return GraphSet([pg], [stacked], np.zeros(n, np.int64), np.arange(n),
                   zoo.records['label'].astype(np.float32))
