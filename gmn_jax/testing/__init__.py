@@ -6,15 +6,7 @@
 - `scaling`: the same for the rescalings and sign flips of `gmn_jax.graphs.scaling`; wrong
   factors must change the outputs.
 
-Example::
-
-    import gmn_jax, gmn_jax.testing
-    pg = gmn_jax.trace(model, variables, x)
-    net = gmn_jax.GMN()
-    params = net.init(key, pg.encode(variables))
-    fn = jax.jit(lambda g: net.apply(params, g))
-    gmn_jax.testing.assert_invariant(fn, pg, variables, key)
-    gmn_jax.testing.assert_not_invariant(fn, pg, variables, key)
+Each module's docstring has a usage example.
 """
 
 from gmn_jax.testing.permutations import (NON_SYMMETRIES, assert_equivariant, assert_invariant,
