@@ -15,8 +15,9 @@ from gmn_jax.metanets.baselines import EdgeDeepSets, StatNN, WeightMLP
 from gmn_jax.metanets.batching import Budget, batch, budget_for, graph_mask, pad_features, unbatch
 from gmn_jax.metanets.edge_chunks import round_edges, scan_edge_blocks
 from gmn_jax.metanets.editing import EditScales, Editor, FlatEditor, index_features
-from gmn_jax.metanets.features import (LayerStatistics, fit_layer_statistics, mean_log_degree,
-                                       standardize_per_layer)
+from gmn_jax.metanets.features import mean_log_degree
+from gmn_jax.metanets.layer_statistics import (LayerStatistics, fit_layer_statistics,
+                                               standardize_per_layer)
 from gmn_jax.metanets.gmn import GMN
 from gmn_jax.metanets.inr_probes import LearnedProbes, siren_probe_values
 from gmn_jax.metanets.metanetwork import Metanetwork
