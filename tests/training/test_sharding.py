@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from tests.support.devices import ROOT, run_on_devices
 from tests.training import multihost_run
@@ -15,6 +16,11 @@ from tests.training import multihost_run
 
 def test_fit_on_four_devices():
   run_on_devices('tests/training/fit_on_devices.py')
+
+
+def test_a_device_run_past_its_timeout_says_so():
+  with pytest.raises(AssertionError, match='timed out: still running after 5 s'):
+    run_on_devices('tests/support/hang_on_devices.py', timeout=5)
 
 
 def test_fit_on_two_hosts_of_two_devices(tmp_path):
