@@ -4,12 +4,16 @@
     python benchmarks/sharding.py --edges 1e6 --devices 1 4   # a quick run
     python benchmarks/sharding.py --plan-only  # compile only: XLA's memory plan, no step run
     python benchmarks/sharding.py --chunk 0    # all edges at once (no edge blocks)
+    python benchmarks/sharding.py --resnet50 --devices 1   # ResNet-50's parameter graph
 
 The graph is an MLP's parameter graph (a chain of square Dense layers, one edge per weight)
-with about the requested number of edges. GMN (hidden 32, two layers, edge updates,
-`remat_layers=True`, the edge pass in rematerialised blocks of `--chunk` edges per device,
-`gmn_jax.metanets.edge_chunks`) reads it; one jitted step computes the loss (the mean of the graph
-prediction) and its gradient with respect to GMN's parameters. With 4 devices the edge axis is
+with about the requested number of edges, or with `--resnet50` a ResNet-50's (BatchNorm,
+bottleneck blocks; conv kernels are edges with K = kernel positions). GMN (hidden 32, two
+layers, edge updates, the edges streamed in blocks of `--chunk` edges per device,
+`GMN(edge_chunk=...)`, `gmn_jax.metanets.edge_chunks`: no edge-sized activation is kept;
+with `--chunk 0` the one-pass edge pass under `remat_layers=True`) reads it; one jitted step
+computes the loss (the mean of the graph prediction) and its gradient with respect to GMN's
+parameters. With 4 devices the edge axis is
 split over a 4-device mesh (`gmn_jax.metanets.sharded.shard_edges`); on this CPU the devices
 are simulated (`--xla_force_host_platform_device_count`), so they share the host's memory and
 cores: the per-device figure is XLA's own buffer plan (`memory_analysis`: arguments + temps of
@@ -33,11 +37,20 @@ _GIB = 2.0 ** 30
 
 
 def _graph(n_edges: int):
-  """(one padded graph of an MLP with ~n_edges weights, its ParameterGraph), host-side."""
+  """(one graph of an MLP with ~n_edges weights, or of a ResNet-50 for n_edges=0, its
+  ParameterGraph), host-side."""
   import flax.linen as nn
   import jax
   import jax.numpy as jnp
   import gmn_jax
+
+  if not n_edges:
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from _resnet50 import ResNet50  # pylint: disable=g-import-not-at-top
+    model, x = ResNet50(), jnp.ones((1, 224, 224, 3))
+    variables = jax.jit(model.init)(jax.random.key(0), x)
+    pg = gmn_jax.trace(model, variables, x)
+    return jax.device_get(pg.encode(variables)), pg
 
   layers = 4
   width = max(8, int(round((n_edges / layers) ** 0.5)))
@@ -110,17 +123,20 @@ def main() -> None:
                       help='edges per block and device (0: all edges at once)')
   parser.add_argument('--plan-only', action='store_true',
                       help="compile only and print XLA's per-device memory plan")
+  parser.add_argument('--resnet50', action='store_true',
+                      help="ResNet-50's parameter graph instead of the --edges MLPs")
   parser.add_argument('--child', nargs=2, type=float, help=argparse.SUPPRESS)
   args = parser.parse_args()
   if args.child:
     print(json.dumps(_run(int(args.child[0]), int(args.child[1]), args.hidden, args.layers,
                           args.chunk, args.plan_only)))
     return
-  print(f'GMN hidden {args.hidden}, {args.layers} layers, remat, edge blocks of {args.chunk}; '
-        'forward + backward, one graph')
+  edges = (f'edges streamed in blocks of {args.chunk}' if args.chunk
+           else 'one-pass edges, remat')
+  print(f'GMN hidden {args.hidden}, {args.layers} layers, {edges}; forward + backward, one graph')
   print(f'{"edges":>11} {"devices":>7} {"compile s":>9} {"step s":>8} '
         f'{"plan/device GiB":>15} {"peak RSS GiB":>12}')
-  for n_edges in args.edges:
+  for n_edges in [0] if args.resnet50 else args.edges:  # 0: ResNet-50
     for devices in args.devices:
       env = dict(os.environ, XLA_FLAGS=f'--xla_force_host_platform_device_count={devices}')
       run = subprocess.run([sys.executable, __file__, '--child', str(n_edges), str(devices),
@@ -130,7 +146,8 @@ def main() -> None:
                            env=env, capture_output=True, text=True)
       if run.returncode:
         why = 'out of memory' if run.returncode in (-9, 137) else run.stderr.strip()[-300:]
-        print(f'{int(n_edges):>11,} {devices:>7} failed: {why}')
+        label = f'{int(n_edges):,}' if n_edges else 'ResNet-50'
+        print(f'{label:>11} {devices:>7} failed: {why}')
         continue
       r = json.loads(run.stdout.strip().splitlines()[-1])
       ran = (f'{r["step_s"]:>8.2f}', f'{r["peak_rss_gib"]:>12.2f}') if 'step_s' in r else (

@@ -8,6 +8,13 @@ time (the per-node results are summed into a small carry, e.g. with `segment_sum
 backward pass recomputes each block from its inputs instead of storing every edge's
 activations. The result equals the unblocked computation up to the order of float additions.
 
+An `EdgeStream` goes further: it holds no edge vectors at all, only the graph's input edge
+arrays and a function that computes a block's edge vectors from that block's inputs (the
+input encoding, then each earlier layer's edge update, which reads per-node arrays only).
+A network whose edge state is a per-edge function of its inputs and of per-node states (GMN)
+then keeps O(nodes) memory between layers, at the price of recomputing the earlier layers'
+edge updates in each later layer.
+
 It composes with the edge sharding of `gmn_jax.metanets.sharded`: with `shards` equal to the
 mesh's `'data'` size, each step of the scan takes `chunk` edges from each of the `shards`
 contiguous edge ranges, so every device works on its own edges in every step.
@@ -15,12 +22,63 @@ contiguous edge ranges, so every device works on its own edges in every step.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
+import jraph
 
-from gmn_jax.metanets.batching import Budget
+from gmn_jax.metanets.batching import Budget, GraphIndex
+
+
+class EdgeBlock(NamedTuple):
+  """A graph's edge-indexed input arrays, whole (`[n_edge, ...]`) or one block's rows.
+
+  Attributes:
+    edges: the GraphsTuple's `edges` dict.
+    senders: `[rows]` int32.
+    receivers: `[rows]` int32.
+    graph: `[rows]` int32, the graph each edge belongs to.
+  """
+
+  edges: Any
+  senders: jax.Array
+  receivers: jax.Array
+  graph: jax.Array
+
+
+@dataclasses.dataclass(frozen=True)
+class EdgeStream:
+  """Edge vectors never stored: `vectors(block)` computes `[rows, d]` for a block of `blocks`.
+
+  Attributes:
+    blocks: the whole graph's edge inputs (an `EdgeBlock` of `[n_edge, ...]` arrays).
+    vectors: pure function from an `EdgeBlock` of rows to their edge vectors.
+  """
+
+  blocks: EdgeBlock
+  vectors: Callable[[EdgeBlock], jax.Array]
+
+  def then(self, update: Callable[[EdgeBlock, jax.Array], jax.Array]) -> 'EdgeStream':
+    """The stream of `update(block, vectors(block))`."""
+    vectors = self.vectors
+    return EdgeStream(self.blocks, lambda block: update(block, vectors(block)))
+
+
+def edge_inputs(graphs: jraph.GraphsTuple, index: GraphIndex) -> EdgeBlock:
+  """The whole graph's `EdgeBlock`."""
+  return EdgeBlock(graphs.edges, index.senders, index.receivers, index.edge_graph)
+
+
+def restrict(graphs: jraph.GraphsTuple, index: GraphIndex,
+             block: EdgeBlock) -> tuple[jraph.GraphsTuple, GraphIndex]:
+  """`graphs` and `index` with only `block`'s edges (the nodes and graphs unchanged), for a
+  module that reads edges row by row (e.g. an input encoder)."""
+  rows = block.senders.shape[0]
+  return (graphs._replace(edges=block.edges, senders=block.senders, receivers=block.receivers),
+          index.replace(senders=block.senders, receivers=block.receivers,
+                        edge_graph=block.graph, n_edge=rows))
 
 
 def check_blocks(n_edge: int, chunk: int, shards: int = 1) -> int:

@@ -34,6 +34,7 @@ import jraph
 from gmn_jax.metanets import aggregation as agg_ops
 from gmn_jax.metanets import edge_chunks
 from gmn_jax.metanets.batching import GraphIndex, graph_index
+from gmn_jax.metanets.layer_statistics import standardize_per_layer
 from gmn_jax.metanets.metanetwork import Metanetwork
 
 
@@ -140,52 +141,54 @@ class GMNLayer(nn.Module):
                             nn.Dense(self.edge_dim, name='edge_out'))
     return agg, e, en
 
-  def _edge_blocks(self, e, vn, un, index):
-    """The edge pass in blocks of `edge_chunk` edges (see `gmn_jax.metanets.edge_chunks`):
-    (aggregated messages, new e, per-graph mean of the normalised e or None). The same
-    parameters and, up to the order of float sums, the same values as `_edges`."""
+  def _edge_blocks(self, stream: edge_chunks.EdgeStream, vn, un, index):
+    """The edge pass in blocks of `edge_chunk` edges, from and to an `EdgeStream` (see
+    `gmn_jax.metanets.edge_chunks`): (aggregated messages, the stream of the new edge
+    vectors, per-graph mean of the normalised edge vectors or None). The same parameters
+    and, up to the order of float sums, the same values as `_edges`."""
     t = self._edge_inputs(vn, un, index)
     n, n_graph, he = index.n_node, index.n_graph, self.edge_dim
     # The edge-wise layers, created under their usual names (on zero rows) and applied as pure
-    # functions inside the scan.
-    none = e[:0]
+    # functions inside the scans.
+    none = jnp.zeros((0, he), vn.dtype)
     nn.LayerNorm(name='edge_norm')(none)
     nn.Dense(self.hidden_dim, name='message_edge')(none)
     if self.update_edges:
       nn.Dense(he, name='edge_hidden')(none)
-      nn.Dense(he, name='edge_out')(jnp.zeros((0, he), e.dtype))
+      nn.Dense(he, name='edge_out')(none)
     p = self.variables['params']
     apply = lambda module, name, x: module.apply({'params': p[name]}, x)
-    norm = nn.LayerNorm(parent=None)
     dense_h, dense_e = nn.Dense(self.hidden_dim, parent=None), nn.Dense(he, parent=None)
-    edge_out = lambda x: apply(dense_e, 'edge_out', x)
+    norm = lambda e: apply(nn.LayerNorm(parent=None), 'edge_norm', e)
 
     def body(carry, block):
       total, pooled = carry
-      e_b, s, r, g = block
-      en = apply(norm, 'edge_norm', e_b)
+      en = norm(stream.vectors(block))
+      s, r, g = block.senders, block.receivers, block.graph
       for values, ids in self._edge_messages(t, apply(dense_h, 'message_edge', en), s, r, g):
         total = total + jax.ops.segment_sum(values, ids, n)
       if pooled is not None:
         pooled = pooled + jax.ops.segment_sum(en, g, n_graph)
-      if self.update_edges:
-        e_b = self._edge_update(t, e_b, apply(dense_e, 'edge_hidden', en), s, r, g, edge_out)
-      return (total, pooled), e_b
+      return (total, pooled), None
 
-    init = (jnp.zeros((n, self.hidden_dim), e.dtype),
-            None if un is None else jnp.zeros((n_graph, he), e.dtype))
-    (total, pooled), e_new = edge_chunks.scan_edge_blocks(
-        body, init, (e, index.senders, index.receivers, index.edge_graph), self.edge_chunk,
-        self.edge_shards)
-    count = agg_ops.segment_count(index.receivers, n, e.dtype)
+    init = (jnp.zeros((n, self.hidden_dim), vn.dtype),
+            None if un is None else jnp.zeros((n_graph, he), vn.dtype))
+    (total, pooled), _ = edge_chunks.scan_edge_blocks(body, init, stream.blocks,
+                                                      self.edge_chunk, self.edge_shards)
+    count = agg_ops.segment_count(index.receivers, n, vn.dtype)
     if self.bidirectional:
-      count = count + agg_ops.segment_count(index.senders, n, e.dtype)
+      count = count + agg_ops.segment_count(index.senders, n, vn.dtype)
     agg = agg_ops.aggregate_totals(total, count, self.aggregators, self.scalers,
                                    self.avg_log_degree)
     if pooled is not None:
-      edges_per_graph = agg_ops.segment_count(index.edge_graph, n_graph, e.dtype)
+      edges_per_graph = agg_ops.segment_count(index.edge_graph, n_graph, vn.dtype)
       pooled = pooled / jnp.maximum(edges_per_graph, 1)[:, None]
-    return agg, e_new, pooled
+    if self.update_edges:
+      edge_out = lambda x: apply(dense_e, 'edge_out', x)
+      stream = stream.then(lambda block, e: self._edge_update(
+          t, e, apply(dense_e, 'edge_hidden', norm(e)), block.senders, block.receivers,
+          block.graph, edge_out))
+    return agg, stream, pooled
 
 
 def stack_layers(layer: type[nn.Module], num_layers: int, carry: Any, index: GraphIndex,
@@ -239,12 +242,17 @@ class GMN(Metanetwork):
     scan_layers: run the blocks under `nn.scan` (compiles faster for deep stacks, runs
       slower on CPU; see `stack_layers`).
     remat_layers: rematerialise each block in the backward pass (less memory for graphs of
-      millions of edges; see `stack_layers` and `gmn_jax.metanets.sharded`).
-    edge_chunk: 0 (the default: all edges at once), or run each block's edge pass over
-      blocks of this many edges in a rematerialised scan, for graphs too large to hold a
-      layer's edge activations (`gmn_jax.metanets.edge_chunks`; aggregation `'sum'` or
-      `'mean'`; the batch's `n_edge` a multiple of `edge_chunk * edge_shards`). Same
-      parameters, same outputs up to float rounding.
+      millions of edges; see `stack_layers` and `gmn_jax.metanets.sharded`). No effect with
+      `edge_chunk`, which recomputes all edge-wise work anyway.
+    edge_chunk: 0 (the default: all edges at once), or stream the edges in blocks of this
+      many, for graphs too large to hold their edge vectors (tens of millions of edges):
+      no `[n_edge, d]` array is kept between layers or for the backward pass, only the
+      input edge arrays and per-node states; each layer recomputes, block by block, the
+      input encoding and the earlier layers' edge updates of its edges (a rematerialised
+      `lax.scan`, `gmn_jax.metanets.edge_chunks`), so layer l costs about l + 1 edge
+      passes. Aggregation `'sum'` or `'mean'`; `scan_layers=False`; the batch's `n_edge` a
+      multiple of `edge_chunk * edge_shards` (`edge_chunks.round_edges`). Same parameters,
+      same outputs up to float rounding.
     edge_shards: with `edge_chunk`, the mesh's `'data'` size when the edges are sharded
       (`gmn_jax.metanets.sharded.shard_edges`), so each device scans its own edges.
     The readout, activation and value-encoding settings: see `Metanetwork`.
@@ -269,7 +277,10 @@ class GMN(Metanetwork):
   def __call__(self, graphs: jraph.GraphsTuple) -> jraph.GraphsTuple:
     index = graph_index(graphs)
     aggregators, scalers = agg_ops.resolve_aggregation(self.aggregation)
-    v, e = self.encode(graphs, index, self.node_dim, self.edge_dim)
+    if self.edge_chunk:
+      v, e = self._encode_stream(graphs, index)
+    else:
+      v, e = self.encode(graphs, index, self.node_dim, self.edge_dim)
     u = jnp.zeros((index.n_graph, self.global_dim), v.dtype) if self.use_globals else None
     v, e, u = stack_layers(
         GMNLayer, self.num_layers, (v, e, u), index, node_dim=self.node_dim,
@@ -277,9 +288,51 @@ class GMN(Metanetwork):
         aggregators=aggregators, scalers=scalers, avg_log_degree=self.avg_log_degree,
         bidirectional=self.bidirectional, update_edges=self.update_edges,
         activation=self.activation, edge_chunk=self.edge_chunk, edge_shards=self.edge_shards,
-        scan=self.scan_layers, remat=self.remat_layers)
+        scan=self.scan_layers, remat=self.remat_layers and not self.edge_chunk)
     v = nn.LayerNorm(name='final_node_norm')(v)
-    e = nn.LayerNorm(name='final_edge_norm')(e)
+    pooled_e = None
+    if self.edge_chunk:
+      e, pooled_e = self._final_edges(e, index)
+    else:
+      e = nn.LayerNorm(name='final_edge_norm')(e)
     if u is not None:
       u = nn.LayerNorm(name='final_global_norm')(u)
-    return self.readout(graphs, index, v, e, u)
+    return self.readout(graphs, index, v, e, u, pooled_e)
+
+  def _encode_stream(self, graphs: jraph.GraphsTuple,
+                     index: GraphIndex) -> tuple[jax.Array, edge_chunks.EdgeStream]:
+    """The input encoding with `edge_chunk`: the node vectors, and the edge vectors as an
+    `EdgeStream` (the encoder applied to each block's edges when a layer reads them)."""
+    if self.scan_layers:
+      raise ValueError('edge_chunk and scan_layers cannot be combined: the edge blocks pass '
+                       'each layer a function, which nn.scan cannot carry; unroll the '
+                       'layers (scan_layers=False)')
+    encoder = self.encoder(self.node_dim, self.edge_dim, normalize_weights=False)
+    if self.normalize_weights:  # per-graph statistics need every edge: computed once, here
+      graphs = standardize_per_layer(graphs, None, encoder.max_layers)
+    whole = edge_chunks.edge_inputs(graphs, index)
+    v, _ = encoder(*edge_chunks.restrict(graphs, index, jax.tree.map(lambda x: x[:0], whole)))
+    params = {'params': self.variables['params']['encoder']}
+    pure = encoder.clone(parent=None)
+    return v, edge_chunks.EdgeStream(
+        whole, lambda block: pure.apply(params, *edge_chunks.restrict(graphs, index, block))[1])
+
+  def _final_edges(self, stream: edge_chunks.EdgeStream,
+                   index: GraphIndex) -> tuple[jax.Array, jax.Array]:
+    """With `edge_chunk`: the final normalised edge vectors `[n_edge, edge_dim]` (for the
+    per-parameter readout; not kept for the backward pass when only the graph outputs are
+    differentiated) and their per-graph means `[n_graph, edge_dim]`, block by block."""
+    norm = nn.LayerNorm(name='final_edge_norm')
+    norm(jnp.zeros((0, self.edge_dim)))
+    params = {'params': self.variables['params']['final_edge_norm']}
+    pure = norm.clone(parent=None)
+
+    def body(pooled, block):
+      en = pure.apply(params, stream.vectors(block))
+      return pooled + jax.ops.segment_sum(en, block.graph, index.n_graph), en
+
+    init = jnp.zeros((index.n_graph, self.edge_dim))
+    pooled, e = edge_chunks.scan_edge_blocks(body, init, stream.blocks, self.edge_chunk,
+                                             self.edge_shards)
+    count = agg_ops.segment_count(index.edge_graph, index.n_graph, pooled.dtype)
+    return e, pooled / jnp.maximum(count, 1)[:, None]

@@ -45,20 +45,25 @@ class Metanetwork(nn.Module):
   max_kernel_size: int = 1
   max_param_size: int = 1
 
+  def encoder(self, node_dim: int, edge_dim: int, **overrides) -> GraphEncoder:
+    """The input encoder, a submodule named `encoder` (construct it from the subclass's
+    compact `__call__`); `overrides` replace its settings (e.g. `normalize_weights`)."""
+    settings = dict(value_features=self.value_features, n_frequencies=self.n_frequencies,
+                    value_scale=self.value_scale, normalize_weights=self.normalize_weights,
+                    max_kernel_size=self.max_kernel_size, max_param_size=self.max_param_size)
+    return GraphEncoder(node_dim, edge_dim, **{**settings, **overrides}, name='encoder')
+
   def encode(self, graphs: jraph.GraphsTuple, index: GraphIndex, node_dim: int,
              edge_dim: int) -> tuple[jax.Array, jax.Array]:
     """Initial node `[n_node, node_dim]` and edge `[n_edge, edge_dim]` vectors (call from
     the subclass's compact `__call__`)."""
-    return GraphEncoder(node_dim, edge_dim, value_features=self.value_features,
-                        n_frequencies=self.n_frequencies, value_scale=self.value_scale,
-                        normalize_weights=self.normalize_weights,
-                        max_kernel_size=self.max_kernel_size,
-                        max_param_size=self.max_param_size, name='encoder')(graphs, index)
+    return self.encoder(node_dim, edge_dim)(graphs, index)
 
   def readout(self, graphs: jraph.GraphsTuple, index: GraphIndex, nodes: jax.Array,
-              edges: jax.Array, graph_features: jax.Array | None = None) -> jraph.GraphsTuple:
+              edges: jax.Array, graph_features: jax.Array | None = None,
+              pooled_edges: jax.Array | None = None) -> jraph.GraphsTuple:
     """The output graph (see `Readout`) from the final node and edge vectors."""
     return Readout(self.out_features, self.readout_hidden, self.edge_readout,
                    self.residual_init, self.activation, self.max_kernel_size,
                    self.max_param_size, name='readout')(graphs, index, nodes, edges,
-                                                        graph_features)
+                                                        graph_features, pooled_edges)

@@ -47,14 +47,19 @@ class MLP(nn.Module):
 
 
 def pool_graphs(graphs: jraph.GraphsTuple, index: GraphIndex, nodes: jax.Array,
-                edges: jax.Array) -> jax.Array:
+                edges: jax.Array, pooled_edges: jax.Array | None = None) -> jax.Array:
   """`[n_graph, 4 * node_dim + edge_dim]`: per-graph means of node vectors by kind of neuron
-  (input, hidden, output, other) and of edge vectors; zeros for empty pools. Jittable."""
+  (input, hidden, output, other) and of edge vectors; zeros for empty pools. Jittable.
+
+  `pooled_edges` `[n_graph, edge_dim]`: the per-graph means of `edges`, when the caller has
+  them already (accumulated block by block over a graph too large to hold its edge vectors
+  in the backward pass, `GMN(edge_chunk=...)`); `edges` is then not read."""
   # INPUT 0, HIDDEN 1, OUTPUT 2; HEAD and BLOCK share the last pool.
   kind = jnp.clip(jnp.asarray(graphs.nodes['type']), 0, N_NODE_KINDS - 1)
   seg = index.node_graph * N_NODE_KINDS + kind
   pooled_nodes = aggregation.segment_mean(nodes, seg, index.n_graph * N_NODE_KINDS)
-  pooled_edges = aggregation.segment_mean(edges, index.edge_graph, index.n_graph)
+  if pooled_edges is None:
+    pooled_edges = aggregation.segment_mean(edges, index.edge_graph, index.n_graph)
   return jnp.concatenate(
       [pooled_nodes.reshape(index.n_graph, -1), pooled_edges], axis=-1)
 
@@ -65,7 +70,7 @@ class Readout(nn.Module):
   Output graph: `globals` `[n_graph, out_features]`; `edges['weight']` `[n_edge, K]` and
   `nodes['param']` `[n_node, P]` hold the per-parameter outputs (zeros in masked slots, or
   the input values there for `'residual'`); `edges['hidden']`, `nodes['hidden']` the final
-  vectors; every other field is the input's.
+  vectors; every other field is the input's. `pooled_edges`: see `pool_graphs`.
 
   Attributes:
     out_features: width of the invariant output.
@@ -86,11 +91,12 @@ class Readout(nn.Module):
 
   @nn.compact
   def __call__(self, graphs: jraph.GraphsTuple, index: GraphIndex, nodes: jax.Array,
-               edges: jax.Array, graph_features: jax.Array | None = None) -> jraph.GraphsTuple:
+               edges: jax.Array, graph_features: jax.Array | None = None,
+               pooled_edges: jax.Array | None = None) -> jraph.GraphsTuple:
     if self.edge_readout not in EDGE_READOUTS:
       raise ValueError(f'unknown edge_readout {self.edge_readout!r}; choose from '
                        f'{EDGE_READOUTS}')
-    pooled = pool_graphs(graphs, index, nodes, edges)
+    pooled = pool_graphs(graphs, index, nodes, edges, pooled_edges)
     if graph_features is not None:
       pooled = jnp.concatenate([pooled, graph_features], axis=-1)
     out = MLP((self.hidden, self.out_features), self.activation, name='graph_mlp')(pooled)

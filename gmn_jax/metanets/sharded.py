@@ -11,7 +11,9 @@ means, maxima, counts) into a reduction of the local edges followed by an all-re
 small `[n_node, d]` result across the shards. The metanetwork is unchanged (same module, same
 parameters, same outputs up to float rounding); with `GMN(remat_layers=True)` the backward
 pass keeps only each layer's input, so per device the memory is about one layer's edge
-activations over the shard count.
+activations over the shard count; with `GMN(edge_chunk=B, edge_shards=n)` no edge vector is
+kept at all (`gmn_jax.metanets.edge_chunks`), each device streams its own edges in blocks of
+`B`, and the memory per device is its share of the input edge arrays plus O(nodes).
 
 Host-side placement; the model call itself is the ordinary jitted one.
 """

@@ -73,24 +73,49 @@ def _optimizer(config: TrainConfig, steps: int) -> optax.GradientTransformation:
                      optax.adamw(schedule, weight_decay=config.weight_decay))
 
 
+def _describe(value: Any) -> Any:
+  """A model field as `run.json` records it (functions and classes by name)."""
+  if isinstance(value, (int, float, str, bool, type(None))):
+    return value
+  if isinstance(value, (tuple, list)):
+    return [_describe(x) for x in value]
+  return getattr(value, '__name__', type(value).__name__)
+
+
+def _model_fields(model: nn.Module, defaults: bool = False) -> dict[str, Any]:
+  """The model's fields as recorded (`defaults=False`), or their default values."""
+  fields = {}
+  for f in dataclasses.fields(model):
+    if f.name in ('parent', 'name'):
+      continue
+    if not defaults:
+      fields[f.name] = getattr(model, f.name)
+    elif f.default is not dataclasses.MISSING:
+      fields[f.name] = f.default
+    elif f.default_factory is not dataclasses.MISSING:
+      fields[f.name] = f.default_factory()
+  return json.loads(json.dumps({k: _describe(v) for k, v in fields.items()}))
+
+
 def _run_identity(model: nn.Module, config: TrainConfig, train: np.ndarray,
                   val: np.ndarray) -> dict[str, Any]:
   """What a run directory's checkpoints were trained with, as `run.json` reads back: enough
   to refuse resuming a different run (functions by name, index sets by digest)."""
-  fields = {f.name: getattr(model, f.name) for f in dataclasses.fields(model)
-            if f.name not in ('parent', 'name')}
-  describe = lambda v: v if isinstance(v, (int, float, str, bool, type(None))) else (
-      [describe(x) for x in v] if isinstance(v, (tuple, list)) else
-      getattr(v, '__name__', type(v).__name__))
   digest = lambda a: hashlib.sha256(np.asarray(a, np.int64).tobytes()).hexdigest()[:16]
-  identity = {'model': type(model).__name__,
-              'model_fields': {k: describe(v) for k, v in fields.items()},
+  identity = {'model': type(model).__name__, 'model_fields': _model_fields(model),
               'train_config': dataclasses.asdict(config), 'train_rows': digest(train),
               'val_rows': digest(val)}
   return json.loads(json.dumps(identity))  # tuples -> lists, as they compare after saving
 
 
-def check_run(run_dir: pathlib.Path, identity: dict[str, Any]) -> None:
+def _without_defaults(identity: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
+  fields = {k: v for k, v in identity.get('model_fields', {}).items()
+            if k not in defaults or v != defaults[k]}
+  return {**identity, 'model_fields': fields}
+
+
+def check_run(run_dir: pathlib.Path, identity: dict[str, Any],
+              model_defaults: dict[str, Any] | None = None) -> None:
   """Claims `run_dir` for a run, so that a resumed run never mixes two runs' checkpoints.
 
   Host-side. Any resumable driver (`fit`, meta-training) calls it before restoring.
@@ -99,6 +124,10 @@ def check_run(run_dir: pathlib.Path, identity: dict[str, Any]) -> None:
     run_dir: the run's directory (existing).
     identity: JSON-able description of everything that must match for a resume (settings,
       model, data); compared after a JSON round trip, so tuples equal lists.
+    model_defaults: the model class's field defaults (as recorded): entries of
+      `identity['model_fields']` at their default value are left out of the comparison on
+      both sides, so that a field added to the model later (at a default that computes the
+      same model) does not stop older run directories from resuming.
 
   Raises:
     ValueError: `run_dir/run.json` describes a different run.
@@ -110,6 +139,8 @@ def check_run(run_dir: pathlib.Path, identity: dict[str, Any]) -> None:
       path.write_text(json.dumps(identity, indent=1))
     return
   saved = json.loads(path.read_text())
+  if model_defaults is not None:
+    saved, identity = (_without_defaults(x, model_defaults) for x in (saved, identity))
   if saved != identity:
     differ = sorted(k for k in identity if saved.get(k) != identity[k])
     raise ValueError(
@@ -208,7 +239,8 @@ def fit(model: nn.Module, data: GraphSet, train: np.ndarray, val: np.ndarray,
   run_dir = pathlib.Path(workdir) / name
   place = _Placement(mesh, config.batch_size)  # a batch the mesh cannot split: refused first
   run_dir.mkdir(parents=True, exist_ok=True)
-  check_run(run_dir, _run_identity(model, config, train, val))
+  check_run(run_dir, _run_identity(model, config, train, val),
+            _model_fields(model, defaults=True))
   budget = data.budget(place.shard_size)
   steps_per_epoch = -(-len(train) // config.batch_size)
   tx = _optimizer(config, steps_per_epoch * config.epochs)

@@ -270,7 +270,8 @@ def train_members(config: ZooConfig, width: int, member_ids: np.ndarray,
       `jax.set_mesh`, if any, else one device): `size` is rounded up to a multiple of its
       size, each device holds its own members' state and the data sets are replicated; XLA
       partitions the vmapped program. Each member's result is the one it gets on one device
-      (tests/zoos/zoo_on_devices.py). On several hosts every host gathers the whole result.
+      (tests/training/test_sharding.py, on two hosts). On several hosts every host gathers
+      the whole result.
 
   Returns:
     `{'params': variables pytree, leaves [m, S, ...], 'metrics': {name: [m, S]},

@@ -1,8 +1,8 @@
 """GMN with the edge axis split over 4 devices equals GMN on one device (run by
 test_sharding.py with 4 CPU devices). Corner cases: a batch of two architectures whose edge
 blocks straddle graphs and the padding edges; PNA aggregation (min, max, std across shards)
-with globals; remat in the backward pass; the edge pass in blocks on each shard
-(`edge_chunk`); an edge count the shards do not divide."""
+with globals; remat in the backward pass; the edge pass in blocks (`edge_chunk`) on one
+device and on each shard; an edge count the shards do not divide."""
 
 import jax
 import jax.numpy as jnp
@@ -32,23 +32,33 @@ def _step(m):
   return jax.jit(jax.value_and_grad(loss, has_aux=True))
 
 
-def _sharded_equals(model, sharded_model):
-  """Outputs and gradients of `sharded_model` on 4 edge shards are `model`'s on one device."""
+def _assert_same(got, want):
+  """`(value, out), grads` of two models' steps agree (outputs 1e-5, gradients 1e-4)."""
+  (value, out), grads = want
+  (value2, out2), grads2 = got
+  np.testing.assert_allclose(out2.globals, out.globals, rtol=1e-4, atol=1e-5)
+  np.testing.assert_allclose(out2.edges['weight'], out.edges['weight'], rtol=1e-4, atol=1e-5)
+  np.testing.assert_allclose(value2, value, rtol=1e-5)
+  for a, b in zip(jax.tree.leaves(grads2), jax.tree.leaves(grads)):
+    np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-5)
+  assert np.std(out.globals[:2]) > 0  # two different graphs give two different outputs
+
+
+def _sharded_equals(model, sharded_model, unsharded_models=()):
+  """Outputs and gradients of `sharded_model` on 4 edge shards (and of `unsharded_models` on
+  one device) are `model`'s on one device."""
   assert jax.device_count() == 4
   graphs = _batch(4)
   params = metanets.random_params(model, graphs)
-  (value, out), grads = _step(model)(params, graphs)
+  want = _step(model)(params, graphs)
+  for other in unsharded_models:
+    _assert_same(_step(other)(params, graphs), want)
   sharded = shard_edges(graphs, gmn_jax.make_mesh())
   assert len(sharded.senders.sharding.device_set) == 4
   assert sharded.senders.addressable_shards[0].data.shape[0] == graphs.senders.shape[0] // 4
-  (value4, out4), grads4 = _step(sharded_model)(params, sharded)
-  assert out4.edges['weight'].sharding.spec[0] == 'data'  # edge outputs stay split
-  np.testing.assert_allclose(out4.globals, out.globals, rtol=1e-4, atol=1e-5)
-  np.testing.assert_allclose(out4.edges['weight'], out.edges['weight'], rtol=1e-4, atol=1e-5)
-  np.testing.assert_allclose(value4, value, rtol=1e-5)
-  for a, b in zip(jax.tree.leaves(grads4), jax.tree.leaves(grads)):
-    np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-5)
-  assert np.std(out.globals[:2]) > 0  # two different graphs give two different outputs
+  got = _step(sharded_model)(params, sharded)
+  assert got[0][1].edges['weight'].sharding.spec[0] == 'data'  # edge outputs stay split
+  _assert_same(got, want)
 
 
 def test_edge_sharded_gmn_equals_unsharded():
@@ -59,12 +69,23 @@ def test_edge_sharded_gmn_equals_unsharded():
   _sharded_equals(model, model.clone(remat_layers=True))
 
 
-def test_edge_blocks_on_each_shard_equal_one_pass_unsharded():
-  """`edge_chunk` with `edge_shards=4` on edge-sharded graphs: each scan step takes a block
-  of every shard; the result is the one-pass, one-device GMN's."""
+def test_edge_blocks_equal_one_pass_on_one_device_and_on_each_shard():
+  """`edge_chunk` (edge vectors streamed block by block, `edge_chunks.EdgeStream`) has the
+  one-pass GMN's parameter names and initial values, and its outputs and gradients: on one
+  device, and with `edge_shards=4` on edge-sharded graphs (each scan step takes a block of
+  every shard). Globals, both directions, edge updates recomputed in the later layer, sum
+  and mean with degree scalers, weights standardised per layer."""
   model = gmn_jax.GMN(node_dim=8, edge_dim=8, num_layers=2, readout_hidden=8,
-                      edge_readout='direct', use_globals=True, global_dim=8)
-  _sharded_equals(model, model.clone(edge_chunk=CHUNK, edge_shards=4))
+                      edge_readout='direct', use_globals=True, global_dim=8,
+                      aggregation=('mean', 'sum'), normalize_weights=True)
+  chunked = model.clone(edge_chunk=CHUNK)
+  graphs = _batch(4)
+  assert graphs.senders.shape[0] // CHUNK >= 3  # several blocks
+  init, init_chunked = (jax.jit(m.init)(jax.random.key(0), graphs) for m in (model, chunked))
+  assert jax.tree.structure(init) == jax.tree.structure(init_chunked)
+  for a, b in zip(jax.tree.leaves(init), jax.tree.leaves(init_chunked)):
+    np.testing.assert_array_equal(a, b)
+  _sharded_equals(model, chunked.clone(edge_shards=4), unsharded_models=[chunked])
 
 
 def test_an_edge_count_the_shards_do_not_divide_is_refused():

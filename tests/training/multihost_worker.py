@@ -4,7 +4,8 @@ Each process has 2 CPU devices; `gmn_jax.initialize_distributed` joins them thro
 `JAX_COORDINATOR_ADDRESS`, `JAX_NUM_PROCESSES` and `JAX_PROCESS_ID` into one 4-device mesh whose
 collectives (the gradient all-reduce) cross the processes (gloo). Each host feeds its own
 devices' sub-batches and both write the orbax checkpoints. Then both generate one tiny zoo
-into the same directory, members split over the 4 devices: process 0 alone writes its files.
+into the same directory, members split over the 4 devices: process 0 alone writes its files,
+which the test compares with the same zoo generated on one device.
 Prints the history, the predictions and the zoo files each process wrote as one JSON line,
 which the test compares with a one-device run.
 """
@@ -39,8 +40,7 @@ def main(workdir: str) -> None:
   assert jax.local_device_count() == 2
   mesh = gmn_jax.make_mesh()
   result, preds = multihost_run.run(workdir, mesh)
-  zoo = gmn_jax.generate_zoo(gmn_jax.ZooConfig.tiny(), f'{workdir}/zoo', progress=False,
-                             mesh=mesh)
+  zoo = multihost_run.zoo(workdir, mesh)
   print('RESULT ' + json.dumps({'process': jax.process_index(), 'history': result.history,
                                 'predictions': preds.tolist(), 'zoo_written': WRITTEN,
                                 'zoo_members': len(zoo)}), flush=True)

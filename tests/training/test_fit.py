@@ -1,5 +1,7 @@
 """fit(): one compiled step, validation-based selection, and exact resumption after a kill."""
 
+import json
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -73,7 +75,16 @@ def test_a_different_run_in_the_same_directory_is_refused(tmp_path):
   config = TrainConfig(epochs=1, batch_size=8)
   model = gmn_jax.GMN(node_dim=8, edge_dim=8, num_layers=1, readout_hidden=8)
   fit(model, data, train, val, config, tmp_path, progress=False)
+  # A work directory written before GMN had its edge_chunk and edge_shards fields: fields
+  # added later at their defaults (the same model) do not count; changed ones do.
+  run_json = tmp_path / 'model' / 'run.json'
+  saved = json.loads(run_json.read_text())
+  for added in ('edge_chunk', 'edge_shards'):
+    del saved['model_fields'][added]
+  run_json.write_text(json.dumps(saved))
   fit(model, data, train, val, config, tmp_path, progress=False)  # the same run: resumes
+  with pytest.raises(ValueError, match='model_fields differ'):
+    fit(model.clone(edge_chunk=64), data, train, val, config, tmp_path, progress=False)
   with pytest.raises(ValueError, match='train_config differ'):
     fit(model, data, train, val, TrainConfig(epochs=2, batch_size=8), tmp_path, progress=False)
   with pytest.raises(ValueError, match='model_fields differ'):
