@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 import pathlib
 import time
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import flax.linen as nn
 import jax
@@ -35,6 +35,7 @@ from gmn_jax.training.graph_set import GraphSet
 from gmn_jax.zoos import diverse_zoo as zoo_lib
 
 METHODS = ('gmn', 'nggnn', 'ngt', 'dmc', 'deepsets', 'statnn')
+DEFAULT_METHODS = ('gmn', 'dmc', 'deepsets', 'statnn')
 SETTINGS = {'full': {}, 'fraction': {'data_fraction': 0.1}, 'ood': {'split': 'ood'}}
 
 
@@ -50,7 +51,8 @@ class DiverseArchitecturesConfig:
     data_fraction: share of the training networks kept (the paper's 10% setting: 0.1);
       validation and test are unchanged.
     test_fraction, val_fraction: shares of networks held out for test and for validation.
-    methods: which of METHODS to train.
+    methods: which of METHODS to train (default: GMN and the paper's baselines DMC and
+      DeepSets, and StatNN; NG-GNN and NG-T on request).
     probes: random-noise probe inputs whose per-neuron values GMN, NG-GNN and NG-T read
       (`gmn_jax.graphs.probe`); 0: weights only.
     hidden, layers: width and depth of GMN, NG-GNN and NG-T (baselines are sized from hidden).
@@ -65,7 +67,7 @@ class DiverseArchitecturesConfig:
   data_fraction: float = 1.0
   test_fraction: float = 0.3
   val_fraction: float = 0.15
-  methods: tuple[str, ...] = METHODS
+  methods: tuple[str, ...] = DEFAULT_METHODS
   probes: int = 8
   hidden: int = 32
   layers: int = 3
@@ -81,11 +83,6 @@ class DiverseArchitecturesConfig:
       raise ValueError(f"split must be 'id' or 'ood', not {self.split!r}")
     if not 0 < self.data_fraction <= 1:
       raise ValueError(f'data_fraction must be in (0, 1]: {self.data_fraction}')
-
-  @classmethod
-  def small(cls) -> 'DiverseArchitecturesConfig':
-    """`DiverseZooConfig.small()`, GMN against DMC, DeepSets and StatNN."""
-    return cls(zoo=zoo_lib.DiverseZooConfig.small(), methods=('gmn', 'dmc', 'deepsets', 'statnn'))
 
   @classmethod
   def tiny(cls) -> 'DiverseArchitecturesConfig':
@@ -267,24 +264,33 @@ def train_and_evaluate(config: DiverseArchitecturesConfig, workdir: str | pathli
 
 
 def run_settings(config: DiverseArchitecturesConfig, workdir: str | pathlib.Path,
-                 settings: Sequence[str] = ('full', 'fraction', 'ood'),
-                 seeds: Sequence[int] = (0,), progress: bool = True) -> dict[str, Any]:
+                 settings: Sequence[str] = tuple(SETTINGS),
+                 seeds: Mapping[str, int] | None = None, progress: bool = True
+                 ) -> dict[str, Any]:
   """Every setting x seed on one encoding of the zoo, each in `workdir/<setting>-seed<k>`,
-  and `workdir/summary.md` / `summary.json` (mean ± sd over seeds). Host-side.
+  and `workdir/summary.md` / `summary.json` (mean ± sd over seeds, GMN's margins). Host-side.
 
-  A seed sets both the split and the metanetworks' initialisation and data order.
+  Args:
+    config: the run's config; `setting(name)` of it is trained for each setting.
+    workdir: the zoo goes to `workdir/zoo`, each run to its own folder.
+    settings: of SETTINGS.
+    seeds: seeds per setting (default: one each); seed k sets both the split and the
+      metanetworks' initialisation and data order.
+    progress: show progress bars.
   """
   workdir = pathlib.Path(workdir)
   start = time.time()
   data = load_and_encode(config, workdir, progress)
+  zoo_seconds = time.time() - start
   runs: dict[str, list[dict[str, Any]]] = {}
   for name in settings:
-    for seed in seeds:
+    for seed in range((seeds or {}).get(name, 1)):
       cfg = dataclasses.replace(config.setting(name), seed=seed,
                                 train=dataclasses.replace(config.train, seed=seed))
       runs.setdefault(name, []).append(evaluate(cfg, data, workdir / f'{name}-seed{seed}',
                                                 progress))
   summary = diverse_report.summarize(runs)
-  summary['total_seconds'] = round(time.time() - start, 1)
+  summary.update(zoo_seconds=round(zoo_seconds, 1), total_seconds=round(time.time() - start, 1),
+                 networks=len(data.table['member']), architectures=data.architectures)
   diverse_report.write_summary(workdir, summary)
   return summary
