@@ -57,6 +57,8 @@ class DiverseArchitecturesConfig:
       (`gmn_jax.graphs.probe`); 0: weights only.
     hidden, layers: width and depth of GMN, NG-GNN and NG-T (baselines are sized from hidden).
     train: optimisation settings shared by every method.
+    min_steps: training runs at least this many steps (more epochs where the training set is
+      small, e.g. the 10% setting); 0: exactly `train.epochs`.
     max_abs_param: networks with a parameter larger than this (or not finite) are dropped.
     seed: of the split (and, through `train.seed`, of training).
   """
@@ -71,7 +73,8 @@ class DiverseArchitecturesConfig:
   probes: int = 8
   hidden: int = 32
   layers: int = 3
-  train: TrainConfig = dataclasses.field(default_factory=lambda: TrainConfig(epochs=12))
+  train: TrainConfig = dataclasses.field(default_factory=lambda: TrainConfig(epochs=8))
+  min_steps: int = 96
   max_abs_param: float = 1e3
   seed: int = 0
 
@@ -88,7 +91,7 @@ class DiverseArchitecturesConfig:
   def tiny(cls) -> 'DiverseArchitecturesConfig':
     """The test suite's config: three families, seconds of training, yet a real signal."""
     return cls(zoo=zoo_lib.DiverseZooConfig.tiny(), methods=('gmn', 'dmc', 'deepsets'),
-               hidden=16, layers=2, probes=4, test_fraction=0.4, val_fraction=0.25,
+               hidden=16, layers=2, probes=4, test_fraction=0.4, val_fraction=0.25, min_steps=0,
                train=TrainConfig(epochs=8, batch_size=16))
 
   def setting(self, name: str) -> 'DiverseArchitecturesConfig':
@@ -177,21 +180,24 @@ def _model(name: str, config: DiverseArchitecturesConfig, graphs: GraphSet) -> n
   if name == 'ngt':
     return NGT(node_dim=h, edge_dim=h // 2, num_layers=config.layers, num_heads=4,
                readout_hidden=h, **sizes)
+  longest = max(sum(int(np.size(l)) for l in jax.tree.leaves(pg.decode(
+      jax.tree.map(lambda a: a[0], s)))) for pg, s in zip(graphs.templates, graphs.stacked))
   if name == 'dmc':
-    longest = max(sum(int(np.size(l)) for l in jax.tree.leaves(pg.decode(
-        jax.tree.map(lambda a: a[0], s)))) for pg, s in zip(graphs.templates, graphs.stacked))
     return DMC(max_length=longest, channels=(8, 16, 2 * h, 2 * h), hidden=(2 * h,))
   if name == 'deepsets':
-    return ParameterDeepSets(hidden=4 * h)
+    return ParameterDeepSets(max_length=longest, hidden=2 * h)
   return StatNN(hidden=(4 * h, 4 * h))
 
 
-def _train_config(name: str, config: DiverseArchitecturesConfig) -> TrainConfig:
-  """Baselines train with permutation augmentation only, as in `tasks.generalization` (their
-  features cannot learn to ignore a neuron's scale)."""
-  if name in ('dmc', 'deepsets', 'statnn'):
-    return dataclasses.replace(config.train, max_scale=1.0)
-  return config.train
+def _train_config(name: str, config: DiverseArchitecturesConfig, n_train: int) -> TrainConfig:
+  """`config.train`, with epochs raised to make `config.min_steps` steps on `n_train`
+  networks. Baselines train with permutation augmentation only, as in `tasks.generalization`
+  (their features cannot learn to ignore a neuron's scale)."""
+  steps_per_epoch = -(-n_train // config.train.batch_size)
+  train = dataclasses.replace(config.train, epochs=max(
+      config.train.epochs, -(-config.min_steps // steps_per_epoch)))
+  return dataclasses.replace(train, max_scale=1.0) if name in ('dmc', 'deepsets', 'statnn') \
+      else train
 
 
 def _scores(y: np.ndarray, p: np.ndarray, families: np.ndarray) -> dict[str, Any]:
@@ -228,8 +234,8 @@ def evaluate(config: DiverseArchitecturesConfig, data: Encoded, workdir: str | p
   for name in config.methods:
     tic = time.time()
     model = _model(name, config, graphs)
-    fitted = fit(model, graphs, train, val, _train_config(name, config), workdir / 'runs', name,
-                 progress=progress)
+    fitted = fit(model, graphs, train, val, _train_config(name, config, len(train)),
+                 workdir / 'runs', name, progress=progress)
     preds = predict(model, fitted.params, graphs, test)
     histories[name], predictions[name] = fitted.history, preds
     note = (f'weights and per-neuron values on {config.probes} noise probes'
