@@ -6,9 +6,9 @@
     python -m experiments.diverse_architectures --zoo varying-cnns   # 2D CNNs only
     python -m experiments.diverse_architectures --methods gmn nggnn ngt dmc deepsets statnn
 
-The default run trains every method on all training networks (3 seeds), on 10% of them and
-out of distribution (train on hidden size 8, test on 16), on one zoo, and writes one folder
-per setting and seed (results.json, results.md, predictions.csv, plots) and summary.md
+The default run trains GMN, DMC and DeepSets on all training networks (3 seeds), on 10% of
+them and out of distribution (train on hidden size 8, test on 16), on one zoo, and writes one
+folder per setting and seed (results.json, results.md, predictions.csv, plots) and summary.md
 (mean ± sd, and GMN's margins over each baseline). --data-fraction or --split runs that one
 setting alone. The zoo is cached in --workdir/zoo and compiled programs in
 --workdir/jax_cache; a killed run started again with the same flags resumes where it stopped.

@@ -62,7 +62,7 @@ class DiverseZooConfig:
   runs the largest number of epochs (its own updates stop after its own), so a zoo's time is
   compiles plus members x `epochs[1]` passes over the data. The defaults sample a small grid
   (16 architectures: every family at hidden 8 and 16, the CNN under each of its three norms,
-  ResNets and ViTs of one block) with 600 members (100 per family) of 1 to 4 epochs.
+  ResNets and ViTs of one block) with 360 members (60 per family) of 1 to 4 epochs.
 
   Attributes:
     dataset, max_train, max_test, split_seed: the images (see `gmn_jax.load_dataset`).
@@ -100,7 +100,7 @@ class DiverseZooConfig:
   kernels: tuple[int, ...] = (5,)
   patches: tuple[int, ...] = (2,)
   heads: tuple[int, ...] = (2,)
-  num_members: int = 600
+  num_members: int = 360
   epochs: tuple[int, int] = (1, 4)
   batch_size: int = 32
   learning_rate: tuple[float, float] = (3e-4, 3e-2)
