@@ -29,7 +29,6 @@ import jax
 import jax.numpy as jnp
 import jraph
 
-from gmn_jax.metanets import aggregation as agg_ops
 from gmn_jax.metanets.batching import graph_index
 from gmn_jax.metanets.readout import MLP
 
@@ -109,28 +108,27 @@ class DMC(nn.Module):
 class ParameterDeepSets(nn.Module):
   """DeepSets over every scalar parameter of each network (no position information).
 
+  The values are gathered into each network's parameter sequence first (`parameter_sequence`),
+  so the per-value MLP runs on `n_graph * max_length` values, not on every padded slot of the
+  batch (a batch padded for the widest MLP input holds tens of times more slots than values).
+
   Attributes:
+    max_length: the longest network's parameter count (values beyond it are not seen).
     hidden: width of the per-value MLP (two layers) and of the readout MLP.
     out_features: width of `globals`.
     activation: of both MLPs.
   """
 
+  max_length: int
   hidden: int = 64
   out_features: int = 1
   activation: Callable = nn.relu
 
   @nn.compact
   def __call__(self, graphs: jraph.GraphsTuple) -> jraph.GraphsTuple:
-    index = graph_index(graphs)
-    w, wm = jnp.asarray(graphs.edges['weight']), jnp.asarray(graphs.edges['mask'])
-    p, pm = jnp.asarray(graphs.nodes['param']), jnp.asarray(graphs.nodes['param_mask'])
-    values = jnp.concatenate([w.reshape(-1), p.reshape(-1)])
-    real = jnp.concatenate([wm.reshape(-1), pm.reshape(-1)])
-    graph = jnp.concatenate([jnp.repeat(index.edge_graph, w.shape[1], total_repeat_length=w.size),
-                             jnp.repeat(index.node_graph, p.shape[1], total_repeat_length=p.size)])
-    graph = jnp.where(real, graph, index.n_graph)  # padding slots go to a dropped segment
-    phi = MLP((self.hidden, self.hidden), self.activation, name='phi')(values[:, None])
-    pooled = agg_ops.segment_mean(phi, graph, index.n_graph,
-                                  agg_ops.segment_count(graph, index.n_graph, phi.dtype))
+    values, mask = parameter_sequence(graphs, self.max_length)
+    phi = MLP((self.hidden, self.hidden), self.activation, name='phi')(values[..., None])
+    m = mask.astype(phi.dtype)[..., None]
+    pooled = jnp.sum(phi * m, axis=1) / jnp.maximum(jnp.sum(m, axis=1), 1.0)
     out = MLP((self.hidden, self.out_features), self.activation, name='rho')(pooled)
     return graphs._replace(globals=out)

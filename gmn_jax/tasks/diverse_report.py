@@ -116,23 +116,30 @@ def _plot_histogram(path, table):
 
 
 def summarize(runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
-  """Mean and sd over seeds of each method's test R² and τ, per setting."""
+  """Per setting: each method's test R² and τ per seed, their mean and sd (population)."""
   out: dict[str, Any] = {'settings': {}}
   for setting, results in runs.items():
     methods = {}
     for name in list(results[0]['methods']) + ['constant']:
       tests = [r['constant_predictor'] if name == 'constant' else r['methods'][name]['test']
                for r in results]
-      methods[name] = {f'{k}_{s}': float(fn([t[k] for t in tests]))
-                       for k in ('r2', 'kendall_tau') for s, fn in (('mean', np.mean),
-                                                                     ('sd', np.std))}
+      methods[name] = {}
+      for k in ('r2', 'kendall_tau'):
+        values = [float(t[k]) for t in tests]
+        methods[name].update({k: values, f'{k}_mean': float(np.mean(values)),
+                              f'{k}_sd': float(np.std(values))})
     out['settings'][setting] = {'seeds': len(results), 'rows': results[0]['rows'],
                                 'methods': methods}
   return out
 
 
+def _cell(m: dict[str, Any], key: str, seeds: int) -> str:
+  return (f'{m[f"{key}_mean"]:.3f} ± {m[f"{key}_sd"]:.3f}' if seeds > 1
+          else f'{m[f"{key}_mean"]:.3f}')
+
+
 def summary_table(summary: dict[str, Any]) -> str:
-  """Markdown: R² and τ (mean ± sd over seeds) per method and setting."""
+  """Markdown: R² and τ (mean ± sd where a setting ran several seeds) per method and setting."""
   settings = list(summary['settings'])
   lines = ['| method | ' + ' | '.join(f'{s} R² | {s} τ' for s in settings) + ' |',
            '|---|' + '---|---|' * len(settings)]
@@ -140,19 +147,55 @@ def summary_table(summary: dict[str, Any]) -> str:
   for name in names:
     cells = []
     for s in settings:
-      m = summary['settings'][s]['methods'].get(name)
-      cells += ([f'{m["r2_mean"]:.3f} ± {m["r2_sd"]:.3f}',
-                 f'{m["kendall_tau_mean"]:.3f} ± {m["kendall_tau_sd"]:.3f}'] if m else ['–'] * 2)
+      m, n = summary['settings'][s]['methods'].get(name), summary['settings'][s]['seeds']
+      cells += [_cell(m, 'r2', n), _cell(m, 'kendall_tau', n)] if m else ['–'] * 2
     label = 'constant (train mean)' if name == 'constant' else report.LABELS[name]
     lines.append(f'| {label} | ' + ' | '.join(cells) + ' |')
   return '\n'.join(lines)
 
 
+def margins(summary: dict[str, Any], method: str = 'gmn') -> dict[str, dict[str, Any]]:
+  """`method`'s mean R² and τ minus each other method's, per setting, and whether it is ahead
+  on both in every seed: `{setting: {other: {'r2', 'kendall_tau', 'ahead_every_seed'}}}`."""
+  out = {}
+  for s, v in summary['settings'].items():
+    own = v['methods'].get(method)
+    if own is None:
+      continue
+    out[s] = {other: {k: own[f'{k}_mean'] - m[f'{k}_mean'] for k in ('r2', 'kendall_tau')}
+              | {'ahead_every_seed': bool(all(
+                  a > b for k in ('r2', 'kendall_tau') for a, b in zip(own[k], m[k])))}
+              for other, m in v['methods'].items() if other not in (method, 'constant')}
+  return out
+
+
+def margins_table(summary: dict[str, Any], method: str = 'gmn') -> str:
+  """Markdown: `method`'s margin in mean R² / τ over each other method, per setting."""
+  table = margins(summary, method)
+  if not table:
+    return ''
+  others = list(next(iter(table.values())))
+  lines = [f'{report.LABELS[method]} minus each method, mean R² / mean τ (✓: ahead on both in '
+           'every seed)', '',
+           '| setting | ' + ' | '.join(report.LABELS[o] for o in others) + ' |',
+           '|---|' + '---|' * len(others)]
+  for s, row in table.items():
+    lines.append(f'| {s} | ' + ' | '.join(
+        f'{row[o]["r2"]:+.3f} / {row[o]["kendall_tau"]:+.3f}'
+        + (' ✓' if row[o]['ahead_every_seed'] else '') for o in others) + ' |')
+  return '\n'.join(lines)
+
+
 def write_summary(workdir: pathlib.Path, summary: dict[str, Any]) -> None:
-  """summary.json and summary.md (mean ± sd over seeds; n seeds per setting)."""
+  """summary.json and summary.md (mean ± sd over seeds, GMN's margins, times)."""
+  summary = {**summary, 'margins': margins(summary)}
   (workdir / 'summary.json').write_text(json.dumps(summary, indent=2))
-  seeds = ', '.join(f'{s}: {v["seeds"]} seed(s), {v["rows"]["test"]} test networks'
-                    for s, v in summary['settings'].items())
-  md = ['# Accuracy prediction across diverse architectures: summary', '', f'{seeds}.', '',
-        summary_table(summary), '', 'Each setting\'s folder holds its results.md and plots.']
+  seeds = ', '.join(f'{s}: {v["seeds"]} seed(s), {v["rows"]["train"]} training and '
+                    f'{v["rows"]["test"]} test networks' for s, v in summary['settings'].items())
+  md = ['# Accuracy prediction across diverse architectures: summary', '',
+        f'{summary.get("networks", "?")} networks of {len(summary.get("architectures", []))} '
+        f'(architecture, activation) templates. {seeds}. Zoo and encoding '
+        f'{summary.get("zoo_seconds", 0):.0f} s, all {summary.get("total_seconds", 0):.0f} s.',
+        '', summary_table(summary), '', margins_table(summary), '',
+        'Each setting\'s folder holds its results.md (per family) and plots.']
   (workdir / 'summary.md').write_text('\n'.join(md) + '\n')

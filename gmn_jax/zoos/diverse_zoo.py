@@ -58,15 +58,20 @@ HPARAMS = ('optimizer', 'learning_rate', 'weight_decay', 'label_smoothing', 'dro
 class DiverseZooConfig:
   """How a diverse zoo is generated. Frozen data: equal configs give identical zoos.
 
-  Every distinct architecture is one compiled training program, and on a CPU compiling
-  dominates a zoo's time, so the defaults sample a small grid (16 architectures: every family
-  at hidden 8 and 16, the CNN under each of its three norms) with ~50 members each.
+  Every distinct architecture is one compiled training program, and every member of a shard
+  runs the largest number of epochs (its own updates stop after its own), so a zoo's time is
+  compiles plus members x `epochs[1]` passes over the data. The defaults sample a small grid
+  (16 architectures: every family at hidden 8 and 16, the CNN under each of its three norms,
+  ResNets and ViTs of one block) with 360 members (60 per family) of 1 to 4 epochs.
 
   Attributes:
     dataset, max_train, max_test, split_seed: the images (see `gmn_jax.load_dataset`).
     families: which of FAMILIES to sample (uniformly).
     hidden: hidden sizes (uniform); the 'ood' split tests on the largest.
-    depths: layers / blocks (uniform), every family.
+    depths: layers (uniform) of `mlp`, `cnn`, `cnn1d` and `deepsets`.
+    block_depths: residual blocks of `resnet` and transformer blocks of `vit` (uniform); each
+      block is two convolutions or a whole attention + MLP block, and these two families cost
+      the most to compile and train, so they default to one block.
     norms: `cnn` norms (uniform).
     activations: of ACTIVATIONS (uniform); each (architecture, activation) is one graph template.
     kernels: `cnn1d` kernel lengths (uniform).
@@ -89,13 +94,14 @@ class DiverseZooConfig:
   families: tuple[str, ...] = FAMILIES
   hidden: tuple[int, ...] = (8, 16)
   depths: tuple[int, ...] = (2,)
+  block_depths: tuple[int, ...] = (1,)
   norms: tuple[str, ...] = NORMS
   activations: tuple[str, ...] = ACTIVATIONS
   kernels: tuple[int, ...] = (5,)
   patches: tuple[int, ...] = (2,)
   heads: tuple[int, ...] = (2,)
-  num_members: int = 800
-  epochs: tuple[int, int] = (1, 6)
+  num_members: int = 360
+  epochs: tuple[int, int] = (1, 4)
   batch_size: int = 32
   learning_rate: tuple[float, float] = (3e-4, 3e-2)
   sgd_learning_rate: tuple[float, float] = (3e-3, 3e-1)
@@ -117,7 +123,7 @@ class DiverseZooConfig:
     if not self.activations or set(self.activations) - set(ACTIVATIONS):
       raise ValueError(f'activations must be a non-empty subset of {ACTIVATIONS}: '
                        f'{self.activations}')
-    for name in ('hidden', 'depths', 'kernels', 'patches', 'heads'):
+    for name in ('hidden', 'depths', 'block_depths', 'kernels', 'patches', 'heads'):
       if not getattr(self, name) or min(getattr(self, name)) < 1:
         raise ValueError(f'{name} must be non-empty and positive: {getattr(self, name)}')
     if not 1 <= self.epochs[0] <= self.epochs[1]:
@@ -144,12 +150,6 @@ class DiverseZooConfig:
                                **changes)
 
   @classmethod
-  def small(cls, **changes) -> 'DiverseZooConfig':
-    """Every family at hidden 8 and 16, one variant each (12 architectures, 360 networks):
-    what a loaded 2-core machine generates in minutes."""
-    return dataclasses.replace(cls(norms=('batch',), num_members=360), **changes)
-
-  @classmethod
   def tiny(cls, **changes) -> 'DiverseZooConfig':
     """A zoo for tests: a few members of three families, one hidden size each, seconds."""
     return dataclasses.replace(
@@ -170,7 +170,8 @@ def sample_members(config: DiverseZooConfig) -> tuple[list[NetSpec], dict[str, n
   pick = lambda options: options[rng.integers(len(options))]
   specs = []
   for _ in range(n):
-    family, hidden, depth = pick(config.families), pick(config.hidden), pick(config.depths)
+    family, hidden = pick(config.families), pick(config.hidden)
+    depth = pick(config.block_depths if family in ('resnet', 'vit') else config.depths)
     extra = {}
     if family == 'cnn':
       norms = [m for m in config.norms if m != 'group' or hidden % 4 == 0] or ['none']

@@ -30,7 +30,7 @@ def test_parameter_sequence_holds_every_parameter_once(two_families):
 
 
 @pytest.mark.parametrize('make', [lambda n: DMC(max_length=n, channels=(4, 8)),
-                                  lambda n: ParameterDeepSets(hidden=8)], ids=['dmc', 'deepsets'])
+                                  lambda n: ParameterDeepSets(max_length=n, hidden=8)], ids=['dmc', 'deepsets'])
 def test_outputs_do_not_depend_on_batch_mates_or_padding(two_families, make):
   graphs = [pg.encode(v) for pg, v, _ in two_families]
   budget = budget_for(graphs, 4)
@@ -45,7 +45,8 @@ def test_outputs_do_not_depend_on_batch_mates_or_padding(two_families, make):
 def test_deepsets_sees_values_only_dmc_sees_their_order(traced):
   pg, v, _ = traced('cnn_bn')
   graph = pg.encode(v)
-  deepsets, dmc = ParameterDeepSets(hidden=8), DMC(max_length=1000, channels=(4, 8))
+  length = sum(np.size(l) for l in jax.tree.leaves(v))
+  deepsets, dmc = ParameterDeepSets(length, hidden=8), DMC(length, channels=(4, 8))
   ds_params = deepsets.init(jax.random.key(0), batch([graph]))
   dmc_params = dmc.init(jax.random.key(0), batch([graph]))
   ds_fn = lambda g: deepsets.apply(ds_params, batch([g])).globals

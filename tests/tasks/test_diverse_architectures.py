@@ -1,6 +1,7 @@
 """End to end: `python -m experiments.diverse_architectures --tiny` generates a zoo of three
-families, trains GMN, DMC and parameter-DeepSets on one split, and GMN beats a constant
-predictor on held-out networks of every family; the report holds per-network predictions."""
+families, trains GMN on one split, and GMN beats a constant predictor on held-out networks of
+the three families together; the report holds per-network predictions. The settings' summary
+(mean ± sd over seeds, GMN's margins) is checked on made-up results."""
 
 import csv
 import json
@@ -47,3 +48,24 @@ def test_splits_are_by_network_and_ood_tests_only_the_largest_hidden_size():
   assert not set(train) & set(test) and not set(val) & set(test) and len(train) == 2
   with pytest.raises(ValueError, match='ood'):
     task.split(config, {'member': np.arange(4), 'hidden': np.full(4, 8)})
+
+
+def test_summary_gives_mean_sd_over_seeds_and_gmn_margins_per_setting(tmp_path):
+  from gmn_jax.tasks import diverse_report
+  result = lambda gmn, dmc: {
+      'rows': {'train': 10, 'val': 2, 'test': 5},
+      'constant_predictor': {'r2': 0.0, 'kendall_tau': 0.0},
+      'methods': {'gmn': {'test': {'r2': gmn, 'kendall_tau': gmn}},
+                  'dmc': {'test': {'r2': dmc, 'kendall_tau': dmc}}}}
+  summary = diverse_report.summarize({'full': [result(0.8, 0.5), result(0.6, 0.7)],
+                                      'ood': [result(0.4, 0.1)]})
+  full = summary['settings']['full']['methods']['gmn']
+  assert full['r2_mean'] == pytest.approx(0.7) and full['r2_sd'] == pytest.approx(0.1)
+  margins = diverse_report.margins(summary)
+  assert margins['full']['dmc']['r2'] == pytest.approx(0.1)
+  assert not margins['full']['dmc']['ahead_every_seed']  # behind in the second seed
+  assert margins['ood']['dmc']['ahead_every_seed']
+  diverse_report.write_summary(tmp_path, summary)
+  md = (tmp_path / 'summary.md').read_text()
+  assert '0.700 ± 0.100' in md and '| ood | +0.300 / +0.300 ✓ |' in md
+  assert json.loads((tmp_path / 'summary.json').read_text())['margins'] == margins
