@@ -71,10 +71,15 @@ def _config(model_type: str):
   for key, value in _TINY.items():
     if hasattr(config, key):
       setattr(config, key, value)
-  if model_type in ('clip', 'vision-text-dual-encoder'):
+  if model_type == 'clip':
     from transformers import CLIPConfig  # pylint: disable=g-import-not-at-top
     tiny = {k: v for k, v in _TINY.items() if k not in ('embed_dim',)}
     config = CLIPConfig(text_config=tiny, vision_config=tiny, projection_dim=16)
+  if model_type == 'wav2vec2':
+    # transformers' Flax Wav2Vec2 implements only the stable-layer-norm variant (the
+    # large/lv60 checkpoints'); the default config is the PyTorch-only base layout.
+    config.do_stable_layer_norm, config.feat_extract_norm = True, 'layer'
+    config.num_feat_extract_layers = len(config.conv_dim)  # derived in __init__ only
   return config
 
 
@@ -97,12 +102,14 @@ def _inputs(model_type: str):
 
 def _build(model_type: str):
   from transformers import FlaxAutoModel  # pylint: disable=g-import-not-at-top
-  config = _config(model_type)
-  if model_type == 'vision-text-dual-encoder':
-    from transformers import FlaxVisionTextDualEncoderModel  # pylint: disable=g-import-not-at-top
-    return FlaxVisionTextDualEncoderModel.from_vision_text_configs(
-        config.vision_config, config.text_config, projection_dim=16)
-  return FlaxAutoModel.from_config(config, seed=0)
+  if model_type == 'vision-text-dual-encoder':  # a CLIP vision tower with a BERT text tower
+    from transformers import (BertConfig, CLIPVisionConfig, FlaxVisionTextDualEncoderModel,  # pylint: disable=g-import-not-at-top
+                              VisionTextDualEncoderConfig)
+    tiny = lambda cls: cls(**{k: v for k, v in _TINY.items() if hasattr(cls(), k)})
+    config = VisionTextDualEncoderConfig.from_vision_text_configs(
+        tiny(CLIPVisionConfig), tiny(BertConfig), projection_dim=16)
+    return FlaxVisionTextDualEncoderModel(config, seed=0)
+  return FlaxAutoModel.from_config(_config(model_type), seed=0)
 
 
 def check(model_type: str) -> dict:

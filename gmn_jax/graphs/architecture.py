@@ -23,6 +23,9 @@ class NodeType(enum.IntEnum):
   OUTPUT = 2  # an output neuron of the network (its position is meaningful)
   HEAD = 3  # one attention head: joins the Q, K and V neurons that belong to it
   BLOCK = 4  # a set of neurons normalised together (a GroupNorm group)
+  # One scalar of a parameter no neuron carries (never used by the traced call, or used only
+  # by outputs without neurons): held in `nodes['param']`, no edges, never moved.
+  PARAMETER = 5
 
 
 class EdgeType(enum.IntEnum):
@@ -132,7 +135,8 @@ class Architecture:
     self.positions: dict[int, int] = {}  # input/output neuron -> its position
     # hidden neuron -> the classes of the constants that tell it apart (rotary, ALiBi)
     self.distinctions: dict[int, tuple[int, ...]] = {}
-    self.hidden_positions: dict[int, int] = {}  # from `settle_positions`
+    # from `settle_positions`, and `hold_unplaced`'s parameter nodes
+    self.hidden_positions: dict[int, int] = {}
     self.output_act = 0  # program applied to the (first) output
     self.output_acts: dict[int, int] = {}  # output neuron -> program applied to its output
     self.programs: dict[int, str] = {0: ''}  # digest -> program text, for summaries
@@ -220,6 +224,28 @@ class Architecture:
   def attach(self, neurons, flat):
     self.attachments.append(Attachment(np.asarray(neurons, np.int64).ravel(),
                                        np.asarray(flat, np.int64).ravel()))
+
+  def hold_unplaced(self):
+    """Gives every parameter scalar that no edge or attachment holds a `NodeType.PARAMETER`
+    node of its own, which holds it as its one node parameter (`position`: its flat index in
+    its leaf). Such scalars are never used by the traced call (DINOv2's `mask_token` without
+    a `bool_masked_pos`) or only by outputs that carry no neurons (CLIP's `logit_scale` on
+    the logits): the graph keeps their values, so `decode(encode(v)) == v` and each scalar
+    has one slot, but no edge says what they do. Symmetries never move them."""
+    used = np.zeros(self.n_params, bool)
+    for block in self.edges:
+      used[block.slot_values] = True
+    for a in self.attachments:
+      used[a.flat] = True
+    for leaf, path in enumerate(self.leaf_paths):
+      lo, hi = self.leaf_offsets[leaf], self.leaf_offsets[leaf + 1]
+      flat = lo + np.flatnonzero(~used[lo:hi])
+      if flat.size == 0:
+        continue
+      group = self.add_group(path, flat.size, 0, NodeType.PARAMETER)
+      self.attach(group.ids, flat)
+      for n, f in zip(group.ids, flat):
+        self.hidden_positions[int(n)] = int(f - lo)
 
   def tie_shared_uses(self):
     """Ties the neurons of every use of a shared parameter to those of its first use.

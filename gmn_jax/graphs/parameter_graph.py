@@ -5,11 +5,13 @@ The template is built once per architecture on the host from an `Architecture`; 
 
 Graph schema (one graph; every array's first axis indexes nodes or edges):
 
-  nodes['type']       int32 [n_node]      `NodeType`: input, hidden, output, attention head
+  nodes['type']       int32 [n_node]      `NodeType`: input, hidden, output, attention head,
+                                           block, parameter (a scalar no neuron carries)
   nodes['layer']      int32 [n_node]      depth of the neuron's group (inputs are 0)
   nodes['position']   int32 [n_node]      index of an input/output neuron; for a hidden neuron
                                            that constants tell apart (rotary frequencies,
-                                           ALiBi slopes) the rank of its constants; else -1
+                                           ALiBi slopes) the rank of its constants; for a
+                                           parameter node its flat index in its leaf; else -1
   nodes['act']        int32 [n_node]      for output neurons, the program applied to the output
   nodes['param']      float [n_node, P]   per-neuron parameters (biases, norm scales/shifts,
                                            running statistics, position embeddings), in the order

@@ -7,7 +7,7 @@ The constraints come from the trace as data (`Architecture.ties`, `.segments`, `
   parameter is tied to its first use, `Architecture.tie_shared_uses`, so one permutation
   moves all uses; a relative position bias is tied to its head). Tied neurons form a *unit*.
 - *Orbits*: units interchangeable with each other, i.e. made of neurons from the same groups
-  (and the same slices of them). Units holding an input or output neuron never move.
+  (and the same slices of them). Units holding an input, output or parameter node never move.
 - *Blocks*: attention heads and convolution groups. An orbit split into blocks moves blocks as
   wholes (one block permutation shared by every orbit tied to the same heads or conv groups)
   and permutes units within each block independently. So Q/K and V/O get different within-head
@@ -128,8 +128,8 @@ class Orbits:
       rank[unit_key] = rank.get(unit_key, -1) + 1
       keys[i] = keys[i] + (rank[unit_key],)
     self.keys = keys
-    fixed_units = set(self.unit[pg.node_type == NodeType.INPUT]) | set(
-        self.unit[pg.node_type == NodeType.OUTPUT])
+    fixed_units = set(self.unit[np.isin(pg.node_type, [NodeType.INPUT, NodeType.OUTPUT,
+                                                       NodeType.PARAMETER])])
     members: dict[int, list[int]] = {}
     for i in range(n):
       members.setdefault(int(self.unit[i]), []).append(i)

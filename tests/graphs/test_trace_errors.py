@@ -3,10 +3,12 @@
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 from tests.support import models
 import pytest
 
 import gmn_jax
+from gmn_jax.graphs.architecture import NodeType
 
 X = jnp.ones((1, 4))
 
@@ -34,10 +36,22 @@ def test_unknown_primitive_names_primitive_and_module():
     gmn_jax.trace(model, _variables(model), X)
 
 
-def test_unused_parameter_is_named():
+def test_unused_parameter_converts_on_fixed_parameter_nodes():
+  """A parameter the call never uses (DINOv2's mask token) is held by PARAMETER nodes: exact
+  round trip, one slot per scalar, and no symmetry moves it."""
   model = _Unused()
-  with pytest.raises(ValueError, match=r"\['spare'\].*never used"):
-    gmn_jax.trace(model, _variables(model), X)
+  v = _variables(model)
+  v['params']['spare'] = jnp.array([1.0, 2.0, 3.0])
+  pg = gmn_jax.trace(model, v, X)
+  kind = np.asarray(pg.node_type)
+  held = np.flatnonzero(kind == NodeType.PARAMETER)
+  assert len(held) == 3 and np.array_equal(np.asarray(pg.encode(v).nodes['param'])[held, 0],
+                                           [1.0, 2.0, 3.0])
+  assert np.array_equal(np.sort(pg.slot_of), np.unique(pg.slot_of))
+  back = pg.decode(pg.encode(v))
+  assert all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(back), jax.tree.leaves(v)))
+  for seed in range(3):
+    assert (pg.random_symmetry(seed).node_perm[held] == held).all()
 
 
 def test_non_finite_parameters_are_refused_at_trace_and_encode(traced):

@@ -7,7 +7,7 @@ import numpy as np
 from gmn_jax.graphs import architecture as arch_lib
 from gmn_jax.graphs.architecture import EdgeType, NodeType, OpKind
 from gmn_jax.graphs.tracing.values import (Const, Param, Data, Index, Value, describe_const,
-                                           constant_along)
+                                           constant_along, fold_padding)
 
 
 class ContractionRules:
@@ -54,9 +54,10 @@ class ContractionRules:
   def _reduce_free(self, eqn, labels: np.ndarray, batch, contract) -> np.ndarray:
     """Labels on (batch..., contract...) axes, after checking they do not vary elsewhere."""
     free = [a for a in range(labels.ndim) if a not in batch and a not in contract]
-    if not constant_along(labels, free):
+    folded = fold_padding(labels, free)  # zero-padded positions contribute nothing
+    if folded is None:
       raise self.fail('contracted neurons that differ across batch or spatial positions', eqn)
-    reduced = np.transpose(labels, list(batch) + list(contract) + free)
+    reduced = np.transpose(folded, list(batch) + list(contract) + free)
     return reduced[(Ellipsis,) + (0,) * len(free)]
 
   def dense(self, eqn, data: Data, param: Param, data_is_lhs: bool) -> Data:
@@ -183,7 +184,9 @@ class ContractionRules:
       return False
     if axes is None:
       return True
-    if not axes or not valid.all():
+    if not axes:
+      return False
+    if not constant_along(valid, list(axes)):  # zero-padded positions hold no neuron at all
       return False
     extent = int(np.prod([labels.shape[a] for a in axes]))
     return extent == 1 or not constant_along(labels, list(axes))
@@ -261,9 +264,10 @@ class ContractionRules:
   def attend(self, eqn, weights: Data, values: Data, values_is_lhs: bool, shape) -> Data:
     (lc, rc), (lb, rb) = eqn.params['dimension_numbers']
     wc, vc, wb, vb = (rc, lc, rb, lb) if values_is_lhs else (lc, rc, lb, rb)
-    v_labels = np.asarray(values.labels)
-    if not constant_along(v_labels, vc):
+    v_labels = fold_padding(np.asarray(values.labels), vc)  # padded positions add nothing
+    if v_labels is None:
       raise self.fail('attention that averages across neurons', eqn)
+    v_labels = np.broadcast_to(v_labels, np.shape(values.labels))
     vfree = [a for a in range(v_labels.ndim) if a not in vc and a not in vb]
     v0 = np.transpose(v_labels, list(vb) + vfree + list(vc))[(Ellipsis,) + (0,) * len(vc)]
     n_wfree = weights.labels.ndim - len(wc) - len(wb)

@@ -20,9 +20,14 @@ class ShapeRules:
     kinds = {type(v) for v in ins} if joins else {type(v) for v in ins[:1]}
     kinds.discard(Const)
     if kinds == {Index} or (not joins and isinstance(ins[0], Index)):
-      return [Index(ins[0].program) for _ in eqn.outvars]
+      index = next(v for v in ins if isinstance(v, Index))
+      return [Index(index.program) for _ in eqn.outvars]
     if joins and kinds == {Param, Data}:
       return [self.parameter_tokens(eqn, ins)]
+    if (name in ('gather', 'dynamic_slice') and isinstance(ins[0], Data)
+        and any(isinstance(v, Index) for v in ins[1:])
+        and all(isinstance(v, (Index, Const)) for v in ins[1:])):
+      return [self.select_positions(eqn, ins)]
     if len(kinds) != 1 or any(isinstance(v, (Data, Param, Index)) for v in ins[1:]
                               if not joins):
       raise self.fail('data movement whose index operands depend on the input or parameters',
@@ -84,6 +89,24 @@ class ShapeRules:
     return Data(np.concatenate(parts, axis=axis),
                 f'{data[0].program};tokens({",".join(tokens)})')
 
+  def select_positions(self, eqn, ins: list[Value]) -> Data:
+    """Positions picked by integer inputs (CLIP's pooled output reads the hidden state at each
+    sequence's end-of-text token): allowed where the neurons are the same at every position
+    the indices choose among, so which positions are picked does not change the labels."""
+    x = ins[0]
+    if eqn.primitive.name == 'gather':
+      axes = list(eqn.params['dimension_numbers'].start_index_map)
+    else:
+      axes = [a for a, v in enumerate(ins[1:]) if isinstance(v, Index)]
+    if not all(constant_along(a, axes) for a in (x.labels, *x.pending)):
+      raise self.fail('neurons picked by integer inputs (a gather along the feature axis by '
+                      'token ids or positions)', eqn)
+    rest = [Const(np.zeros(var.aval.shape, var.aval.dtype)) if isinstance(v, Index) else v
+            for v, var in zip(ins[1:], eqn.invars[1:])]
+    moved = [self.move(eqn, [a], [x, *rest])[0] for a in (x.labels, *x.pending)]
+    return Data(moved[0], f'{x.program};{eqn.primitive.name}[by integer inputs]',
+                tuple(moved[1:]))
+
   def move(self, eqn, operands: list[np.ndarray], ins: list[Value]) -> list[np.ndarray]:
     name, p = eqn.primitive.name, eqn.params
     x = operands[0]
@@ -100,6 +123,8 @@ class ShapeRules:
       return [np.squeeze(x, axis=tuple(p['dimensions']))]
     if name == 'expand_dims':
       return [np.expand_dims(x, tuple(p['dimensions']))]
+    if name == 'tile':
+      return [np.tile(x, p['reps'])]
     if name == 'rev':
       return [np.flip(x, axis=tuple(p['dimensions']))]
     if name == 'slice':

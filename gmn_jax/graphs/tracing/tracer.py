@@ -14,7 +14,8 @@ from gmn_jax.graphs import verify
 from gmn_jax.graphs.probe import ProbeProgram
 from gmn_jax.graphs.symmetry import SymmetryError
 from gmn_jax.graphs.tracing.interpreter import Interpreter
-from gmn_jax.graphs.tracing.values import UnsupportedModelError, Param, Data, Index, Value
+from gmn_jax.graphs.tracing.values import (UnsupportedModelError, Param, Data, Index, Value,
+                                           constant_along)
 
 
 def _without_dead_code(closed):
@@ -24,8 +25,17 @@ def _without_dead_code(closed):
   return jax.extend.core.ClosedJaxpr(jaxpr, closed.consts)
 
 
+def _feature_axis(labels: np.ndarray) -> int:
+  """The axis of an output along which its neurons vary: the last axis (Flax is channels-last)
+  unless the neurons vary along exactly one other axis (a channels-first output, e.g.
+  transformers' vision models transpose back to `[batch, channels, height, width]`)."""
+  varying = [a for a in range(labels.ndim)
+             if labels.shape[a] > 1 and not constant_along(labels, [a])]
+  return varying[0] if len(varying) == 1 else labels.ndim - 1
+
+
 def _mark_outputs(arch: Architecture, interpreter: Interpreter, outs: list[Value]) -> list[int]:
-  """Makes the neurons along the last axis of every activation output (a pytree of outputs:
+  """Makes the neurons along the feature axis (`_feature_axis`) of every activation output (a pytree of outputs:
   a ModelOutput, a tuple, a dict; in flattening order) output neurons, numbered across the
   outputs. Outputs that carry no neurons (integer arrays, attention weights, constants) are
   left out; an output whose neurons are all output neurons of an earlier one (a pooled output
@@ -37,12 +47,12 @@ def _mark_outputs(arch: Architecture, interpreter: Interpreter, outs: list[Value
       continue
     labels = np.asarray(out.labels)
     if labels.ndim == 0 or (labels < 0).any():
-      raise UnsupportedModelError(f'model output {i} does not index neurons along its last '
-                                  'axis')
-    last = np.moveaxis(labels, -1, 0).reshape(labels.shape[-1], -1)
-    if not (last == last[:, :1]).all() or len(np.unique(last[:, 0])) != labels.shape[-1]:
-      raise UnsupportedModelError(f'model output {i} must hold one neuron per entry of its '
-                                  'last axis, the same at every batch/spatial position')
+      raise UnsupportedModelError(f'model output {i} does not index neurons along one axis')
+    axis = _feature_axis(labels)
+    last = np.moveaxis(labels, axis, 0).reshape(labels.shape[axis], -1)
+    if not (last == last[:, :1]).all() or len(np.unique(last[:, 0])) != labels.shape[axis]:
+      raise UnsupportedModelError(f'model output {i} must hold one neuron per entry of one '
+                                  'axis, the same at every batch/spatial position')
     act = arch.program_id(out.program)
     seen = [int(n) in arch.positions and arch.groups[int(arch.group_of(np.array([n]))[0])].kind
             != NodeType.INPUT for n in last[:, 0]]
@@ -57,11 +67,11 @@ def _mark_outputs(arch: Architecture, interpreter: Interpreter, outs: list[Value
         raise UnsupportedModelError(f'model output {i} repeats neurons of an earlier output')
       arch.positions[int(n)] = offset + j
       arch.output_acts[int(n)] = act
-    offset += labels.shape[-1]
+    offset += labels.shape[axis]
     kept.append(i)
   if not kept:
     raise UnsupportedModelError(
-        f'none of the {len(outs)} arrays the model returned holds neurons along its last axis;'
+        f'none of the {len(outs)} arrays the model returned holds neurons along one axis;'
         ' trace needs at least one activation output.')
   arch.output_act = arch.output_acts[int(np.asarray(outs[kept[0]].labels).ravel()[0])]
   return kept
@@ -87,8 +97,9 @@ def trace(model, variables=None, *example_args, check_symmetries: int = 2, **exa
   `nnx.BatchStat` state, and `encode` takes either the module or that state
   (`nnx.state(module, (nnx.Param, nnx.BatchStat))`).
 
-  The last axis of each float input indexes its input neurons (Flax is channels-last); an
-  integer input holds token ids for an embedding. Batch size 1 is enough.
+  The last axis of each float input indexes its input neurons (Flax is channels-last; for
+  channels-first and single-channel inputs see `trace_function`); an integer input holds token
+  ids for an embedding. Batch size 1 is enough.
 
   Symmetry safety net: `check_symmetries` random symmetries (default 2) are drawn and the
   traced program is run on the original and the permuted parameters (also on a perturbed copy
@@ -105,7 +116,7 @@ def trace(model, variables=None, *example_args, check_symmetries: int = 2, **exa
     UnsupportedModelError: the model computes something with no faithful graph; the message
       names the primitive, the Flax module path and the parameters involved.
     SymmetryError: (an `UnsupportedModelError`) a drawn symmetry changes the model's output.
-    ValueError: a parameter is not finite or unused.
+    ValueError: a parameter is not finite.
   """
   if _is_nnx(model):
     from flax import nnx  # pylint: disable=g-import-not-at-top
@@ -137,23 +148,31 @@ def trace_function(apply, variables, *example_args, check_symmetries: int = 2):
 
   `check_symmetries` random symmetries are checked against the traced program (see `trace`).
   The feature axis of a float input is its last axis; where that does not trace, axis 1 of
-  every float input of rank >= 3 (channels-first, e.g. transformers' `pixel_values`).
+  every float input of rank >= 3 (channels-first, e.g. transformers' `pixel_values`), and then
+  no axis (each float input is one channel at every position, e.g. a raw waveform
+  `[batch, time]`). Where no reading traces, the error of the first is raised, with the
+  others' errors appended.
   """
-  try:
-    return _trace(apply, variables, example_args, check_symmetries, channels_first=False)
-  except SymmetryError:
-    raise
-  except UnsupportedModelError as first:
-    if not any(isinstance(a, (jax.Array, np.ndarray)) and np.ndim(a) >= 3
-               and jnp.issubdtype(jnp.asarray(a).dtype, jnp.floating) for a in example_args):
-      raise
+  floats = [np.ndim(a) for a in example_args if isinstance(a, (jax.Array, np.ndarray))
+            and jnp.issubdtype(jnp.asarray(a).dtype, jnp.floating)]
+  readings = ['last'] + (['channels-first'] if any(r >= 3 for r in floats) else []) + (
+      ['one channel'] if any(r >= 2 for r in floats) else [])
+  errors = []
+  for reading in readings:
     try:
-      return _trace(apply, variables, example_args, check_symmetries, channels_first=True)
-    except UnsupportedModelError:
-      raise first from None
+      return _trace(apply, variables, example_args, check_symmetries, reading)
+    except SymmetryError:
+      raise
+    except UnsupportedModelError as e:
+      errors.append(e)
+  if len(errors) == 1:
+    raise errors[0]
+  raise UnsupportedModelError('\n'.join(
+      [str(errors[0])] + [f'(read with the float inputs\' feature axis {reading}: {e})'
+                          for reading, e in zip(readings[1:], errors[1:])])) from None
 
 
-def _trace(apply, variables, example_args, check_symmetries: int, channels_first: bool):
+def _trace(apply, variables, example_args, check_symmetries: int, reading: str):
   from gmn_jax.graphs.parameter_graph import ParameterGraph  # pylint: disable=g-import-not-at-top
   path_leaves, treedef = jax.tree_util.tree_flatten_with_path(variables)
   paths = [jax.tree_util.keystr(p) for p, _ in path_leaves]
@@ -186,8 +205,10 @@ def _trace(apply, variables, example_args, check_symmetries: int, channels_first
       continue
     if a.ndim == 0:
       raise UnsupportedModelError(f'example argument {i} is a scalar; inputs need a feature axis')
-    axis = 1 if channels_first and a.ndim >= 3 else a.ndim - 1
-    group = arch.add_group(f'input{i}', a.shape[axis], 0, NodeType.INPUT)
+    axis = {'last': a.ndim - 1, 'channels-first': 1 if a.ndim >= 3 else a.ndim - 1,
+            'one channel': None}[reading]
+    group = arch.add_group(f'input{i}', 1 if axis is None else a.shape[axis], 0,
+                           NodeType.INPUT)
     for j, n in enumerate(group.ids):
       arch.positions[int(n)] = j
     ids = group.ids.reshape([-1 if d == axis else 1 for d in range(a.ndim)])
@@ -195,6 +216,7 @@ def _trace(apply, variables, example_args, check_symmetries: int, channels_first
   interpreter = Interpreter(arch)
   outs = interpreter.run(closed.jaxpr, list(closed.consts), inputs)
   kept = _mark_outputs(arch, interpreter, outs)
+  arch.hold_unplaced()
   try:
     arch.tie_shared_uses()
   except SharedUseError as e:

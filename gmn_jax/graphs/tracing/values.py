@@ -113,3 +113,14 @@ def constant_along(labels: np.ndarray, axes: Sequence[int]) -> bool:
   if not axes:
     return True
   return bool(np.array_equal(np.broadcast_to(take0(labels, axes), labels.shape), labels))
+
+
+def fold_padding(labels: np.ndarray, axes: Sequence[int]) -> np.ndarray | None:
+  """`labels` with every axis in `axes` reduced to one entry (kept, size 1), ignoring -1
+  entries (zero padding: positions that hold no neuron, e.g. LongT5's padded key blocks);
+  None where the neurons differ along those axes."""
+  if not axes:
+    return labels
+  folded = np.max(labels, axis=tuple(axes), keepdims=True)
+  agree = (labels == folded) | (labels < 0)
+  return folded if agree.all() else None
