@@ -28,6 +28,7 @@ from gmn_jax.zoos import (DiverseNet, DiverseZoo, DiverseZooConfig, ImageDataset
                           InrZooConfig, NetSpec, PublishedInrs, Siren, SmallCNN, Zoo, ZooArchitecture, ZooConfig,
                           ZooError, generate_diverse_zoo, generate_inr_zoo, generate_zoo,
                           load_dataset, load_diverse_zoo, load_dwsnets_inrs, load_inr_zoo,
+                          load_nfn_sirens,
                           load_zoo, read_torch_state_dict,
                           read_small_cnn_zoo, write_small_cnn_zoo)
 
@@ -41,7 +42,7 @@ __all__ = [
     'ImageDataset', 'SmallCNN', 'Zoo', 'ZooArchitecture', 'ZooConfig', 'ZooError',
     'generate_zoo', 'load_dataset', 'load_zoo', 'read_small_cnn_zoo', 'write_small_cnn_zoo',
     'InrZoo', 'InrZooConfig', 'Siren', 'generate_inr_zoo', 'load_inr_zoo',
-    'PublishedInrs', 'load_dwsnets_inrs', 'read_torch_state_dict',
+    'PublishedInrs', 'load_dwsnets_inrs', 'load_nfn_sirens', 'read_torch_state_dict',
     'DiverseNet', 'DiverseZoo', 'DiverseZooConfig', 'NetSpec', 'generate_diverse_zoo',
     'load_diverse_zoo',
     'Budget', 'DMC', 'EdgeDeepSets', 'Editor', 'FlatEditor', 'GMN', 'LayerStatistics',

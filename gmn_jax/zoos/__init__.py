@@ -18,7 +18,7 @@ from gmn_jax.zoos.diverse_zoo import (DiverseZoo, DiverseZooConfig, generate_div
                                       load_diverse_zoo)
 from gmn_jax.zoos.inr_zoo import (InrZoo, InrZooConfig, generate_inr_zoo, load_images,
                                   load_inr_zoo)
-from gmn_jax.zoos.published_inrs import (PublishedInrs, load_dwsnets_inrs,
+from gmn_jax.zoos.published_inrs import (PublishedInrs, load_dwsnets_inrs, load_nfn_sirens,
                                           read_torch_state_dict)
 from gmn_jax.zoos.siren import CONVENTIONS, Siren, fit_sirens, render
 from gmn_jax.zoos.small_cnn_zoo import read_small_cnn_zoo, write_small_cnn_zoo
@@ -28,7 +28,7 @@ from gmn_jax.zoos.zoo import SmallCNN, Zoo, ZooConfig, ZooError, generate_zoo, l
 __all__ = [
     'CONVENTIONS', 'InrZoo', 'InrZooConfig', 'Siren', 'fit_sirens', 'generate_inr_zoo',
     'load_images', 'load_inr_zoo', 'render',
-    'PublishedInrs', 'load_dwsnets_inrs', 'read_torch_state_dict',
+    'PublishedInrs', 'load_dwsnets_inrs', 'load_nfn_sirens', 'read_torch_state_dict',
     'DiverseNet', 'DiverseZoo', 'DiverseZooConfig', 'NetSpec', 'generate_diverse_zoo',
     'load_diverse_zoo',
     'ImageDataset', 'SmallCNN', 'Zoo', 'ZooArchitecture', 'ZooConfig', 'ZooError',

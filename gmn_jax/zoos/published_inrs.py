@@ -1,5 +1,6 @@
 """Readers for published INR data sets: DWSNets' MNIST / Fashion-MNIST SIRENs (Navon et al.
-2023; also read by neural graphs and ScaleGMN), without PyTorch. Host-side.
+2023; also read by neural graphs and ScaleGMN) and NFN's MNIST / Fashion-MNIST / CIFAR-10
+SIRENs (Zhou et al. 2023, `load_nfn_sirens`), without PyTorch. Host-side.
 
 DWSNets ships one PyTorch state dict per INR (`torch.save(model.state_dict(), path)`: a zip
 archive holding `<name>/data.pkl` and one raw little-endian file `<name>/data/<key>` per
@@ -25,6 +26,7 @@ import json
 import os
 import pathlib
 import pickle
+import re
 import zipfile
 from typing import Any
 
@@ -176,6 +178,68 @@ def load_dwsnets_inrs(split_json: str | os.PathLike, split: str = 'train', *,
   root = pathlib.Path(root) if root is not None else split_json.parent
   paths = [root / p for p in data[split]['path'][:limit]]
   labels = [int(v) for v in data[split]['label'][:limit]]
+  return _read_inrs(paths, labels, skip_corrupt, f'{split_json} split {split!r}')
+
+
+# NFN's loader (`experiments/data_utils.py`, `SirenDataset`): files `<prefix>_*/net<i>.pth`,
+# the label the digit of the first `_<d>s` in the path, and splits by index ranges.
+_NFN_INDEX = re.compile(r'net(\d+)\.pth')
+_NFN_LABEL = re.compile(r'_(\d)s')
+NFN_SPLIT_POINTS = (45_000, 50_000)  # NFN's configs for MNIST, Fashion-MNIST and CIFAR-10
+
+
+def load_nfn_sirens(data_path: str | os.PathLike, split: str = 'train', *,
+                    prefix: str = 'randinit_smaller',
+                    split_points: tuple[int, int] = NFN_SPLIT_POINTS,
+                    limit: int | None = None, skip_corrupt: bool = False) -> PublishedInrs:
+  """Reads one split of NFN's SIREN data sets (Zhou et al. 2023; `siren_mnist_wts/`,
+  `siren_fashion_wts/`, `siren_cifar_wts/`) as NFN's own loader does. Host-side.
+
+  Every `<data_path>/<prefix>_*/net<i>.pth` is INR number i, whose label is the digit of the
+  first `_<digit>s` in its path; 'train' holds the indices below `split_points[0]`, 'val'
+  those up to `split_points[1]`, 'test' the rest (NFN's `split_points` are 45,000 / 50,000).
+  The files are SIREN state dicts like DWSNets' (same reader, no torch). NFN normalises
+  images to [-1, 1] with no output offset: `siren.CONVENTIONS['nfn']`.
+
+  Args:
+    data_path: the folder the archive was extracted into (e.g. `siren_mnist_wts`).
+    split: 'train', 'val', 'test' or 'all'.
+    prefix: the INR set's file prefix (NFN's configs use 'randinit_smaller').
+    split_points: the first validation and the first test index.
+    limit: read at most this many INRs (the first ones of the split, by index).
+    skip_corrupt: skip unreadable files (listed in `refused`) instead of raising.
+
+  Raises:
+    ZooError: no INR files, a path without an index or a label, an index twice, an unknown
+      split, or (without `skip_corrupt`) unreadable files, each named.
+  """
+  data_path = pathlib.Path(data_path)
+  found: dict[int, tuple[pathlib.Path, int]] = {}
+  for path in sorted(data_path.glob(f'{prefix}_*/*.pth')):
+    index, label = _NFN_INDEX.search(path.name), _NFN_LABEL.search(str(path))
+    if index is None or label is None:
+      raise ZooError(f'{path}: not an NFN SIREN file name (expected '
+                     f'<prefix>_<label>s.../net<index>.pth)')
+    if int(index.group(1)) in found:
+      raise ZooError(f'{path}: INR index {index.group(1)} also in '
+                     f'{found[int(index.group(1))][0]}')
+    found[int(index.group(1))] = (path, int(label.group(1)))
+  if not found:
+    raise ZooError(f'{data_path}: no {prefix}_*/net<index>.pth files (extract NFN\'s '
+                   'siren_*_wts.tar here, or pass its prefix)')
+  val, test = split_points
+  ranges = {'train': (0, val), 'val': (val, test), 'test': (test, None), 'all': (0, None)}
+  if split not in ranges:
+    raise ZooError(f'unknown split {split!r}; choose from {sorted(ranges)}')
+  lo, hi = ranges[split]
+  chosen = [i for i in sorted(found) if i >= lo and (hi is None or i < hi)][:limit]
+  return _read_inrs([found[i][0] for i in chosen], [found[i][1] for i in chosen],
+                    skip_corrupt, f'{data_path} split {split!r}')
+
+
+def _read_inrs(paths: list[pathlib.Path], labels: list[int], skip_corrupt: bool,
+               source: str) -> PublishedInrs:
+  """Reads SIREN state dicts of one architecture, stacked; corrupt files named."""
   params, kept, refused = [], [], []
   for path, label in zip(paths, labels):
     try:
@@ -194,7 +258,7 @@ def load_dwsnets_inrs(split_json: str | os.PathLike, split: str = 'train', *,
     raise ZooError(f'{len(refused)} of {len(paths)} INR files refused (pass skip_corrupt=True '
                    f'to read the others):\n  {names}')
   if not params:
-    raise ZooError(f'{split_json}: no readable INR in split {split!r}')
+    raise ZooError(f'{source}: no readable INR')
   import jax  # pylint: disable=g-import-not-at-top
   stacked = jax.tree.map(lambda *a: np.stack(a), *params)
   layers = stacked['params']

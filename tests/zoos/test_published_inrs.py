@@ -1,4 +1,5 @@
-"""Published INR sets: DWSNets-style `.pth` state dicts (written here in torch.save's zip format
+"""Published INR sets: DWSNets-style `.pth` state dicts (and NFN's folder layout of the same
+files, read by NFN's own rules: index from the file name, label from the path, index splits) (written here in torch.save's zip format
 without torch) round-trip into SIREN parameters that render what the state dict computes;
 foreign objects are refused unexecuted; a corrupt file is named and the others still read."""
 
@@ -152,3 +153,33 @@ def test_corrupt_file_is_named_and_the_others_are_kept(tmp_path, fake_torch):
       assert p.read_bytes() == good_bytes[p.name]
   with pytest.raises(gmn_jax.ZooError, match="no split 'test'"):
     published_inrs.load_dwsnets_inrs(tmp_path / 'splits.json', 'test')
+
+
+def test_nfn_layout_reads_by_nfn_s_rules(tmp_path, fake_torch):
+  """NFN's `SirenDataset`: `<prefix>_*/net<i>.pth`, label from `_<digit>s` in the path, the
+  split by index ranges; files elsewhere or of another prefix are not read; a corrupt file is
+  named and, with `skip_corrupt`, the others are still read."""
+  labels = {0: 3, 1: 7, 2: 3, 3: 0, 4: 9, 5: 1}
+  for i, label in labels.items():
+    folder = tmp_path / f'randinit_smaller_{label}s'
+    folder.mkdir(exist_ok=True)
+    _save(folder / f'net{i}.pth', _siren_state(i), fake_torch)
+  (tmp_path / 'other_5s').mkdir()
+  _save(tmp_path / 'other_5s' / 'net9.pth', _siren_state(9), fake_torch)
+  inrs = published_inrs.load_nfn_sirens(tmp_path, 'val', split_points=(2, 4))
+  assert inrs.labels.tolist() == [3, 0] and [p.split('/')[-1] for p in inrs.paths] == [
+      'net2.pth', 'net3.pth']
+  np.testing.assert_array_equal(inrs.params['params']['Dense_0']['kernel'][1],
+                                _siren_state(3)['seq.0.linear.weight'].T.astype(np.float32))
+  assert len(published_inrs.load_nfn_sirens(tmp_path, 'all')) == 6
+  test = published_inrs.load_nfn_sirens(tmp_path, 'test', split_points=(2, 4))
+  assert test.labels.tolist() == [9, 1]
+  bad = tmp_path / 'randinit_smaller_9s' / 'net4.pth'
+  bad.write_bytes(bad.read_bytes()[:100])
+  with pytest.raises(gmn_jax.ZooError, match=r'1 of 2 INR files refused[\s\S]*net4\.pth'):
+    published_inrs.load_nfn_sirens(tmp_path, 'test', split_points=(2, 4))
+  kept = published_inrs.load_nfn_sirens(tmp_path, 'test', split_points=(2, 4),
+                                        skip_corrupt=True)
+  assert kept.labels.tolist() == [1]
+  with pytest.raises(gmn_jax.ZooError, match='no randinit_test_'):
+    published_inrs.load_nfn_sirens(tmp_path, prefix='randinit_test')
