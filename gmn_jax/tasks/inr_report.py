@@ -123,6 +123,8 @@ def _plot_curves(path, histories):
     ax_acc.plot(epochs, [h['val_accuracy'] for h in history], label=_labels()[name])
   ax_loss.set(xlabel='epoch', ylabel='training cross-entropy', title='training loss')
   ax_acc.set(xlabel='epoch', ylabel='accuracy', title='validation accuracy')
+  for ax in (ax_loss, ax_acc):
+    ax.xaxis.get_major_locator().set_params(integer=True)  # whole epochs
   ax_acc.legend()
   fig.tight_layout()
   fig.savefig(path, dpi=120)

@@ -132,6 +132,8 @@ def _plot_curves(path, histories):
     ax_tau.plot(epochs, [h['val_kendall_tau'] for h in history], label=LABELS[name])
   ax_loss.set(xlabel='epoch', ylabel='training MSE', yscale='log', title='training loss')
   ax_tau.set(xlabel='epoch', ylabel='Kendall τ', title='validation Kendall τ')
+  for ax in (ax_loss, ax_tau):
+    ax.xaxis.get_major_locator().set_params(integer=True)  # whole epochs
   ax_tau.legend()
   fig.tight_layout()
   fig.savefig(path, dpi=120)
