@@ -242,8 +242,10 @@ def fit(model: nn.Module, data: GraphSet, train: np.ndarray, val: np.ndarray,
   check_run(run_dir, _run_identity(model, config, train, val),
             _model_fields(model, defaults=True))
   budget = data.budget(place.shard_size)
-  steps_per_epoch = -(-len(train) // config.batch_size)
-  tx = _optimizer(config, steps_per_epoch * config.epochs)
+  # Each epoch's order, and so its steps (a packed batch may close early), is known up front.
+  plans = [data.steps(np.random.default_rng([config.seed, epoch]).permutation(train),
+                      config.batch_size, budget, place.shards) for epoch in range(config.epochs)]
+  tx = _optimizer(config, sum(len(plan) for plan in plans))
   first, _, _ = next(data.batches(train[:1], config.batch_size, budget))
   params = model.init(jax.random.key(config.seed), first)
   state = {'params': params, 'opt_state': tx.init(params), 'best_params': params,
@@ -286,15 +288,16 @@ def fit(model: nn.Module, data: GraphSet, train: np.ndarray, val: np.ndarray,
     rng = np.random.default_rng([config.seed, epoch])
     order = rng.permutation(train)
     params, opt_state, losses = state['params'], state['opt_state'], []
+    steps = plans[epoch]
     batches = place.batches(data, order, config.batch_size, budget,
                             rng if config.augment else None, config.max_scale)
     for step, (graphs, targets, mask, _) in enumerate(progress_lib.bar(
-        batches, enabled=progress, total=steps_per_epoch,
+        batches, enabled=progress, total=len(steps),
         desc=f'{name} epoch {epoch + 1}/{config.epochs}', leave=False)):
       params, opt_state, loss = train_step(params, opt_state, graphs, targets, mask)
       loss = float(loss)
       if not np.isfinite(loss):  # stop before a checkpoint saves NaN parameters
-        chunk = order[step * config.batch_size:(step + 1) * config.batch_size]
+        chunk = np.concatenate(steps[step])
         raise FloatingPointError(
             f'{name}: the training loss is not finite at epoch {epoch + 1}, step {step + 1}; '
             f'the batch held samples {chunk.tolist()}. Their inputs are probably huge or not '
