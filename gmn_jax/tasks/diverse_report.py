@@ -68,7 +68,7 @@ def write(workdir: pathlib.Path, results: dict[str, Any], histories: dict[str, l
   _plot_predictions(workdir / 'predictions.png', results, table['family'][test],
                     table['test_accuracy'][test], predictions)
   _plot_histogram(workdir / 'accuracy_histogram.png', table)
-  report._plot_curves(workdir / 'learning_curves.png', histories)  # pylint: disable=protected-access
+  report.plot_curves(workdir / 'learning_curves.png', histories)
 
 
 def _pyplot():

@@ -9,9 +9,14 @@ from typing import Any
 
 import numpy as np
 
+from gmn_jax.training import report
+
 LABELS = {'identity': 'identity edit (no change)', 'flat_mlp': 'flat MLP (Δθ from flat weights)',
           'gmn': 'GMN', 'nggnn': 'NG-GNN', 'ngt': 'NG-T',
           'gmn_index': 'GMN + neuron index (not equivariant)'}
+
+CURVES = (report.Panel('train_mse', 'training MSE', 'training loss', log=True),
+          report.Panel('val_mse', 'MSE', 'validation MSE', log=True))
 
 # Published test MSEs (REFERENCES.md), for the honesty line of the table.
 PUBLISHED = {
@@ -66,7 +71,10 @@ def write(workdir: pathlib.Path, config, data, methods: dict[str, dict[str, Any]
         '![edits](edits.png)', '', '![learning curves](learning_curves.png)']
   (workdir / 'results.md').write_text('\n'.join(md) + '\n')
   _plot_edits(workdir / 'edits.png', data, methods, config)
-  _plot_curves(workdir / 'learning_curves.png', methods)
+  report.plot_curves(
+      workdir / 'learning_curves.png', {n: r['history'] for n, r in methods.items()}, CURVES,
+      {n: label.split(' (')[0] for n, label in LABELS.items()},
+      levels={n: {'val_mse': r['val_mse']} for n, r in methods.items() if not r['history']})
   return results
 
 
@@ -88,24 +96,6 @@ def _plot_edits(path: pathlib.Path, data, methods, config) -> None:
     for i in range(len(rows)):
       axes[i, j].imshow(np.clip(images[i, ..., 0], lo, hi), cmap='gray', vmin=lo, vmax=hi)
       axes[i, j].axis('off')
-  fig.tight_layout()
-  fig.savefig(path, dpi=110)
-  plt.close(fig)
-
-
-def _plot_curves(path: pathlib.Path, methods) -> None:
-  import matplotlib  # pylint: disable=g-import-not-at-top
-  matplotlib.use('Agg')
-  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
-  fig, ax = plt.subplots(figsize=(5, 3.5))
-  for name, r in methods.items():
-    if r['history']:
-      ax.plot([h['epoch'] for h in r['history']], [h['val_mse'] for h in r['history']],
-              label=LABELS[name].split(' (')[0])
-    else:
-      ax.axhline(r['val_mse'], ls='--', c='k', label=LABELS[name].split(' (')[0])
-  ax.set(xlabel='epoch', ylabel='validation MSE', yscale='log')
-  ax.legend(fontsize=7)
   fig.tight_layout()
   fig.savefig(path, dpi=110)
   plt.close(fig)

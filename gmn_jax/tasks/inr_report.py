@@ -10,7 +10,11 @@ from typing import Any
 import numpy as np
 
 from gmn_jax.training import metrics as metrics_lib
+from gmn_jax.training import report
 from gmn_jax.zoos.inr_zoo import InrZoo
+
+CURVES = (report.Panel('train_loss', 'training cross-entropy', 'training loss'),
+          report.Panel('val_accuracy', 'accuracy', 'validation accuracy'))
 
 
 def _labels():
@@ -66,7 +70,7 @@ def write(workdir: pathlib.Path, results: dict[str, Any], zoo: InrZoo, test: np.
   md += ['![learning curves](learning_curves.png)']
   (workdir / 'results.md').write_text('\n'.join(md) + '\n')
   _plot_inrs(workdir / 'inrs.png', zoo, zoo.records['inr'][test[:8]])
-  _plot_curves(workdir / 'learning_curves.png', histories)
+  report.plot_curves(workdir / 'learning_curves.png', histories, CURVES, _labels())
 
 
 def _pyplot():
@@ -107,25 +111,6 @@ def _plot_inrs(path, zoo: InrZoo, rows: np.ndarray):
                 vmin=0, vmax=1)
       ax.set_title(title, fontsize=8)
       ax.axis('off')
-  fig.tight_layout()
-  fig.savefig(path, dpi=120)
-  plt.close(fig)
-
-
-def _plot_curves(path, histories):
-  plt = _pyplot()
-  if not histories:
-    return
-  fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(9, 3.6))
-  for name, history in histories.items():
-    epochs = [h['epoch'] for h in history]
-    ax_loss.plot(epochs, [h['train_loss'] for h in history], label=_labels()[name])
-    ax_acc.plot(epochs, [h['val_accuracy'] for h in history], label=_labels()[name])
-  ax_loss.set(xlabel='epoch', ylabel='training cross-entropy', title='training loss')
-  ax_acc.set(xlabel='epoch', ylabel='accuracy', title='validation accuracy')
-  for ax in (ax_loss, ax_acc):
-    ax.xaxis.get_major_locator().set_params(integer=True)  # whole epochs
-  ax_acc.legend()
   fig.tight_layout()
   fig.savefig(path, dpi=120)
   plt.close(fig)

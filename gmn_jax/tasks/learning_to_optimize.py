@@ -98,8 +98,8 @@ class LearningToOptimizeConfig:
     """A CPU test run: a GMN optimizer meta-trained on a tiny CNN, tested on an MLP."""
     return cls(methods=('gmn',), train_tasks=(OptimizeeSpec('cnn', 4, 2),),
                test_tasks=(('MLP (unseen family)', OptimizeeSpec('mlp', 8, 1)),),
-               meta=MetaTrainConfig(meta_steps=24, unroll=10, learning_rate=3e-3,
-                                    checkpoint_every=12),
+               meta=MetaTrainConfig(meta_steps=12, unroll=10, learning_rate=3e-3,
+                                    checkpoint_every=6),
                hidden=8, num_layers=1, eval_steps=40, eval_every=20, seeds=2,
                adam_lrs=(1e-2, 3e-2), sgd_lrs=(1e-1, 3e-1), tune_seeds=2)
 

@@ -8,9 +8,10 @@ test row), so a run can be re-scored on any subset without retraining.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import pathlib
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -58,7 +59,7 @@ def write(workdir: pathlib.Path, results: dict[str, Any], histories: dict[str, l
         '![predicted vs true](predictions.png)', '', '![learning curves](learning_curves.png)']
   (workdir / 'results.md').write_text('\n'.join(md) + '\n')
   _plot_predictions(workdir / 'predictions.png', results, predictions)
-  _plot_curves(workdir / 'learning_curves.png', histories)
+  plot_curves(workdir / 'learning_curves.png', histories)
 
 
 def write_predictions(path: pathlib.Path, table: Mapping[str, np.ndarray],
@@ -119,22 +120,70 @@ def _plot_predictions(path, results, predictions):
   plt.close(fig)
 
 
-def _plot_curves(path, histories):
+@dataclasses.dataclass(frozen=True)
+class Panel:
+  """One panel of `plot_curves`: a metric of the per-epoch history records, by epoch.
+
+  Attributes:
+    key: the records' key of the metric (e.g. 'train_loss', 'val_kendall_tau').
+    ylabel: the y-axis label.
+    title: the panel's title.
+    log: a log-scaled y axis (for losses).
+  """
+
+  key: str
+  ylabel: str
+  title: str
+  log: bool = False
+
+
+# The accuracy-prediction task's curves.
+CURVES = (Panel('train_loss', 'training MSE', 'training loss', log=True),
+          Panel('val_kendall_tau', 'Kendall τ', 'validation Kendall τ'))
+
+
+def plot_curves(path: pathlib.Path, histories: Mapping[str, Sequence[Mapping[str, float]]],
+                panels: Sequence[Panel] = CURVES, labels: Mapping[str, str] = LABELS,
+                levels: Mapping[str, Mapping[str, float]] | None = None) -> None:
+  """Learning curves: one panel per metric, one line per method, whole epochs on the x axis.
+
+  Writes nothing when there is nothing to draw.
+
+  Raises:
+    ValueError: a history whose records lack a panel's key.
+
+  Args:
+    path: the PNG written.
+    histories: method -> its per-epoch records, each with 'epoch' and every panel's key.
+    panels: the metrics drawn, left to right.
+    labels: method -> its name in the legend.
+    levels: method -> {key: value} for methods trained without epochs (an identity edit, a
+      fitted baseline): a dashed horizontal line in the panel of each key given.
+  """
+  levels = levels or {}
+  for name, history in histories.items():
+    missing = {p.key for p in panels} - set().union(*map(set, history))
+    if history and missing:
+      raise ValueError(f'the history of {name!r} has no {sorted(missing)}: its records have '
+                       f'{sorted(history[0])}; draw panels of those keys')
+  if not any(histories.values()) and not levels:
+    return
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use('Agg')
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
-  if not histories:
-    return
-  fig, (ax_loss, ax_tau) = plt.subplots(1, 2, figsize=(9, 3.6))
-  for name, history in histories.items():
-    epochs = [h['epoch'] for h in history]
-    ax_loss.plot(epochs, [h['train_loss'] for h in history], label=LABELS[name])
-    ax_tau.plot(epochs, [h['val_kendall_tau'] for h in history], label=LABELS[name])
-  ax_loss.set(xlabel='epoch', ylabel='training MSE', yscale='log', title='training loss')
-  ax_tau.set(xlabel='epoch', ylabel='Kendall τ', title='validation Kendall τ')
-  for ax in (ax_loss, ax_tau):
+  fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 3.6), squeeze=False)
+  for ax, panel in zip(axes[0], panels):
+    for name, history in histories.items():
+      if history:
+        ax.plot([h['epoch'] for h in history], [h[panel.key] for h in history],
+                label=labels[name])
+    for k, (name, values) in enumerate(levels.items()):
+      if panel.key in values:
+        ax.axhline(values[panel.key], ls='--', c=str(0.2 + 0.25 * k), label=labels[name])
+    ax.set(xlabel='epoch', ylabel=panel.ylabel, title=panel.title,
+           yscale='log' if panel.log else 'linear')
     ax.xaxis.get_major_locator().set_params(integer=True)  # whole epochs
-  ax_tau.legend()
+  axes[0][-1].legend(fontsize=8)
   fig.tight_layout()
   fig.savefig(path, dpi=120)
   plt.close(fig)

@@ -17,7 +17,6 @@ from scipy import ndimage
 
 from gmn_jax.tasks import image_edits
 from gmn_jax.tasks import inr_editing
-from gmn_jax.zoos.inr_zoo import InrZooConfig
 
 
 def test_dilate_is_a_3x3_max_filter():
@@ -48,8 +47,7 @@ class _Killed(Exception):
 
 
 def test_tiny_dilation_run(tmp_path):
-  zoo = dataclasses.replace(InrZooConfig.tiny(), max_images=128, shard_size=128)
-  config = inr_editing.EditingConfig.tiny(zoo=zoo, epochs=3)
+  config = inr_editing.EditingConfig.tiny()  # the notebook's, too: compiled once
   before_kill = []
 
   def kill(name, epoch, record):
