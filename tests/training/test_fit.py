@@ -33,11 +33,11 @@ TRAIN, VAL = np.arange(0, 36), np.arange(36, 48)  # the last train batch holds 4
 
 
 @functools.lru_cache(maxsize=None)
-def _data(n: int = 48) -> GraphSet:
-  """Random MLPs whose target is a smooth function of their weights (one per `n`: read it,
-  never change it in place)."""
-  model, x = _MLP(), jnp.ones((1, 3))
-  zoo = jax.vmap(lambda k: model.init(k, x))(jax.random.split(jax.random.key(0), n))
+def _data() -> GraphSet:
+  """48 random MLPs whose target is a smooth function of their weights (built once per
+  process: read it, never change it in place)."""
+  n, model, x = 48, _MLP(), jnp.ones((1, 3))
+  zoo = jax.jit(jax.vmap(lambda k: model.init(k, x)))(jax.random.split(jax.random.key(0), n))
   zoo = jax.tree.map(lambda l: l * jnp.linspace(0.2, 2.0, n).reshape((n,) + (1,) * (l.ndim - 1)),
                      zoo)
   pg = gmn_jax.trace(model, jax.tree.map(lambda l: l[0], zoo), x)
@@ -78,7 +78,7 @@ def test_killed_run_resumes_to_the_same_result(straight, tmp_path):
 
 
 def test_augmented_graphs_compute_the_member_s_function():
-  data = _data(4)
+  data = _data()
   pg, x = data.templates[0], jnp.linspace(-1.0, 1.0, 3)[None]
   rng = np.random.default_rng(0)
   for i in range(4):
