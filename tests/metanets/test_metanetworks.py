@@ -29,10 +29,17 @@ MIXED = ('mlp', 'cnn_bn', 'vit')  # K = 1, 9, 4 and P = 1, 5, 7
 
 
 @functools.lru_cache(maxsize=None)
-def _single_graph_fn(family: str, net: str):
+def _single_graph_model(family: str, net: str):
+  """`(model, params)`: a tiny `net` with random parameters for one graph of `family`."""
   pg, variables = metanets.case(metanets.FAMILIES[family])
   model = metanets.tiny(net, edge_readout='direct') if net != 'statnn' else metanets.tiny(net)
-  params = metanets.random_params(model, pg.encode(variables))
+  return model, metanets.random_params(model, pg.encode(variables))
+
+
+@functools.lru_cache(maxsize=None)
+def _single_graph_fn(family: str, net: str):
+  pg, variables = metanets.case(metanets.FAMILIES[family])
+  model, params = _single_graph_model(family, net)
   return pg, variables, jax.jit(lambda g: model.apply(params, g))
 
 
@@ -162,15 +169,15 @@ def test_per_parameter_outputs_land_on_their_parameters():
 
 
 def test_jit_matches_no_jit():
-  """One test for all three (in one process, the eager op cache is shared)."""
+  """One test for all three (in one process, the eager op cache is shared). The jitted side
+  is test_symmetry's program for the MLP, already compiled when that test ran first."""
   pg, variables = metanets.case('mlp')
-  batch = gmn_jax.batch([pg.encode(variables)])
+  g = pg.encode(variables)
   for net in METANETWORKS:
-    model = metanets.tiny(net)
-    params = metanets.random_params(model, batch)
-    jitted = jax.jit(model.apply)(params, batch)
+    model, params = _single_graph_model('mlp', net)
+    jitted = _single_graph_fn('mlp', net)[2](g)
     with jax.disable_jit():
-      eager = model.apply(params, batch)
+      eager = model.apply(params, g)
     _assert_same((eager.globals, eager.edges['weight'], eager.nodes['param']),
                  (jitted.globals, jitted.edges['weight'], jitted.nodes['param']))
 

@@ -16,7 +16,7 @@ import sys
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
-def run_on_devices(module: str, devices: int = 4, timeout: float = 300) -> None:
+def run_on_devices(module: str, devices: int = 4, timeout: float = 600) -> None:
   """Runs the tests of `module` (a path under the repository root) on `devices` CPU devices.
 
   Raises:

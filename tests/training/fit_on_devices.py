@@ -2,7 +2,8 @@
 
 Corner cases: the last batch (4 of 36 training graphs, batches of 8) leaves two of the four
 shards empty; a run killed on 4 devices resumes on 1, and one killed on 1 resumes on a 2 x 2
-(data x model, FSDP) mesh.
+(data x model, FSDP) mesh. The one-device run is test_fit.py's (`MODEL`, `CONFIG`): its programs
+come from the persistent compilation cache when test_fit.py ran first.
 """
 
 import json
@@ -12,14 +13,13 @@ import jax
 import numpy as np
 import pytest
 
-import gmn_jax
 from gmn_jax.mesh import make_mesh
 from gmn_jax.training.fit import TrainConfig, fit, predict
+from tests.training.test_fit import CONFIG as _CONFIG
+from tests.training.test_fit import MODEL as _MODEL
+from tests.training.test_fit import TRAIN as _TRAIN
+from tests.training.test_fit import VAL as _VAL
 from tests.training.test_fit import _data, _Interrupt
-
-_MODEL = gmn_jax.GMN(node_dim=8, edge_dim=8, num_layers=1, readout_hidden=8)
-_TRAIN, _VAL = np.arange(0, 36), np.arange(36, 48)
-_CONFIG = TrainConfig(epochs=2, batch_size=8, learning_rate=3e-3)
 
 
 def _close(a, b):

@@ -1,6 +1,14 @@
-"""fit(): one compiled step, validation-based selection, and exact resumption after a kill."""
+"""fit(): one compiled step, validation-based selection, and exact resumption after a kill.
 
+Every regression run here (and in `fit_on_devices.py` and `multihost_run.py`) trains `MODEL`
+with `CONFIG` on `_data()`: one train step and one validation program, compiled once for the
+whole test run (the persistent compilation cache of `tests/conftest.py` serves every later
+`fit`, in this process or a subprocess); the tests differ in what they do around it.
+"""
+
+import functools
 import json
+import shutil
 
 import flax.linen as nn
 import jax
@@ -19,10 +27,17 @@ class _MLP(nn.Module):
     return nn.Dense(2)(nn.relu(nn.Dense(4)(x)))
 
 
-def _data(n: int = 48) -> GraphSet:
-  """Random MLPs whose target is a smooth function of their weights."""
-  model, x = _MLP(), jnp.ones((1, 3))
-  zoo = jax.vmap(lambda k: model.init(k, x))(jax.random.split(jax.random.key(0), n))
+MODEL = gmn_jax.GMN(node_dim=8, edge_dim=8, num_layers=1, readout_hidden=8)
+CONFIG = TrainConfig(epochs=2, batch_size=8, learning_rate=3e-3)
+TRAIN, VAL = np.arange(0, 36), np.arange(36, 48)  # the last train batch holds 4 graphs
+
+
+@functools.lru_cache(maxsize=None)
+def _data() -> GraphSet:
+  """48 random MLPs whose target is a smooth function of their weights (built once per
+  process: read it, never change it in place)."""
+  n, model, x = 48, _MLP(), jnp.ones((1, 3))
+  zoo = jax.jit(jax.vmap(lambda k: model.init(k, x)))(jax.random.split(jax.random.key(0), n))
   zoo = jax.tree.map(lambda l: l * jnp.linspace(0.2, 2.0, n).reshape((n,) + (1,) * (l.ndim - 1)),
                      zoo)
   pg = gmn_jax.trace(model, jax.tree.map(lambda l: l[0], zoo), x)
@@ -35,31 +50,35 @@ class _Interrupt(Exception):
   pass
 
 
-def test_killed_run_resumes_to_the_same_result(tmp_path):
+@pytest.fixture(scope='module')
+def straight(tmp_path_factory):
+  """`(FitResult, run directory)` of `MODEL` trained with `CONFIG` without interruption."""
+  workdir = tmp_path_factory.mktemp('straight')
+  return fit(MODEL, _data(), TRAIN, VAL, CONFIG, workdir, progress=False), workdir
+
+
+def test_killed_run_resumes_to_the_same_result(straight, tmp_path):
+  straight, _ = straight
   data = _data()
-  train, val = np.arange(0, 36), np.arange(36, 48)
-  config = TrainConfig(epochs=4, batch_size=8, learning_rate=3e-3)
-  model = gmn_jax.GMN(node_dim=8, edge_dim=8, num_layers=1, readout_hidden=8)
-  straight = fit(model, data, train, val, config, tmp_path / 'a', progress=False)
 
   def kill(epoch, _):
-    if epoch == 2:
+    if epoch == 1:
       raise _Interrupt
 
   with pytest.raises(_Interrupt):
-    fit(model, data, train, val, config, tmp_path / 'b', on_epoch_end=kill, progress=False)
-  resumed = fit(model, data, train, val, config, tmp_path / 'b', progress=False)
-  assert [h['epoch'] for h in resumed.history] == [1, 2, 3, 4]
+    fit(MODEL, data, TRAIN, VAL, CONFIG, tmp_path, on_epoch_end=kill, progress=False)
+  resumed = fit(MODEL, data, TRAIN, VAL, CONFIG, tmp_path, progress=False)
+  assert [h['epoch'] for h in resumed.history] == [1, 2]
   assert resumed.history == straight.history
   assert resumed.best_epoch == straight.best_epoch
   for a, b in zip(jax.tree.leaves(resumed.params), jax.tree.leaves(straight.params)):
     np.testing.assert_array_equal(a, b)
-  np.testing.assert_array_equal(predict(model, resumed.params, data, val),
-                                predict(model, straight.params, data, val))
+  np.testing.assert_array_equal(predict(MODEL, resumed.params, data, VAL, batch_size=8),
+                                predict(MODEL, straight.params, data, VAL, batch_size=8))
 
 
 def test_augmented_graphs_compute_the_member_s_function():
-  data = _data(4)
+  data = _data()
   pg, x = data.templates[0], jnp.linspace(-1.0, 1.0, 3)[None]
   rng = np.random.default_rng(0)
   for i in range(4):
@@ -69,12 +88,10 @@ def test_augmented_graphs_compute_the_member_s_function():
                                _MLP().apply(pg.decode(plain), x), rtol=1e-5, atol=1e-6)
 
 
-def test_a_different_run_in_the_same_directory_is_refused(tmp_path):
+def test_a_different_run_in_the_same_directory_is_refused(straight, tmp_path):
   data = _data()
-  train, val = np.arange(0, 36), np.arange(36, 48)
-  config = TrainConfig(epochs=1, batch_size=8)
-  model = gmn_jax.GMN(node_dim=8, edge_dim=8, num_layers=1, readout_hidden=8)
-  fit(model, data, train, val, config, tmp_path, progress=False)
+  shutil.copytree(straight[1], tmp_path, dirs_exist_ok=True)  # a finished run of CONFIG
+  model, config, train, val = MODEL, CONFIG, TRAIN, VAL
   # A work directory written before GMN had its edge_chunk and edge_shards fields: fields
   # added later at their defaults (the same model) do not count; changed ones do.
   run_json = tmp_path / 'model' / 'run.json'
@@ -82,11 +99,13 @@ def test_a_different_run_in_the_same_directory_is_refused(tmp_path):
   for added in ('edge_chunk', 'edge_shards'):
     del saved['model_fields'][added]
   run_json.write_text(json.dumps(saved))
-  fit(model, data, train, val, config, tmp_path, progress=False)  # the same run: resumes
+  resumed = fit(model, data, train, val, config, tmp_path, progress=False)  # the same run
+  assert resumed.history == straight[0].history
   with pytest.raises(ValueError, match='model_fields differ'):
     fit(model.clone(edge_chunk=64), data, train, val, config, tmp_path, progress=False)
   with pytest.raises(ValueError, match='train_config differ'):
-    fit(model, data, train, val, TrainConfig(epochs=2, batch_size=8), tmp_path, progress=False)
+    fit(model, data, train, val, TrainConfig(epochs=3, batch_size=8, learning_rate=3e-3),
+        tmp_path, progress=False)
   with pytest.raises(ValueError, match='model_fields differ'):
     fit(model.clone(node_dim=16), data, train, val, config, tmp_path, progress=False)
   with pytest.raises(ValueError, match='train_rows differ'):
@@ -96,15 +115,15 @@ def test_a_different_run_in_the_same_directory_is_refused(tmp_path):
 def test_a_non_finite_loss_stops_training_and_names_the_samples(tmp_path):
   data = _data()
   stacked = data.stacked[0]
+  first = np.random.default_rng([CONFIG.seed, 0]).permutation(TRAIN)[:CONFIG.batch_size]
+  sick = int(first[3])  # one network of the first batch (the order fit draws) went NaN
   weight = np.array(stacked.edges['weight'])
-  weight[7] = np.nan  # one network's weights went NaN
+  weight[sick] = np.nan
   data = GraphSet(data.templates, [stacked._replace(edges={**stacked.edges, 'weight': weight})],
                   data.template_of, data.row_of, data.targets)
-  train, val = np.arange(0, 36), np.arange(36, 48)
-  config = TrainConfig(epochs=2, batch_size=36, augment=False)
-  model = gmn_jax.GMN(node_dim=8, edge_dim=8, num_layers=1, readout_hidden=8)
-  with pytest.raises(FloatingPointError, match=r'epoch 1, step 1; the batch held samples \[.*\b7\b'):
-    fit(model, data, train, val, config, tmp_path, progress=False)
+  with pytest.raises(FloatingPointError,
+                     match=rf'epoch 1, step 1; the batch held samples \[.*\b{sick}\b'):
+    fit(MODEL, data, TRAIN, VAL, CONFIG, tmp_path, progress=False)
   assert not (tmp_path / 'model' / 'checkpoints').exists() or not any(
       (tmp_path / 'model' / 'checkpoints').iterdir())
 
@@ -115,8 +134,8 @@ def test_cross_entropy_selects_the_best_validation_accuracy(tmp_path):
   data = _data()
   labels = (data.targets > np.median(data.targets)).astype(np.float32)
   data = GraphSet(data.templates, data.stacked, data.template_of, data.row_of, labels)
-  train, val = np.arange(0, 36), np.arange(36, 48)
-  config = TrainConfig(epochs=3, batch_size=12, learning_rate=3e-3, loss='cross_entropy')
+  train, val = TRAIN, VAL
+  config = TrainConfig(epochs=2, batch_size=12, learning_rate=3e-3, loss='cross_entropy')
   model = gmn_jax.GMN(node_dim=8, edge_dim=8, num_layers=1, readout_hidden=8, out_features=2)
   result = fit(model, data, train, val, config, tmp_path, progress=False)
   accuracy = [h['val_accuracy'] for h in result.history]
