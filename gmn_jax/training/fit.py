@@ -198,9 +198,8 @@ def predict(model: nn.Module, params, data: GraphSet, indices: np.ndarray,
   budget = data.budget(place.shard_size)
   fn = place.jit(_predict_fn(model, loss, place.mesh is not None))
   params = place.state(params)
-  outs = [(fn(params, g), m)  # dispatched while the host pads the next batch
-          for g, _, _, m in place.batches(data, indices, batch_size, budget)]
-  out = [np.asarray(o)[m] for o, m in outs]
+  out = [np.asarray(fn(params, g))[m]
+         for g, _, _, m in place.batches(data, indices, batch_size, budget)]
   return np.concatenate(out) if out else np.zeros(0, np.float32)
 
 
@@ -290,32 +289,25 @@ def fit(model: nn.Module, data: GraphSet, train: np.ndarray, val: np.ndarray,
     order = rng.permutation(train)
     params, opt_state, losses = state['params'], state['opt_state'], []
     steps = plans[epoch]
-
-    def settle(step: int) -> None:  # read a step's loss; stop before a checkpoint saves NaN
-      losses[step] = float(losses[step])
-      if not np.isfinite(losses[step]):
-        raise FloatingPointError(
-            f'{name}: the training loss is not finite at epoch {epoch + 1}, step {step + 1}; '
-            f'the batch held samples {np.concatenate(steps[step]).tolist()}. Their inputs are '
-            'probably huge or not finite (e.g. diverged networks): drop them and start again. '
-            'The checkpoints of the epochs before are kept.')
-
     batches = place.batches(data, order, config.batch_size, budget,
                             rng if config.augment else None, config.max_scale)
     for step, (graphs, targets, mask, _) in enumerate(progress_lib.bar(
         batches, enabled=progress, total=len(steps),
         desc=f'{name} epoch {epoch + 1}/{config.epochs}', leave=False)):
       params, opt_state, loss = train_step(params, opt_state, graphs, targets, mask)
+      loss = float(loss)
+      if not np.isfinite(loss):  # stop before a checkpoint saves NaN parameters
+        chunk = np.concatenate(steps[step])
+        raise FloatingPointError(
+            f'{name}: the training loss is not finite at epoch {epoch + 1}, step {step + 1}; '
+            f'the batch held samples {chunk.tolist()}. Their inputs are probably huge or not '
+            'finite (e.g. diverged networks): drop them and start again. The checkpoints of '
+            'the epochs before are kept.')
       losses.append(loss)
-      if step:  # the previous step's loss: the host builds the next batch while this one runs
-        settle(step - 1)
-    if losses:
-      settle(len(losses) - 1)
     record = {'epoch': epoch + 1, 'train_loss': float(np.mean(losses))}
     if len(val):
-      outs = [(evaluate(params, g), m)  # dispatched while the host pads the next batch
-              for g, _, _, m in place.batches(data, val, config.batch_size, budget)]
-      preds = np.concatenate([np.asarray(out)[m] for out, m in outs])
+      preds = np.concatenate([np.asarray(evaluate(params, g))[m] for g, _, _, m in
+                              place.batches(data, val, config.batch_size, budget)])
       score = metrics.regression if config.loss == 'mse' else metrics.classification
       record.update({f'val_{k}': v for k, v in score(data.targets[val], preds).items()})
     else:  # nothing to validate on: keep the last epoch
