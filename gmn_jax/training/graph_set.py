@@ -105,6 +105,10 @@ class GraphSet:
     """
     per_shard = batch_size // shards
     n_node, n_edge = budget.n_node - 1, budget.n_edge
+    largest = self._sizes[np.unique(self.template_of[indices])].max(axis=0, initial=0)
+    if per_shard * largest[0] <= n_node and per_shard * largest[1] <= n_edge:  # never cut
+      runs = [indices[k:k + per_shard] for k in range(0, len(indices), per_shard)]
+      return [runs[s:s + shards] for s in range(0, len(runs), shards)]
     runs, start, nodes, edges = [], 0, 0, 0
     for k, (n, e) in enumerate(self._sizes[self.template_of[indices]]):
       if n > n_node or e > n_edge:
