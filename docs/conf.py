@@ -35,9 +35,9 @@ napoleon_use_rtype = False
 # `Attributes:` as fields of the class, so a dataclass field is not described twice.
 napoleon_use_ivar = True
 
+# Flags here are on whenever present (False included): leave out undoc-members and
+# show-inheritance, so only members with a docstring are listed.
 autodoc_default_options = {
-    'undoc-members': False,
-    'show-inheritance': False,
     'member-order': 'bysource',
 }
 autodoc_typehints = 'description'
@@ -47,6 +47,8 @@ autodoc_inherit_docstrings = False
 
 # Single backticks in docstrings are Python names (linked where documented), else code.
 default_role = 'py:obj'
+# A bare field name (`kernel_size`) can match several classes' attributes; that is not an error.
+suppress_warnings = ['ref.python']
 
 # No intersphinx: the build must work with no network.
 
