@@ -8,7 +8,7 @@ import os
 import sys
 
 # Document the checkout this file sits in, not an installed copy elsewhere.
-sys.path.insert(0, os.path.abspath('..'))
+sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), '..')))
 
 project = 'gmn_jax'
 author = 'gmn_jax contributors'
