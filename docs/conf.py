@@ -72,7 +72,7 @@ def _fix_docstrings(app, what, name, obj, options, lines):
 
 
 # Where each name that `gmn_jax` re-exports is documented, in stage order.
-_STAGES = ['graphs', 'metanets', 'zoos', 'training', 'io', 'testing', 'mesh', 'tasks',
+_STAGES = ['graphs', 'metanets', 'zoos', 'training', 'io', 'testing', 'mesh',
            'tasks.generalization', 'tasks.diverse_architectures', 'tasks.inr_classification',
            'tasks.inr_editing', 'tasks.learning_to_optimize']
 
