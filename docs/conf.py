@@ -61,6 +61,8 @@ html_static_path = []
 # rewritten: (module prefix, text, replacement). Remove an entry once its docstring is fixed.
 _DOCSTRING_FIXES = [
     ('gmn_jax.tasks.generalization', '|w|', '`|w|`'),
+    # s8-skeleton's package docstring introduces its indented file list without `::`.
+    ('gmn_jax.tasks', 'each filling the same slots.', 'each filling the same slots::'),
 ]
 
 
