@@ -208,7 +208,7 @@ def main():
                       'the default trace (symmetry safety net on)')
   parser.add_argument('--no-families', action='store_true', help='skip the per-family table')
   args = parser.parse_args()
-  if args.bert_base:  # first, on a fresh process: the number the README quotes
+  if args.bert_base:  # first, on a fresh process: the number docs/parameter_graph.md quotes
     bert_base_seconds(args.safety_net, report=lambda line: print(line, flush=True))
     if args.no_families:
       return

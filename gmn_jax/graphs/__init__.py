@@ -1,5 +1,5 @@
 """Stage 1, model → parameter graph: a Flax model (or a parameter pytree) in, a `ParameterGraph`
-out, and with it `jraph.GraphsTuple`s of any parameters of that architecture and back.
+out, and with it `jraph.GraphsTuple` graphs of any parameters of that architecture and back.
 
 `tracing/` reads the model's jaxpr into an `Architecture` (neuron groups, edges, per-neuron
 parameters, symmetry constraints); `from_params` walks a plain Dense/Conv chain without model

@@ -193,7 +193,7 @@ def convert_checkpoint(path: str | os.PathLike, model: Any = None, *,
       for a plain Dense/Conv chain (walked with `gmn_jax.from_params`) or a transformers
       directory.
     model_args: keyword arguments for the class or factory (nnx gets `rngs` automatically).
-    inputs: example inputs (arrays, shapes, or `jax.ShapeDtypeStruct`s; batch size 1 is
+    inputs: example inputs (arrays, shapes, or `jax.ShapeDtypeStruct` values; batch size 1 is
       enough); needed with a model; optional for a transformers directory (default: 8 token
       ids, or an image or audio of the config's size).
     call_kwargs: keyword arguments held fixed when calling the model (e.g. `train=False`).

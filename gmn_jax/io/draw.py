@@ -266,7 +266,7 @@ def draw_graph(graph, pg: Any = None, *, index: int = 0, ax=None,
     max_weight_edges: in the neuron picture, draw only this many weight edges, the largest
       (relative to their layer's scale).
     weight_scale: 'layer' colours each operation's weights relative to their own scale (98th
-      percentile of |w|), so that small kernels and large dense weights both show; 'global'
+      percentile of `|w|`), so that small kernels and large dense weights both show; 'global'
       uses one scale for the whole graph (compare values across layers).
 
   Returns:

@@ -165,7 +165,7 @@ class ScaleGMN(nn.Module):
     num_layers: message-passing blocks.
     bidirectional: also pass messages against the edge direction (ScaleGMN-B). Off by
       default: the reciprocal of a near-zero weight's edge state is large (up to 1 / ε), and
-      on the CNN zoo such messages kept the B variant from training (see the README).
+      on the CNN zoo such messages kept the B variant from training (docs/scalegmn.md).
     reciprocal_backward: backward messages read `reciprocal(e)` (equivariant); False
       reproduces the released ScaleGMN-B, which reads `e` and is not scale-equivariant (kept
       only to test that defect).
