@@ -324,7 +324,9 @@ class ParameterGraph:
     lines.append('  groups: [layer] kind size  module  <- parameters')
     for i, g in enumerate(arch.groups):
       params = ', '.join(dict.fromkeys(owners.get(i, [])))
-      lines.append(f'    [{g.depth:2d}] {g.kind.name.lower():6s} {g.size:5d}  {g.name}'
+      # the nodes' own types: a group made hidden becomes output when the model returns it
+      kind = '/'.join(NodeType(t).name.lower() for t in np.unique(s.node_type[g.ids]))
+      lines.append(f'    [{g.depth:2d}] {kind:6s} {g.size:5d}  {g.name}'
                    + (f'  <- {params}' if params else ''))
     return '\n'.join(lines)
 
