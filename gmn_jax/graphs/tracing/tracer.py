@@ -166,11 +166,15 @@ def trace_function(apply, variables, *example_args, check_symmetries: int = 2):
       raise
     except UnsupportedModelError as e:
       errors.append(e)
-  if len(errors) == 1:
+  # each different error once: a reading that fails the same way adds nothing to read
+  first = {}
+  for reading, e in zip(readings, errors):
+    first.setdefault(str(e), reading)
+  if len(first) == 1:
     raise errors[0]
   raise UnsupportedModelError('\n'.join(
-      [str(errors[0])] + [f'(read with the float inputs\' feature axis {reading}: {e})'
-                          for reading, e in zip(readings[1:], errors[1:])])) from None
+      [str(errors[0])] + [f'(read with the float inputs\' feature axis {reading}: {text})'
+                          for text, reading in list(first.items())[1:]])) from None
 
 
 def _trace(apply, variables, example_args, check_symmetries: int, reading: str):
