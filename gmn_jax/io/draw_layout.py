@@ -107,8 +107,9 @@ def node_labels(groups: list[dict[str, Any]], nodes, edges, receivers) -> list[s
     labels.append(text)
   # Groups of one layer made in one module (a three-way sum done as two sums) would share a
   # name in one column: number them.
-  keys = [(g['depth'], t) for g, t in zip(groups, labels)]
-  for key in {k for k in keys if keys.count(k) > 1}:
+  keys = [(g['depth'], t) if g['kind'] in (NodeType.HIDDEN, NodeType.OUTPUT) else i
+          for i, (g, t) in enumerate(zip(groups, labels))]
+  for key in {k for k in keys if isinstance(k, tuple) and keys.count(k) > 1}:
     for n, i in enumerate(i for i, k in enumerate(keys) if k == key):
       labels[i] = f'{key[1]} {n + 1}'
   return [text + (' = output' if i in has_output and text != 'output' else '')
