@@ -139,7 +139,7 @@ def step_numbers(path: str | os.PathLike) -> list[int]:
 
 
 def latest_unreadable(error: ConversionError, latest: int, steps: list[int]) -> ConversionError:
-  """`error` (about the latest step, read by default) with the `--step` that reads an earlier one."""
+  """`error` (about the default, latest step) with the `--step` that reads an earlier one."""
   earlier = [s for s in steps if s != latest]
   if error.exit_code != NOT_CHECKPOINT or not earlier:
     return error
