@@ -154,6 +154,9 @@ class ParameterGraph:
     """The parameter graph of `variables`, as a `jraph.GraphsTuple` holding one graph.
 
     Jittable, and `jax.vmap(pg.encode)` converts a zoo stacked on a leading axis in one call.
+    Under jit or vmap a NaN or infinite parameter cannot be refused here (the values are
+    traced) and enters the graph: check a zoo on the host with `gmn_jax.graphs.finite`, as the
+    library's zoo readers and encoders do.
 
     Args:
       variables: a pytree with the structure and shapes the model was traced with (for nnx,
