@@ -58,9 +58,10 @@ def check_rows(tree: Any, where: str) -> None:
   """
   ok = finite_rows(tree)
   if not ok.all():
-    raise ValueError(f'{where}: {describe_rows(np.flatnonzero(~ok))} of {len(ok)} hold NaN or '
-                     'infinite parameters. Drop those networks from the zoo (or fit them '
-                     'again) before encoding.')
+    bad = np.flatnonzero(~ok)
+    raise ValueError(f'{where}: {describe_rows(bad)} of {len(ok)} '
+                     f'{"holds" if len(bad) == 1 else "hold"} NaN or infinite parameters. Drop '
+                     'those networks from the zoo (or fit them again) before encoding.')
 
 
 def check_encoded(graphs: Any, where: str) -> None:
@@ -77,7 +78,8 @@ def check_encoded(graphs: Any, where: str) -> None:
   parts = {'nodes': graphs.nodes, 'edges': graphs.edges, 'globals': graphs.globals}
   ok = finite_rows({k: v for k, v in parts.items() if v is not None})
   if not ok.all():
-    raise ValueError(f'{where}: {describe_rows(np.flatnonzero(~ok))} of {len(ok)} encode to NaN '
-                     'or infinite features (non-finite parameters, or probe outputs that '
-                     'overflow). Drop those networks from the zoo (or fit them again) before '
-                     'encoding.')
+    bad = np.flatnonzero(~ok)
+    raise ValueError(f'{where}: {describe_rows(bad)} of {len(ok)} '
+                     f'{"encodes" if len(bad) == 1 else "encode"} to NaN or infinite features '
+                     '(non-finite parameters, or probe outputs that overflow). Drop those '
+                     'networks from the zoo (or fit them again) before encoding.')

@@ -42,7 +42,7 @@ def test_nan_enters_silently_under_vmap_and_the_host_check_catches_it(traced):
   params['params']['Dense_0']['kernel'][2, 1, 1] = np.nan
   stacked = jax.jit(jax.vmap(pg.encode))(params)  # no error: why the check is on the host
   assert np.isnan(np.asarray(stacked.edges['weight'])[2]).any()
-  with pytest.raises(ValueError, match=r'zoo: 1 row \(2\) of 4 encode to NaN'):
+  with pytest.raises(ValueError, match=r'zoo: 1 row \(2\) of 4 encodes to NaN'):
     finite.check_encoded(stacked, 'zoo')
   finite.check_encoded(jax.jit(jax.vmap(pg.encode))(_stacked_mlp()), 'zoo')  # control
 
