@@ -212,3 +212,10 @@ def test_every_public_name_resolves():
   assert set(gmn_jax.__all__) <= set(dir(gmn_jax))
   with pytest.raises(AttributeError, match='no_such_name'):
     gmn_jax.no_such_name  # pylint: disable=pointless-statement
+
+
+def test_help_lists_the_output_exit_code(capsys):
+  with pytest.raises(SystemExit):
+    convert_cli.main(['--help'])
+  text = capsys.readouterr().out
+  assert '\n  9  an output cannot be written' in text, text
