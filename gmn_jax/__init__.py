@@ -6,31 +6,36 @@ metrics) → `tasks` (one experiment each); `io` holds checkpoints, graph files 
 The names below are re-exported from them.
 """
 
-from gmn_jax import graphs, io, mesh, metanets, tasks, training, zoos
-from gmn_jax import testing  # pylint: disable=g-bad-import-order
-from gmn_jax.graphs import (EdgeType, NodeType, ParameterGraph, Symmetry, SymmetryError,
-                            UnsupportedModelError, check_symmetries, from_params, trace,
-                            trace_function)
-from gmn_jax.io import convert_checkpoint, draw_graph, load_graphs, save_graphs
-from gmn_jax.metanets import (DMC, GMN, NGGNN, NGT, Budget, EdgeDeepSets, Editor, FlatEditor,
-                              LayerStatistics, LearnedProbes, Metanetwork, ParameterDeepSets,
-                              ScaleGMN, StatNN, WeightMLP, batch, budget_for, fit_layer_statistics,
-                              graph_mask, mean_log_degree, pad_features, round_edges,
-                              shard_edges, standardize_per_layer, unbatch, with_scaling_kinds)
-from gmn_jax.mesh import initialize_distributed, make_mesh
-from gmn_jax.tasks import EditingConfig
-from gmn_jax.tasks.generalization import GeneralizationConfig, train_and_evaluate
-from gmn_jax.tasks.inr_classification import InrClassificationConfig
-from gmn_jax.tasks.learning_to_optimize import LearningToOptimizeConfig
-from gmn_jax.training import (FitResult, GraphRule, GraphSet, LearnedOptimizer, PerParameterLSTM,
-                              PerParameterMLP, TrainConfig, fit, predict)
-from gmn_jax.zoos import (DiverseNet, DiverseZoo, DiverseZooConfig, ImageDataset, InrZoo,
-                          InrZooConfig, NetSpec, PublishedInrs, Siren, SmallCNN, Zoo, ZooArchitecture, ZooConfig,
-                          ZooError, generate_diverse_zoo, generate_inr_zoo, generate_zoo,
-                          load_dataset, load_diverse_zoo, load_dwsnets_inrs, load_inr_zoo,
-                          load_nfn_sirens,
-                          load_zoo, read_torch_state_dict,
-                          read_small_cnn_zoo, write_small_cnn_zoo)
+import importlib
+
+_SUBPACKAGES = ('graphs', 'io', 'mesh', 'metanets', 'tasks', 'training', 'zoos', 'testing')
+# Where each public name lives; imported on first use (PEP 562), so that `import gmn_jax`
+# and `gmn-convert --help` do not pay for jax, flax and optax until a name is used.
+_PUBLIC = {name: module for module, names in {
+    'gmn_jax.graphs': ('EdgeType', 'NodeType', 'ParameterGraph', 'Symmetry', 'SymmetryError',
+                       'UnsupportedModelError', 'check_symmetries', 'from_params', 'trace',
+                       'trace_function'),
+    'gmn_jax.io': ('convert_checkpoint', 'draw_graph', 'load_graphs', 'save_graphs'),
+    'gmn_jax.metanets': ('DMC', 'GMN', 'NGGNN', 'NGT', 'Budget', 'EdgeDeepSets', 'Editor',
+                         'FlatEditor', 'LayerStatistics', 'LearnedProbes', 'Metanetwork',
+                         'ParameterDeepSets', 'ScaleGMN', 'StatNN', 'WeightMLP', 'batch',
+                         'budget_for', 'fit_layer_statistics', 'graph_mask', 'mean_log_degree',
+                         'pad_features', 'round_edges', 'shard_edges', 'standardize_per_layer',
+                         'unbatch', 'with_scaling_kinds'),
+    'gmn_jax.mesh': ('initialize_distributed', 'make_mesh'),
+    'gmn_jax.tasks': ('EditingConfig',),
+    'gmn_jax.tasks.generalization': ('GeneralizationConfig', 'train_and_evaluate'),
+    'gmn_jax.tasks.inr_classification': ('InrClassificationConfig',),
+    'gmn_jax.tasks.learning_to_optimize': ('LearningToOptimizeConfig',),
+    'gmn_jax.training': ('FitResult', 'GraphRule', 'GraphSet', 'LearnedOptimizer',
+                         'PerParameterLSTM', 'PerParameterMLP', 'TrainConfig', 'fit', 'predict'),
+    'gmn_jax.zoos': ('DiverseNet', 'DiverseZoo', 'DiverseZooConfig', 'ImageDataset', 'InrZoo',
+                     'InrZooConfig', 'NetSpec', 'PublishedInrs', 'Siren', 'SmallCNN', 'Zoo',
+                     'ZooArchitecture', 'ZooConfig', 'ZooError', 'generate_diverse_zoo',
+                     'generate_inr_zoo', 'generate_zoo', 'load_dataset', 'load_diverse_zoo',
+                     'load_dwsnets_inrs', 'load_inr_zoo', 'load_nfn_sirens', 'load_zoo',
+                     'read_torch_state_dict', 'read_small_cnn_zoo', 'write_small_cnn_zoo'),
+}.items() for name in names}
 
 __all__ = [
     'graphs', 'io', 'mesh', 'metanets', 'tasks', 'testing', 'training', 'zoos',
@@ -55,3 +60,17 @@ __all__ = [
     'UnsupportedModelError', 'check_symmetries', 'from_params', 'trace', 'trace_function',
     'convert_checkpoint', 'draw_graph', 'load_graphs', 'save_graphs',
 ]
+
+
+def __getattr__(name: str):
+  if name in _SUBPACKAGES:
+    return importlib.import_module(f'gmn_jax.{name}')
+  if name in _PUBLIC:
+    value = getattr(importlib.import_module(_PUBLIC[name]), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+  raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
+
+
+def __dir__():
+  return sorted(set(globals()) | set(__all__))

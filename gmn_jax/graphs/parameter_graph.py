@@ -154,6 +154,9 @@ class ParameterGraph:
     """The parameter graph of `variables`, as a `jraph.GraphsTuple` holding one graph.
 
     Jittable, and `jax.vmap(pg.encode)` converts a zoo stacked on a leading axis in one call.
+    Under jit or vmap a NaN or infinite parameter cannot be refused here (the values are
+    traced) and enters the graph: check a zoo on the host with `gmn_jax.graphs.finite`, as the
+    library's zoo readers and encoders do.
 
     Args:
       variables: a pytree with the structure and shapes the model was traced with (for nnx,
@@ -324,7 +327,9 @@ class ParameterGraph:
     lines.append('  groups: [layer] kind size  module  <- parameters')
     for i, g in enumerate(arch.groups):
       params = ', '.join(dict.fromkeys(owners.get(i, [])))
-      lines.append(f'    [{g.depth:2d}] {g.kind.name.lower():6s} {g.size:5d}  {g.name}'
+      # the nodes' own types: a group made hidden becomes output when the model returns it
+      kind = '/'.join(NodeType(t).name.lower() for t in np.unique(s.node_type[g.ids]))
+      lines.append(f'    [{g.depth:2d}] {kind:6s} {g.size:5d}  {g.name}'
                    + (f'  <- {params}' if params else ''))
     return '\n'.join(lines)
 

@@ -2,10 +2,26 @@
 model directories) to parameter graphs
 (`convert_checkpoint`, the `gmn-convert` command in `cli`), graph files (`save_graphs`,
 `load_graphs`) and pictures (`draw_graph`). Reads `graphs` and `metanets` (padding) only.
+
+The names are imported on first use (PEP 562), so that the command line answers `--help`
+without importing jax.
 """
 
-from gmn_jax.io.convert import convert_checkpoint
-from gmn_jax.io.draw import draw_graph
-from gmn_jax.io.graph_files import load_graphs, save_graphs
+import importlib
+
+_PUBLIC = {'convert_checkpoint': 'gmn_jax.io.convert', 'draw_graph': 'gmn_jax.io.draw',
+           'load_graphs': 'gmn_jax.io.graph_files', 'save_graphs': 'gmn_jax.io.graph_files'}
 
 __all__ = ['convert_checkpoint', 'draw_graph', 'load_graphs', 'save_graphs']
+
+
+def __getattr__(name: str):
+  if name in _PUBLIC:
+    value = getattr(importlib.import_module(_PUBLIC[name]), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+  raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
+
+
+def __dir__():
+  return sorted(set(globals()) | set(__all__))

@@ -22,36 +22,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-Path = tuple[str, ...]
+from gmn_jax.io.exit_codes import (EXIT_CODES, MISMATCH, MISSING, NO_PARAMETERS,  # re-exported
+                                   NOT_CHECKPOINT, NOT_IMPORTABLE, UNSUPPORTED, UNWRITABLE,
+                                   USAGE, ConversionError)
 
-EXIT_CODES = {
-    0: 'the graph was written',
-    2: 'usage: bad or missing arguments (argparse), or an ambiguous checkpoint (pass --step or '
-       '--item)',
-    3: 'the checkpoint path does not exist',
-    4: 'the path is not a checkpoint gmn-convert can read: not an orbax checkpoint, a corrupt '
-       'or truncated msgpack file, or a transformers directory without Flax weights '
-       '(flax_model.msgpack)',
-    5: 'the checkpoint holds no parameters (no floating-point arrays)',
-    6: 'the model (--model package.module:ClassName) cannot be imported or built',
-    7: 'the parameters do not fit the model (missing paths or different shapes)',
-    8: 'the model cannot be converted: not a plain Dense/Conv chain (without --model), the model '
-       'fails on the example input, or it computes something a parameter graph cannot '
-       'represent',
-}
-USAGE, MISSING, NOT_CHECKPOINT, NO_PARAMETERS, NOT_IMPORTABLE, MISMATCH, UNSUPPORTED = (
-    2, 3, 4, 5, 6, 7, 8)
+Path = tuple[str, ...]
 
 _ITEM_FILES = ('_METADATA', 'manifest.ocdbt', '_sharding', 'checkpoint')
 _PREFERRED_ITEMS = ('params', 'state', 'train_state', 'model', 'default')
-
-
-class ConversionError(Exception):
-  """A checkpoint cannot be converted; `exit_code` is what `gmn-convert` exits with."""
-
-  def __init__(self, exit_code: int, message: str):
-    super().__init__(message)
-    self.exit_code = exit_code
 
 
 # ---- finding the item -----------------------------------------------------------------------
@@ -146,7 +124,28 @@ def locate(path: str | os.PathLike, *, step: int | None = None, all_steps: bool 
     chosen = [step]
   else:
     chosen = [max(steps)]
-  return [(s, _item_in_step(steps[s], item)) for s in chosen]
+  try:
+    return [(s, _item_in_step(steps[s], item)) for s in chosen]
+  except ConversionError as e:
+    if step is None and not all_steps:
+      raise latest_unreadable(e, chosen[0], list(steps)) from e
+    raise
+
+
+def step_numbers(path: str | os.PathLike) -> list[int]:
+  """The numbered steps of a `CheckpointManager` directory, in order (empty for other paths)."""
+  path = pathlib.Path(path).expanduser()
+  return list(_steps(path)) if path.is_dir() and not _is_item(path) else []
+
+
+def latest_unreadable(error: ConversionError, latest: int, steps: list[int]) -> ConversionError:
+  """`error` (about the default, latest step) with the `--step` that reads an earlier one."""
+  earlier = [s for s in steps if s != latest]
+  if error.exit_code != NOT_CHECKPOINT or not earlier:
+    return error
+  return ConversionError(error.exit_code, f'{error}\nThe latest step ({latest}) cannot be read '
+                         '(an interrupted or corrupt save?); pass --step '
+                         f'{earlier[-1]} to read the one before it (steps: {steps}).')
 
 
 # ---- reading the item -----------------------------------------------------------------------
@@ -160,7 +159,7 @@ def _checkpointer():
 def _metadata_tree(item_dir: pathlib.Path) -> Any:
   ocp, checkpointer = _checkpointer()
   try:
-    metadata = checkpointer.metadata(item_dir)
+    metadata = checkpointer.metadata(item_dir.absolute())  # orbax refuses relative paths
   except Exception as e:  # pylint: disable=broad-except
     raise ConversionError(NOT_CHECKPOINT, f'orbax cannot read {item_dir}: {type(e).__name__}: '
                           f'{e}') from e
@@ -204,7 +203,8 @@ def restore(item_dir: pathlib.Path) -> Any:
   restore_args = jax.tree_util.tree_map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray),
                                         tree)
   try:
-    return checkpointer.restore(item_dir, args=ocp.args.PyTreeRestore(restore_args=restore_args))
+    return checkpointer.restore(item_dir.absolute(),
+                                args=ocp.args.PyTreeRestore(restore_args=restore_args))
   except Exception as e:  # pylint: disable=broad-except
     raise ConversionError(NOT_CHECKPOINT, f'orbax cannot restore {item_dir}: '
                           f'{type(e).__name__}: {e}') from e

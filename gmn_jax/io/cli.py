@@ -24,15 +24,24 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import pathlib
 import sys
+import tempfile
 import textwrap
 import warnings
 
-from gmn_jax.io.checkpoints import EXIT_CODES, ConversionError
-from gmn_jax.io.convert import Converted, convert_checkpoint
+# Only light imports here: `--help` and argument errors answer before jax is imported.
+from gmn_jax.io.exit_codes import EXIT_CODES, UNWRITABLE, USAGE, ConversionError
 
 __all__ = ['ConversionError', 'Converted', 'EXIT_CODES', 'convert_checkpoint', 'main']
+
+
+def __getattr__(name: str):
+  if name in ('Converted', 'convert_checkpoint'):  # imports jax: only when asked for
+    from gmn_jax.io import convert  # pylint: disable=g-import-not-at-top
+    return getattr(convert, name)
+  raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
 
 _EPILOG = 'exit codes:\n' + '\n'.join(
     textwrap.fill(text, 88, initial_indent=f'  {code}  ', subsequent_indent='     ')
@@ -139,9 +148,38 @@ def _default_output(checkpoint: str) -> pathlib.Path:
   return pathlib.Path(f'{name or "checkpoint"}.graph.npz')
 
 
-def main(argv=None) -> int:
-  """Runs the command; returns its exit code (see `EXIT_CODES`)."""
-  args = parser().parse_args(argv)
+def _check_output(path: pathlib.Path, flag: str) -> None:
+  """Raises ConversionError(9) unless `path` can be written (checked before converting)."""
+  folder = path.parent
+  if path.is_dir():
+    raise ConversionError(UNWRITABLE, f'{flag} {path} is a folder; name a file in it (e.g. '
+                          f'{path / ("graph" + (path.suffix or ".npz"))}).')
+  if not folder.is_dir():
+    what = 'is not a folder' if folder.exists() else 'does not exist'
+    raise ConversionError(UNWRITABLE, f'{flag} {path}: the folder {folder} {what}; create it '
+                          f'(mkdir -p {folder}) or write somewhere else.')
+  if not os.access(folder, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
+    raise ConversionError(UNWRITABLE, f'{flag} {path}: no permission to write '
+                          f'{path if path.exists() else "into " + str(folder)}; write somewhere '
+                          'else.')
+
+
+def _check_drawing(path: pathlib.Path) -> None:
+  """Raises ConversionError(2) unless matplotlib is installed and writes `path`'s file type."""
+  try:
+    from matplotlib.backend_bases import FigureCanvasBase  # pylint: disable=g-import-not-at-top
+  except ImportError as e:
+    raise ConversionError(USAGE, '--draw needs matplotlib: pip install matplotlib (or leave '
+                          'out --draw).') from e
+  kinds = FigureCanvasBase.get_supported_filetypes()
+  kind = path.suffix[1:].lower()
+  if kind not in kinds:
+    what = f'.{kind} is not a file type matplotlib writes' if kind else 'has no file extension'
+    raise ConversionError(USAGE, f'--draw {path}: {what}; use one of '
+                          f'{", ".join(sorted(kinds))} (e.g. --draw graph.png).')
+
+
+def _quiet_logs() -> None:
   # orbax and absl log every restore; keep the output to what the user asked for.
   logging.getLogger('absl').setLevel(logging.ERROR)
   warnings.filterwarnings('ignore', module='orbax')
@@ -150,7 +188,44 @@ def main(argv=None) -> int:
     absl_logging.set_verbosity(absl_logging.ERROR)
   except ImportError:
     pass
-  from gmn_jax.io.graph_files import save_graphs  # pylint: disable=g-import-not-at-top
+
+
+def _draw(conv, path: pathlib.Path) -> pathlib.Path:
+  """Draws the last graph into a temporary file beside `path` (renamed once all is written)."""
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use('Agg')  # a file, never a window
+  from gmn_jax.io.draw import draw_graph  # pylint: disable=g-import-not-at-top
+  from gmn_jax.io.graph_files import file_mode  # pylint: disable=g-import-not-at-top
+  fd, tmp = tempfile.mkstemp(prefix=f'.{path.stem}.', suffix=path.suffix, dir=path.parent)
+  os.close(fd)
+  try:
+    title = f'{conv.model}' + (f', step {conv.steps[-1]}' if conv.steps[-1] is not None else '')
+    draw_graph(conv.graphs[-1], conv.pg, path=tmp, title=title)
+    os.chmod(tmp, file_mode())
+  except BaseException:
+    pathlib.Path(tmp).unlink(missing_ok=True)
+    raise
+  return pathlib.Path(tmp)
+
+
+def main(argv=None) -> int:
+  """Runs the command; returns its exit code (see `EXIT_CODES`). Writes nothing unless 0."""
+  args = parser().parse_args(argv)
+  output = pathlib.Path(args.output) if args.output else _default_output(args.checkpoint)
+  if output.suffix != '.npz':  # as save_graphs names it
+    output = output.with_name(output.name + '.npz')
+  drawing = pathlib.Path(args.draw) if args.draw else None
+  try:
+    _check_output(output, '-o')
+    if drawing is not None:
+      _check_drawing(drawing)
+      _check_output(drawing, '--draw')
+  except ConversionError as e:
+    print(f'gmn-convert: error: {e}', file=sys.stderr)
+    return e.exit_code
+  _quiet_logs()
+  from gmn_jax.io import graph_files  # pylint: disable=g-import-not-at-top
+  from gmn_jax.io.convert import convert_checkpoint  # pylint: disable=g-import-not-at-top
   try:
     conv = convert_checkpoint(
         args.checkpoint, args.model, model_args=args.model_args, inputs=args.input_shape,
@@ -160,28 +235,27 @@ def main(argv=None) -> int:
   except ConversionError as e:
     print(f'gmn-convert: error: {e}', file=sys.stderr)
     return e.exit_code
-  output = pathlib.Path(args.output) if args.output else _default_output(args.checkpoint)
   steps = conv.steps if any(s is not None for s in conv.steps) else None
-  written = save_graphs(output, conv.graphs, pg=conv.pg, steps=steps, metadata={
-      'checkpoint': str(pathlib.Path(args.checkpoint).expanduser().resolve()),
-      'items': [str(i) for i in conv.items], 'model': args.model or conv.model,
-      'model_args': args.model_args, 'variables_at': conv.prefix})
+  drawn = written = None
+  try:
+    drawn = _draw(conv, drawing) if drawing is not None else None
+    written = graph_files.save_graphs(output, conv.graphs, pg=conv.pg, steps=steps, metadata={
+        'checkpoint': str(pathlib.Path(args.checkpoint).expanduser().resolve()),
+        'items': [str(i) for i in conv.items], 'model': args.model or conv.model,
+        'model_args': args.model_args, 'variables_at': conv.prefix})
+    if drawn is not None:
+      os.replace(drawn, drawing)
+  except OSError as e:  # checked above, but the disk can still refuse (full, permissions)
+    for path in (drawn, written):
+      if path is not None:
+        pathlib.Path(path).unlink(missing_ok=True)
+    print(f'gmn-convert: error: cannot write {e.filename or output}: {e.strerror or e}; nothing '
+          'was written.', file=sys.stderr)
+    return UNWRITABLE
   if not args.quiet:
     print(conv.report())
     print(f'wrote {written} ({len(conv.graphs)} graph{"s" * (len(conv.graphs) != 1)}; '
           'read it with gmn_jax.load_graphs)')
-  if args.draw:
-    from gmn_jax.io.draw import draw_graph  # pylint: disable=g-import-not-at-top
-    try:
-      import matplotlib  # pylint: disable=g-import-not-at-top
-      matplotlib.use('Agg')  # a file, never a window
-    except ImportError:
-      print('gmn-convert: error: --draw needs matplotlib: pip install matplotlib (the graph '
-            f'was written to {written}).', file=sys.stderr)
-      return 2
-    title = f'{conv.model}' + (f', step {conv.steps[-1]}' if conv.steps[-1] is not None else '')
-    draw_graph(conv.graphs[-1], conv.pg, path=args.draw, title=title)
-    if not args.quiet:
-      print(f'drew {args.draw}')
+    if drawing is not None:
+      print(f'drew {drawing}')
   return 0
-

@@ -31,8 +31,9 @@ import numpy as np
 
 from gmn_jax.io.model_spec import (build_model, example_inputs, is_nnx_module, linen_template,
                                    model_failed)
-from gmn_jax.io.checkpoints import (MISMATCH, NO_PARAMETERS, UNSUPPORTED, USAGE, ConversionError,
-                                    Path, float_leaves, flatten, locate, restore)
+from gmn_jax.io.checkpoints import (MISMATCH, NO_PARAMETERS, NOT_CHECKPOINT, UNSUPPORTED, USAGE,
+                                    ConversionError, Path, float_leaves, flatten,
+                                    latest_unreadable, locate, restore, step_numbers)
 from gmn_jax.io.transformers_dirs import is_transformers_dir, load_transformers_dir
 
 
@@ -88,8 +89,15 @@ def _prefixes(flat: Mapping[Path, Any]) -> list[Path]:
   return sorted(found, key=lambda p: (len(p), p))
 
 
-def match(flat: Mapping[Path, Any], expected: Mapping[Path, tuple[int, ...]]) -> Path:
+_CHECK_MODEL = ('Check --model-args (layer sizes) and --input-shape, and that the checkpoint '
+                'was saved from this model.')
+
+
+def match(flat: Mapping[Path, Any], expected: Mapping[Path, tuple[int, ...]],
+          fix: str = _CHECK_MODEL) -> Path:
   """The prefix under which `flat` holds every path of `expected` with the expected shape.
+
+  `fix` ends the error message: what to do.
 
   Raises:
     ConversionError(7): naming the missing paths and the shapes that differ, at the best
@@ -116,8 +124,7 @@ def match(flat: Mapping[Path, Any], expected: Mapping[Path, tuple[int, ...]]) ->
     lines.append(f'  {_show(e)}: missing from the checkpoint (model shape {expected[e]})')
   if len(wrong) + len(missing) > 20:
     lines.append(f'  ... {len(wrong) + len(missing) - 20} more')
-  lines.append('Check --model-args (layer sizes) and --input-shape, and that the checkpoint '
-               'was saved from this model.')
+  lines.append(fix)
   raise ConversionError(MISMATCH, '\n'.join(lines))
 
 
@@ -131,6 +138,33 @@ def _fill(template: Any, flat: Mapping[Path, Any], prefix: Path) -> Any:
     key = tuple(str(getattr(k, 'key', getattr(k, 'idx', getattr(k, 'name', k)))) for k in path)
     return np.asarray(flat[prefix + key])
   return jax.tree_util.tree_map_with_path(leaf, template)
+
+
+def _read_item(item_dir: pathlib.Path, where: str) -> dict[Path, Any]:
+  """The float leaves of one item, all finite (`_check_finite`)."""
+  return _check_finite(float_leaves(restore(item_dir)), where)
+
+
+def _as_float(leaf: Any) -> np.ndarray:
+  a = np.asarray(leaf)
+  return a if a.dtype.kind == 'f' else a.astype(np.float32)  # bfloat16 and other ml_dtypes
+
+
+def _check_finite(flat: dict[Path, Any], where: str) -> dict[Path, Any]:
+  """`flat`, checked: finite values only.
+
+  Raises:
+    ConversionError(4): NaN or infinite values (overwritten bytes, or a diverged run), naming
+      the arrays.
+  """
+  bad = [p for p, leaf in flat.items() if not np.isfinite(_as_float(leaf)).all()]
+  if bad:
+    raise ConversionError(NOT_CHECKPOINT, f'{where} holds NaN or infinite values in {len(bad)} '
+                          f'of its {len(flat)} float arrays ({", ".join(map(_show, bad[:5]))}'
+                          f'{", ..." if len(bad) > 5 else ""}): a corrupt file (overwritten '
+                          'bytes) or parameters saved from a diverged training run. Save or '
+                          'download it again, or convert another checkpoint.')
+  return flat
 
 
 # ---- models ---------------------------------------------------------------------------------
@@ -230,8 +264,13 @@ def convert_checkpoint(path: str | os.PathLike, model: Any = None, *,
                             '--input-shape (e.g. 1,28,28,1; 1,16:int32 for token ids).')
   graphs, variables, n_float = [], None, 0
   for s, item_dir in located:
-    flat = float_leaves(restore(item_dir))
     where = f'{item_dir}' + (f' (step {s})' if s is not None else '')
+    try:
+      flat = _read_item(item_dir, where)
+    except ConversionError as e:
+      if s is not None and step is None and not all_steps:
+        raise latest_unreadable(e, s, step_numbers(path)) from e
+      raise
     if not flat:
       raise ConversionError(NO_PARAMETERS, f'{where} holds no floating-point arrays, so no '
                             'parameters. Point gmn-convert at the checkpoint (or --item) that '
@@ -306,12 +345,15 @@ def _convert_transformers(path: pathlib.Path, inputs: Sequence[Any]) -> Converte
   """A transformers model directory: its Flax class, its weights, traced as its wrapper calls it."""
   from gmn_jax.graphs.tracing import trace_function  # pylint: disable=g-import-not-at-top
   loaded = load_transformers_dir(path, inputs)
-  flat = float_leaves(loaded.params)
+  flat = _check_finite(float_leaves(loaded.params), str(loaded.weights[0]))
   if not flat:
     raise ConversionError(NO_PARAMETERS, f'{loaded.weights[0]} holds no floating-point arrays, '
                           'so no parameters. Download the weights again.')
   expected = loaded.template['params']
-  prefix = match(flat, _expected(expected))
+  prefix = match(flat, _expected(expected), fix=(
+      f'{path / "config.json"} does not describe these weights: the config and the weights come '
+      'from different models, or the config was edited. Save the directory again '
+      '(save_pretrained) or download both files from the same model.'))
   variables = {'params': _fill(expected, flat, prefix)}
   try:
     pg = trace_function(loaded.call, variables, *loaded.inputs)

@@ -25,7 +25,7 @@ import numpy as np
 from gmn_jax.graphs.architecture import EdgeType, NodeType
 from gmn_jax.io.draw_layout import (CMAP, EDGE_STYLE, LEGEND_WIDTH, NODE_STYLE, add_legend,
                                     curved_segments, edge_values, layer_columns, neuron_groups,
-                                    new_figure, node_labels, one_graph)
+                                    new_figure, node_labels, one_graph, wrap_label)
 
 
 def _draw_neurons(nodes, edges, senders, receivers, groups, ax, title, weight_scale,
@@ -206,8 +206,8 @@ def _draw_groups(nodes, edges, senders, receivers, groups, ax, title, max_boxes:
     ax.add_patch(FancyBboxPatch((column[i] - box_w / 2, ypos[i] - heights[i] / 2), box_w,
                                 heights[i], boxstyle='round,pad=0.02', fc=colour, alpha=0.18,
                                 ec=colour, lw=1.0, zorder=3))
-    ax.text(column[i], ypos[i], labels[i].replace(' (', '\n('), ha='center', va='center',
-            fontsize=7, zorder=4)
+    ax.text(column[i], ypos[i], wrap_label(labels[i], 13), ha='center', va='center',
+            fontsize=7, zorder=4)  # 13 characters of 7 pt fit the box's width
   pairs: dict[tuple[int, int, int], int] = {}
   for a, b, t in zip(unit_of[senders], unit_of[receivers], edge_type):
     if a != b:

@@ -3,6 +3,7 @@ layer columns, curved edges, the figure and its legend. Host-side (numpy, matplo
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -103,10 +104,33 @@ def node_labels(groups: list[dict[str, Any]], nodes, edges, receivers) -> list[s
         text = f'{text}: sum' if len(parts[i]) > 1 else 'sum'
     if len(text) > 28:
       text = text[:27] + '\u2026'
-    if i in has_output and text != 'output':
-      text += ' = output'
-    labels.append(f'{text} ({g["size"]})')
-  return labels
+    labels.append(text)
+  # Groups of one layer made in one module (a three-way sum done as two sums) would share a
+  # name in one column: number them.
+  keys = [(g['depth'], t) if g['kind'] in (NodeType.HIDDEN, NodeType.OUTPUT) else i
+          for i, (g, t) in enumerate(zip(groups, labels))]
+  for key in {k for k in keys if isinstance(k, tuple) and keys.count(k) > 1}:
+    for n, i in enumerate(i for i, k in enumerate(keys) if k == key):
+      labels[i] = f'{key[1]} {n + 1}'
+  return [text + (' = output' if i in has_output and text != 'output' else '')
+          + f' ({g["size"]})' for i, (g, text) in enumerate(zip(groups, labels))]
+
+
+def wrap_label(text: str, width: int) -> str:
+  """`text` on lines of at most `width` characters, broken after '/', '_' or ' ' where it
+  can be (a module path has no spaces), the size in parentheses on a line of its own."""
+  name, _, size = text.rpartition(' (') if text.endswith(')') else (text, '', '')
+  pieces = re.findall(r'[^/_ ]*[/_ ]?', name)
+  lines = ['']
+  for piece in filter(None, pieces):
+    while len(piece) > width:  # a single piece longer than a line: cut it
+      lines += [piece[:width], '']
+      piece = piece[width:]
+    if len(lines[-1]) + len(piece.rstrip()) > width and lines[-1]:
+      lines.append('')
+    lines[-1] += piece
+  lines = [l.strip() for l in lines if l.strip()]
+  return '\n'.join(lines + ([f'({size}'] if size else []))
 
 
 def edge_values(edges) -> np.ndarray:

@@ -69,6 +69,13 @@ def _single_graphs(graphs: Any) -> list[jraph.GraphsTuple]:
   return out
 
 
+def file_mode() -> int:
+  """The mode a new file gets from the process umask (0o644 under the usual 022)."""
+  umask = os.umask(0o022)  # reading the umask means setting it; restored at once
+  os.umask(umask)
+  return 0o666 & ~umask
+
+
 def _groups_of(pg: Any) -> list[dict[str, Any]] | None:
   if pg is None:
     return None
@@ -82,7 +89,8 @@ def save_graphs(path: str | os.PathLike, graphs: Any, *, pg: Any = None,
   """Writes parameter graphs to one `.npz` file (layout in this module's docstring). Host-side.
 
   Args:
-    path: the file to write (`.npz` is appended if missing); written atomically.
+    path: the file to write (`.npz` is appended if missing; its folder is created if
+      missing); written atomically, with the mode the umask gives new files.
     graphs: a `jraph.GraphsTuple` (one graph, a `jraph.batch` of graphs, or graphs stacked on
       a leading axis by `jax.vmap(pg.encode)`), or a sequence of these.
     pg: the `ParameterGraph` the graphs come from, if any: its programs, operations and neuron
@@ -138,6 +146,7 @@ def save_graphs(path: str | os.PathLike, graphs: Any, *, pg: Any = None,
   try:
     with os.fdopen(fd, 'wb') as f:
       np.savez_compressed(f, **arrays)
+    os.chmod(tmp, file_mode())  # mkstemp's 0600 would hide the file from other users
     os.replace(tmp, path)
   except BaseException:
     pathlib.Path(tmp).unlink(missing_ok=True)

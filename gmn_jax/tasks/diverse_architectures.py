@@ -24,6 +24,7 @@ import flax.linen as nn
 import jax
 import numpy as np
 
+from gmn_jax.graphs import finite
 from gmn_jax.graphs.tracing import trace
 from gmn_jax.metanets.baselines import StatNN
 from gmn_jax.metanets.gmn import GMN
@@ -127,7 +128,9 @@ class Encoded:
 def encode_zoo(zoo: zoo_lib.DiverseZoo, probes: int = 0, max_abs_param: float = np.inf
                ) -> Encoded:
   """Traces each (architecture, activation) once and encodes its members in one vmapped call.
-  Networks whose parameters are not finite or exceed `max_abs_param` are dropped. Host-side."""
+  Networks whose parameters are not finite or exceed `max_abs_param` are dropped and counted
+  (`dropped`); an encoding that is still not finite (probe outputs that overflow) raises
+  ValueError naming its rows (`gmn_jax.graphs.finite`). Host-side."""
   inputs = (np.random.default_rng(0).standard_normal(
       (probes, *zoo.example_input().shape)).astype(np.float32) if probes else None)
   templates, stacked, tables, names, dropped = [], [], [], [], 0
@@ -137,7 +140,7 @@ def encode_zoo(zoo: zoo_lib.DiverseZoo, probes: int = 0, max_abs_param: float = 
       variables = jax.tree.map(lambda a: a[rows], group.variables)
       largest = np.max([np.abs(l).reshape(len(l), -1).max(1)
                         for l in jax.tree.leaves(variables)], axis=0)
-      kept = largest <= max_abs_param  # False for NaN
+      kept = (largest <= max_abs_param) & finite.finite_rows(variables)
       dropped += int((~kept).sum())
       if not kept.any():
         continue
@@ -146,6 +149,7 @@ def encode_zoo(zoo: zoo_lib.DiverseZoo, probes: int = 0, max_abs_param: float = 
                  zoo.example_input())
       templates.append(pg)
       stacked.append(jax.jit(jax.vmap(lambda v, pg=pg: pg.encode(v, inputs)))(variables))
+      finite.check_encoded(stacked[-1], f'zoo {group.spec.name} {act} (rows kept)')
       tables.append({k: v[rows] for k, v in group.table.items()})
       names.append(f'{group.spec.name} {act}')
   table = {k: np.concatenate([t[k] for t in tables]) for k in tables[0]}

@@ -33,6 +33,7 @@ from gmn_jax.metanets.gmn import GMN
 from gmn_jax.training.graph_set import GraphSet
 from gmn_jax.metanets.neural_graphs import NGGNN, NGT
 from gmn_jax.metanets.scalegmn import ScaleGMN, with_scaling_kinds
+from gmn_jax.graphs import finite
 from gmn_jax.graphs.tracing import trace
 from gmn_jax.training.fit import TrainConfig, fit, predict
 
@@ -191,7 +192,9 @@ def encode_zoo(zoo: zoo_lib.Zoo, probes: int = 0, max_abs_param: float = np.inf
                ) -> tuple[GraphSet, dict[str, np.ndarray], list, int]:
   """Traces each architecture (width x activation) once and encodes its rows in one vmapped
   call, with `probes` random-noise probe inputs (`probe_inputs`). Rows whose parameters are
-  not finite or exceed `max_abs_param` in magnitude are dropped (diverged)."""
+  not finite or exceed `max_abs_param` in magnitude are dropped (diverged) and counted; an
+  encoding that is still not finite (probe outputs that overflow) raises ValueError naming its
+  rows (`gmn_jax.graphs.finite`)."""
   inputs = probe_inputs(zoo, probes)
   templates, stacked, tables, archs, dropped = [], [], [], [], 0
   for width in zoo.widths:
@@ -199,7 +202,7 @@ def encode_zoo(zoo: zoo_lib.Zoo, probes: int = 0, max_abs_param: float = np.inf
       params, table = zoo.select(width, act)
       largest = np.max([np.abs(l).reshape(len(l), -1).max(1) for l in jax.tree.leaves(params)],
                        axis=0)  # NaN where a row has NaN
-      kept = largest <= max_abs_param
+      kept = (largest <= max_abs_param) & finite.finite_rows(params)
       dropped += int((~kept).sum())
       rows = np.flatnonzero(kept)
       if rows.size == 0:
@@ -210,6 +213,7 @@ def encode_zoo(zoo: zoo_lib.Zoo, probes: int = 0, max_abs_param: float = np.inf
       templates.append(pg)
       stacked.append(with_scaling_kinds(  # ScaleGMN reads each neuron's factor kind
           jax.jit(jax.vmap(lambda v, pg=pg: pg.encode(v, inputs)))(params), pg))
+      finite.check_encoded(stacked[-1], f'zoo width {width} {act} (rows kept)')
       tables.append({k: v[rows] for k, v in table.items()})
       archs.append((int(width), str(act)))
   table = {k: np.concatenate([t[k] for t in tables]) for k in tables[0]}

@@ -27,6 +27,7 @@ import flax.linen as nn
 import jax
 import numpy as np
 
+from gmn_jax.graphs import finite
 from gmn_jax.graphs.tracing import trace
 from gmn_jax.metanets.baselines import EdgeDeepSets, StatNN, WeightMLP
 from gmn_jax.metanets.gmn import GMN
@@ -187,7 +188,12 @@ def split_by_image(config: InrClassificationConfig, zoo: inr_zoo_lib.InrZoo
 
 def encode_inr_zoo(zoo: inr_zoo_lib.InrZoo) -> GraphSet:
   """Traces the zoo's SIREN once and encodes every INR in one vmapped call; targets are the
-  labels. Host-side driver."""
+  labels. Host-side driver.
+
+  Raises:
+    ValueError: INRs whose parameters are not finite, naming their rows.
+  """
+  finite.check_rows(zoo.params, 'INR zoo')  # under jit, encode cannot refuse NaN itself
   coords = zoo.coordinates()
   example = jax.tree.map(lambda a: a[0], zoo.params)
   pg = trace(zoo.model(), example, coords[:1])

@@ -38,6 +38,7 @@ import optax
 import orbax.checkpoint as ocp
 
 from gmn_jax import progress as progress_lib
+from gmn_jax.graphs import finite
 from gmn_jax.graphs.tracing import trace
 from gmn_jax.metanets.batching import Budget, batch
 from gmn_jax.metanets.editing import Editor, FlatEditor
@@ -134,6 +135,7 @@ class EditingData:
   def __init__(self, zoo: inr_zoo_lib.InrZoo, config: EditingConfig):
     self.zoo, self.config = zoo, config
     model, coords = zoo.model(), zoo.coordinates()
+    finite.check_rows(zoo.params, 'INR zoo')  # under jit, encode cannot refuse NaN itself
     first = jax.tree.map(lambda a: a[0], zoo.params)
     self.pg = trace(model, first, coords[:1])
     one = self.pg.encode(first)  # eagerly first: the template caches its static arrays

@@ -29,10 +29,12 @@ import io
 import os
 import pathlib
 import re
+import warnings
 from typing import Callable, Sequence
 
 import numpy as np
 
+from gmn_jax.graphs import finite
 from gmn_jax.zoos import small_cnn_zoo_architecture as arch_lib
 from gmn_jax.zoos import zoo as zoo_lib
 
@@ -145,16 +147,19 @@ def read_small_cnn_zoo(directory: str | os.PathLike, *, rows: Sequence[int] | No
     strides: of every convolution; by default `config.cnn_stride`, else 2.
     activation_column: the metrics column naming each run's activation ('relu' or 'tanh');
       by default `config.activation`. Copied into the table's `activation`.
-    log: called once with a description of the architecture and where each part came from.
+    log: called with a description of the architecture and where each part came from, and
+      with the rows dropped (see Returns); without it, dropped rows are a `UserWarning`.
 
   Returns:
     A `Zoo` with one width. Its metrics hold every metrics.csv column (`config.` stripped) and
     `member` (one id per `modeldir`, in order of appearance), `snapshot` (the row's rank by
     `step` within its run), `row` (the row of weights.npy), `width`, and `epoch` when the file
-    has one (else -1).
+    has one (else -1). Rows whose weights are not all finite or whose `test_accuracy` is
+    missing (diverged runs) are dropped, and reported with their count and `row` numbers.
 
   Raises:
-    ZooError: a file is missing, or the files disagree with each other or with the format, or
+    ZooError: a file is missing, or the files disagree with each other or with the format (a
+      metrics column of `step`, `test_accuracy`, ... holding text, naming the lines), or
       the architecture is inconsistent (a feature map vanishes, shapes do not chain): raised
       before any weights are unflattened, naming the layer and the flag that fixes it.
   """
@@ -188,6 +193,10 @@ def read_small_cnn_zoo(directory: str | os.PathLike, *, rows: Sequence[int] | No
   for j, name in enumerate(header):
     key = name[len('config.'):] if name.startswith('config.') else name
     table[key] = _column([line[j] for line in lines])
+    if name in _METRIC_COLUMNS[1:] and table[key].dtype.kind not in 'iuf':
+      bad = [i + 2 for i, v in enumerate(table[key]) if not isinstance(_parse(v), (int, float))]
+      raise _error(directory, f'{metrics_path.name} column {name} must hold numbers, but lines '
+                   f'{bad[:5]} hold {[lines[i - 2][j] for i in bad[:5]]}; fix or remove them')
   if 'member' not in table:  # our own exports keep their member ids
     _, member = np.unique(table['modeldir'], return_inverse=True)
     first_seen = np.unique(member, return_index=True)[1]  # ids in order of first appearance
@@ -212,9 +221,18 @@ def read_small_cnn_zoo(directory: str | os.PathLike, *, rows: Sequence[int] | No
   block = np.asarray(weights[np.sort(index)] if rows is not None else weights, np.float32)
   if rows is not None:  # back to the requested order
     block = block[np.argsort(np.argsort(index))]
+  keep = finite.finite_rows(block) & np.isfinite(table['test_accuracy'])
+  if not keep.all():  # diverged runs: a NaN row would poison every batch it lands in
+    message = (f'Small CNN Zoo {directory}: dropped {finite.describe_rows(table["row"][~keep])} '
+               'of weights.npy holding NaN or infinite weights or no test_accuracy')
+    if log is None:
+      warnings.warn(message, stacklevel=2)
+    else:
+      log(message)
+    block, table = block[keep], {k: v[keep] for k, v in table.items()}
   params: dict[str, dict[str, np.ndarray]] = {}
   for layer, param, start, end, shape, _ in entries:
-    params.setdefault(layer, {})[param] = block[:, start:end].reshape(len(index), *shape)
+    params.setdefault(layer, {})[param] = block[:, start:end].reshape(len(block), *shape)
   return zoo_lib.Zoo({arch.width: {'params': params}}, {arch.width: table}, arch.input_shape,
                      arch.model_kwargs(), None)
 

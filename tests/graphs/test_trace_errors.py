@@ -116,3 +116,55 @@ def test_scan_over_layers_is_refused_naming_the_loop():
   model = _Scans()
   with pytest.raises(gmn_jax.UnsupportedModelError, match=r'unroll.*primitive `scan`'):
     gmn_jax.trace(model, _variables(model), X)
+
+
+# ---- the other call form: each mistake named with the right call ---------------------------
+
+
+def test_linen_model_without_its_variables():
+  case = models.get('mlp')
+  with pytest.raises(TypeError, match=r'MLP is a linen model: call trace\(model, variables, '
+                     r'\*example_args\) with variables = model.init.*got an array of shape '
+                     r'\(2, 3\).*an input where the variables go'):
+    gmn_jax.trace(case.model, *case.example_args)
+  with pytest.raises(TypeError, match='got no variables'):
+    gmn_jax.trace(case.model)
+
+
+def test_linen_params_without_their_collection():
+  case = models.get('mlp')
+  with pytest.raises(ValueError, match=r'have no "params" collection \(their keys: '
+                     r"\['Dense_0', 'Dense_1', 'Dense_2'\]\).*\{\"params\": params\}"):
+    gmn_jax.trace(case.model, case.variables['params'], *case.example_args)
+  gmn_jax.trace(case.model, {'params': case.variables['params']}, *case.example_args)  # control
+
+
+def test_nnx_module_called_in_the_linen_form():
+  from flax import nnx  # pylint: disable=g-import-not-at-top
+  case = models.get('mlp_nnx')
+  pure = nnx.to_pure_dict(nnx.state(case.model))
+  for variables in (nnx.state(case.model), pure, {'params': pure}):
+    with pytest.raises(TypeError, match=r'MLPNNX is an nnx module: it holds its own variables, '
+                       r'so call trace\(module, \*example_args\) without them'):
+      gmn_jax.trace(case.model, variables, *case.example_args)
+  assert gmn_jax.trace(case.model, *case.example_args).n_params == 62  # the right form
+
+
+# ---- messages ---------------------------------------------------------------------------------
+
+
+def test_each_readings_error_appears_once():
+  """Readings of the input that fail the same way are not repeated behind the first error."""
+  model, x = _Sorts(), jnp.ones((1, 4, 4, 3))  # rank 4: last, channels-first, one channel
+  with pytest.raises(gmn_jax.UnsupportedModelError) as info:
+    gmn_jax.trace(model, model.init(jax.random.key(0), x), x)
+  text = str(info.value)
+  assert text.count('primitive `sort`') == 1, text
+  assert 'channels-first' in text and 'one channel' not in text, text  # the different one stays
+
+
+def test_summary_names_the_output_group():
+  case = models.get('mlp')
+  lines = gmn_jax.trace(case.model, case.variables, *case.example_args).summary().splitlines()
+  kinds = [line.split()[2] for line in lines if 'MLP/Dense' in line or 'input0' in line]
+  assert kinds == ['input', 'hidden', 'hidden', 'output'], lines

@@ -149,3 +149,38 @@ def test_draws_into_a_given_axes(traced):
   out = gmn_jax.draw_graph(pg.encode(variables), pg, ax=axes[1], title='right')
   assert out is fig and axes[1].get_title(loc='left') == 'right'
   plt.close(fig)
+
+
+def test_groups_of_one_layer_with_one_name_are_numbered():
+  """BERT's embeddings sum three tables as two sums, both made in `embeddings`: two boxes of
+  one column must not read the same. The same name in other layers keeps its plain label."""
+  groups = [dict(name='M/embeddings/word', start=0, size=2, depth=1, kind=1),
+            dict(name='M/embeddings', start=2, size=2, depth=1, kind=1),
+            dict(name='M/embeddings', start=4, size=2, depth=1, kind=1),
+            dict(name='M/layer/output', start=6, size=2, depth=3, kind=1),
+            dict(name='M/layer/output', start=8, size=2, depth=5, kind=1)]
+  nodes = {'type': np.array([1] * 8 + [2] * 2)}
+  edges = {'type': np.array([gmn_jax.EdgeType.RESIDUAL] * 4 + [gmn_jax.EdgeType.WEIGHT] * 2)}
+  receivers = np.array([2, 3, 4, 5, 6, 8])
+  labels = draw_layout.node_labels(groups, nodes, edges, receivers)
+  assert labels == ['word (2)', 'embeddings: sum 1 (2)', 'embeddings: sum 2 (2)',
+                    'layer/output (2)', 'layer/output = output (2)'], labels
+
+
+def test_group_labels_fit_inside_their_boxes(traced):
+  pg, variables, _ = traced('vit')  # 'TransformerBlock_0: sum (8)' is wider than a box
+  fig = gmn_jax.draw_graph(pg.encode(variables), pg, summary=True)
+  canvas = FigureCanvasAgg(fig)
+  canvas.draw()
+  renderer = canvas.get_renderer()
+  ax = fig.axes[0]
+  boxes = [p.get_window_extent(renderer) for p in ax.patches if isinstance(p, FancyBboxPatch)]
+  texts = [t for t in ax.texts if t.get_zorder() == 4 and '\n(' in t.get_text()]
+  assert len(texts) == len(boxes) == len(pg.architecture.groups)
+  for t in texts:
+    extent = t.get_window_extent(renderer)
+    box = next(b for b in boxes if b.contains((extent.x0 + extent.x1) / 2,
+                                              (extent.y0 + extent.y1) / 2))
+    assert box.x0 <= extent.x0 and extent.x1 <= box.x1, t.get_text()
+  assert draw_layout.wrap_label('token_type_embeddings (64)', 13) == \
+      'token_type_\nembeddings\n(64)'

@@ -13,6 +13,7 @@ from gmn_jax.graphs.architecture import Architecture, NodeType, SharedUseError
 from gmn_jax.graphs import verify
 from gmn_jax.graphs.probe import ProbeProgram
 from gmn_jax.graphs.symmetry import SymmetryError
+from gmn_jax.graphs.tracing.call_forms import check_call_form
 from gmn_jax.graphs.tracing.interpreter import Interpreter
 from gmn_jax.graphs.tracing.values import (UnsupportedModelError, Param, Data, Index, Value,
                                            constant_along)
@@ -116,8 +117,11 @@ def trace(model, variables=None, *example_args, check_symmetries: int = 2, **exa
     UnsupportedModelError: the model computes something with no faithful graph; the message
       names the primitive, the Flax module path and the parameters involved.
     SymmetryError: (an `UnsupportedModelError`) a drawn symmetry changes the model's output.
-    ValueError: a parameter is not finite.
+    ValueError: a parameter is not finite, or linen variables lack their `params` collection.
+    TypeError: the other call form: a linen model without its variables, or variables beside
+      an nnx module.
   """
+  check_call_form(model, variables, _is_nnx(model))
   if _is_nnx(model):
     from flax import nnx  # pylint: disable=g-import-not-at-top
     if variables is not None:
@@ -129,9 +133,6 @@ def trace(model, variables=None, *example_args, check_symmetries: int = 2, **exa
       return nnx.merge(graphdef, v, rest)(*args, **example_kwargs)
     to_variables = lambda v: nnx.state(v, (nnx.Param, nnx.BatchStat)) if _is_nnx(v) else v
   else:
-    if variables is None:
-      raise TypeError('trace(model, variables, *example_args): linen models need the '
-                      'variables returned by model.init.')
 
     def apply(v, *args):
       return model.apply(v, *args, **example_kwargs)
@@ -165,11 +166,15 @@ def trace_function(apply, variables, *example_args, check_symmetries: int = 2):
       raise
     except UnsupportedModelError as e:
       errors.append(e)
-  if len(errors) == 1:
+  # each different error once: a reading that fails the same way adds nothing to read
+  first = {}
+  for reading, e in zip(readings, errors):
+    first.setdefault(str(e), reading)
+  if len(first) == 1:
     raise errors[0]
   raise UnsupportedModelError('\n'.join(
-      [str(errors[0])] + [f'(read with the float inputs\' feature axis {reading}: {e})'
-                          for reading, e in zip(readings[1:], errors[1:])])) from None
+      [str(errors[0])] + [f'(read with the float inputs\' feature axis {reading}: {text})'
+                          for text, reading in list(first.items())[1:]])) from None
 
 
 def _trace(apply, variables, example_args, check_symmetries: int, reading: str):
