@@ -23,6 +23,12 @@ class ContractionRules:
       return self.dense(eqn, rhs, lhs, data_is_lhs=False)
     if kinds == (Data, Data):
       return self.interaction(eqn, lhs, rhs)
+    if Index in kinds and Data not in kinds and Param not in kinds and Table not in kinds:
+      # integer inputs alone (BigBird's block mask `einsum('blq,blk->blqk', mask, mask)`)
+      index = lhs if isinstance(lhs, Index) else rhs
+      return Index(f'{index.program};dot_general')
+    if Index in kinds:
+      raise self.fail('a contraction of integer inputs with activations or parameters', eqn)
     if Param in kinds and Const not in kinds:
       raise self.fail('a contraction between parameters (e.g. a low-rank factorisation)', eqn)
     data = lhs if isinstance(lhs, Data) else rhs
