@@ -24,7 +24,7 @@ transformers = pytest.importorskip('transformers')  # the `hf` extra
 
 import gmn_jax  # pylint: disable=g-import-not-at-top,wrong-import-position
 from benchmarks import coverage  # pylint: disable=g-import-not-at-top,wrong-import-position
-from gmn_jax.graphs.tracing.contractions import ContractionRules  # pylint: disable=g-import-not-at-top,wrong-import-position
+from gmn_jax.graphs.tracing import contractions  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 _RNG = np.random.default_rng(0)
 _IDS = jnp.asarray(_RNG.integers(2, 99, (1, 8)), jnp.int32)
@@ -97,7 +97,7 @@ def test_the_default_safety_net_refuses_roformer_under_the_old_constraint(monkey
   """With the frequencies of the rotary `einsum` ignored again (the old behaviour), the default
   safety net refuses RoFormer at its own initial parameters, where two draws once passed."""
   model, call = _roformer()
-  contract = ContractionRules.const_contraction
+  contract = contractions.ContractionRules.const_contraction
 
   def ignoring_constants(self, eqn, lhs, rhs):
     self.distinguish_by = lambda *args: None
@@ -105,7 +105,7 @@ def test_the_default_safety_net_refuses_roformer_under_the_old_constraint(monkey
       return contract(self, eqn, lhs, rhs)
     finally:
       del self.distinguish_by
-  monkeypatch.setattr(ContractionRules, 'const_contraction', ignoring_constants)
+  monkeypatch.setattr(contractions.ContractionRules, 'const_contraction', ignoring_constants)
   with pytest.raises(gmn_jax.SymmetryError, match='attention/self'):
     gmn_jax.trace_function(call, {'params': model.params}, _IDS, _TOKEN_TYPES)
 
