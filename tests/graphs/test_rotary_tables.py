@@ -121,7 +121,6 @@ _DIRECT = {  # family: arguments of its Flax module, as its own code calls it
     'marian': (_IDS, _MASK, _IDS, _MASK, _POSITIONS, _POSITIONS),
     'pegasus': (_IDS, _MASK, _IDS, _MASK, _POSITIONS, _POSITIONS),
 }
-_FAST = 'marian'  # one representative in the default tier; the rest are `slow`
 
 
 def _direct(module, v, args):
@@ -130,8 +129,7 @@ def _direct(module, v, args):
   _assert_checks(pg, fn, v)
 
 
-@pytest.mark.parametrize('family', [
-    f if f == _FAST else pytest.param(f, marks=pytest.mark.slow) for f in _DIRECT])
+@pytest.mark.parametrize('family', list(_DIRECT))  # all seven together: ~30 s
 def test_gathered_position_tables_trace_as_called_directly(family):
   with coverage._clip_keywords():  # pylint: disable=protected-access
     model = coverage._build(family)  # pylint: disable=protected-access
