@@ -7,7 +7,7 @@ runs the traced program itself on the original and on the permuted parameters an
 outputs; a mismatch raises `SymmetryError` naming the neuron groups the faulty part of the
 symmetry moves. `trace` runs it by default (see its `check_symmetries` argument).
 
-Cost: one compilation of the traced program and `2 + 2 * draws` evaluations of it (the
+Cost: one compilation of the traced program and `3 + 3 * draws` evaluations of it (the
 parameters are permuted on the host through the slot layout, `Symmetry.parameter_source`);
 about as much as compiling the model once. Host-side.
 """
@@ -37,6 +37,36 @@ def _perturbed(leaves: list[np.ndarray], rng: np.random.Generator) -> list[np.nd
   return out
 
 
+def _generic(leaves: list[np.ndarray], rng: np.random.Generator) -> list[np.ndarray]:
+  """Leaves at a generic scale: every weight of rank >= 2 gets standard normal noise scaled by
+  1/sqrt(fan in) (fan in: all but its last axis) on top of `_perturbed`'s noise. A model
+  initialised with small weights (transformers' std 0.02 on a tiny width) has near-zero
+  attention logits, so a symmetry that scrambles the queries and keys barely moves its
+  output; at this scale it does."""
+  out = []
+  for leaf in _perturbed(leaves, rng):
+    if leaf.ndim >= 2:
+      fan_in = max(int(np.prod(leaf.shape[:-1])), 1)
+      leaf = (leaf + rng.standard_normal(leaf.shape) / np.sqrt(fan_in)).astype(leaf.dtype)
+    out.append(leaf)
+  return out
+
+
+def _shuffled(arrays: list[np.ndarray], rng: np.random.Generator) -> list[np.ndarray]:
+  """Integer inputs (token ids, masks, positions) with their last axis shuffled: other
+  tokens at other positions, every value still one the model was given. Positions of one
+  length move together, so ids and their masks stay aligned. Float inputs are kept."""
+  perms: dict[int, np.ndarray] = {}
+  out = []
+  for a in arrays:
+    if jnp.issubdtype(a.dtype, jnp.floating) or a.ndim == 0:
+      out.append(a)
+      continue
+    perm = perms.setdefault(a.shape[-1], rng.permutation(a.shape[-1]))
+    out.append(a[..., perm])
+  return out
+
+
 def _mismatch(ref: Sequence[Any], out: Sequence[Any], rtol: float) -> float | None:
   """The largest relative difference between two lists of outputs; None if `ref` is not
   finite (that parameter set tells nothing)."""
@@ -58,15 +88,19 @@ def check_symmetries(pg, variables: Any, example_arrays: Sequence[Any], draws: i
                      seed: int = 0, rtol: float = 1e-3) -> None:
   """Checks that `draws` random symmetries of `pg` preserve the traced program's output.
 
-  The program is evaluated on the given variables and on a randomly perturbed copy (so that
-  equal initial values, e.g. LayerNorm scales of one, cannot hide a mismatch), at the example
-  arrays and at random float inputs of the same shapes. Host-side.
+  The program is evaluated on the given variables at the example arrays; on a randomly
+  perturbed copy (so that equal initial values, e.g. LayerNorm scales of one, cannot hide a
+  mismatch) at random float inputs of the same shapes; and on a copy at a generic scale
+  (weights ~ 1/sqrt(fan in), so that small initial weights cannot hide a mismatch, e.g.
+  near-uniform attention) at random float inputs with the integer inputs' positions
+  shuffled. Host-side.
 
   Args:
     pg: the `ParameterGraph` (made by `trace` / `trace_function`).
     variables: parameters with the traced structure.
-    example_arrays: the array arguments the model was traced with (integer arrays, e.g. token
-      ids, are used as given; float arrays are also replaced by standard normal draws).
+    example_arrays: the array arguments the model was traced with (float arrays are also
+      replaced by standard normal draws; integer arrays, e.g. token ids, are used as given
+      and with their last axis shuffled).
     draws: how many random symmetries to check.
     seed: seeds the symmetries, the perturbation and the random inputs.
     rtol: largest allowed difference, relative to the output's largest magnitude.
@@ -86,7 +120,8 @@ def check_symmetries(pg, variables: Any, example_arrays: Sequence[Any], draws: i
   random_arrays = [rng.standard_normal(a.shape).astype(a.dtype)
                    if jnp.issubdtype(a.dtype, jnp.floating) else a for a in arrays]
   leaves = [np.asarray(l) for l in jax.tree_util.tree_leaves(pg.to_variables(variables))]
-  cases = [(leaves, arrays), (_perturbed(leaves, rng), random_arrays)]
+  cases = [(leaves, arrays), (_perturbed(leaves, rng), random_arrays),
+           (_generic(leaves, rng), _shuffled(random_arrays, rng))]
   refs = [run(l, a) for l, a in cases]
   orbits = pg._symmetry_orbits()  # pylint: disable=protected-access
   for d in range(draws):

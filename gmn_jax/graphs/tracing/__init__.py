@@ -1,7 +1,7 @@
 """Tracing a Flax model's jaxpr into an Architecture (`trace`, `trace_function`).
 
 Host-side (numpy, data-dependent shapes, never under jit). Every value of the model's jaxpr is
-interpreted as one of four kinds:
+interpreted as one of five kinds:
 
 - `Const`: known numbers (literals, closed-over constants, `iota`), evaluated eagerly.
 - `Param`: a function of the parameters alone. It carries, for each of its elements, the flat
@@ -10,6 +10,9 @@ interpreted as one of four kinds:
   it belongs to (-1 when it belongs to none, e.g. a LayerNorm statistic), and the program of
   elementwise operations applied since that neuron group was made.
 - `Index`: integer token ids derived from an integer input (what embeddings look up).
+- `Table`: a constant read at rows chosen by an integer input (a rotary or sinusoidal table
+  gathered by position ids); each element is keyed by the whole column it reads, so it tells
+  neurons apart as a constant does, wherever the rows fall (`tables.py`).
 
 Label arrays go through shape operations exactly as the values do, so reshapes, transposes,
 flattening and head splits need no rules of their own. Contractions of `Data` with a `Param`

@@ -6,7 +6,8 @@ import numpy as np
 
 from gmn_jax.graphs import architecture as arch_lib
 from gmn_jax.graphs.architecture import EdgeType, NodeType, OpKind
-from gmn_jax.graphs.tracing.values import (Const, Param, Data, Index, Value, describe_const,
+from gmn_jax.graphs.tracing.elementwise import table_token
+from gmn_jax.graphs.tracing.values import (Const, Param, Data, Index, Table, Value, describe_const,
                                            constant_along, fold_padding)
 
 
@@ -22,11 +23,20 @@ class ContractionRules:
       return self.dense(eqn, rhs, lhs, data_is_lhs=False)
     if kinds == (Data, Data):
       return self.interaction(eqn, lhs, rhs)
+    if Index in kinds and Data not in kinds and Param not in kinds and Table not in kinds:
+      # integer inputs alone (BigBird's block mask `einsum('blq,blk->blqk', mask, mask)`)
+      index = lhs if isinstance(lhs, Index) else rhs
+      return Index(f'{index.program};dot_general')
+    if Index in kinds:
+      raise self.fail('a contraction of integer inputs with activations or parameters', eqn)
     if Param in kinds and Const not in kinds:
       raise self.fail('a contraction between parameters (e.g. a low-rank factorisation)', eqn)
     data = lhs if isinstance(lhs, Data) else rhs
     if isinstance(data, Data):
       return self.const_contraction(eqn, lhs, rhs)
+    if Table in kinds:
+      raise self.fail('a contraction of a constant table read at data-chosen rows with '
+                      'something other than activations', eqn)
     raise self.fail('a contraction of parameters with constants', eqn,
                     lhs if isinstance(lhs, Param) else rhs)
 
@@ -48,8 +58,29 @@ class ContractionRules:
     else:  # output axes: batch, constant free, data free
       kept = np.expand_dims(kept, tuple(range(len(db), len(db) + n_cfree)))
     shape = tuple(eqn.outvars[0].aval.shape)
-    op = f'contract_const({describe_const(const.value)})'
-    return Data(np.broadcast_to(kept, shape), f'{data.program};{op}')
+    labels = np.broadcast_to(kept, shape)
+    # Without contracting neurons this is still an elementwise product along the batch axes
+    # (RoFormer's rotary `einsum('bslh,...sh->bslh')`): the constant tells neurons apart.
+    cc, cb = (rc, rb) if data_is_lhs else (lc, lb)
+    values = const.value if isinstance(const, Const) else const.keys
+    self.distinguish_by(self.contraction_view(values, cb, cc, dfree, data_is_lhs),
+                        labels[..., None], shape + (int(np.prod(
+                            [np.shape(values)[a] for a in cc], dtype=np.int64)),))
+    token = describe_const(const.value) if isinstance(const, Const) else table_token(const)
+    return Data(labels, f'{data.program};contract_const({token})')
+
+  @staticmethod
+  def contraction_view(values: np.ndarray, batch, contract, dfree, data_is_lhs: bool):
+    """The constant operand of a contraction laid out like its output, with one trailing axis
+    for the contracted entries: `[batch..., (free...)..., contracted]`, size 1 along the data's
+    free axes."""
+    values = np.asarray(values)
+    cfree = [a for a in range(values.ndim) if a not in batch and a not in contract]
+    view = np.transpose(values, list(batch) + cfree + list(contract))
+    lead = view.shape[:len(batch)]
+    mid = view.shape[len(batch):len(batch) + len(cfree)]
+    ones = (1,) * len(dfree)
+    return view.reshape(lead + (ones + mid if data_is_lhs else mid + ones) + (-1,))
 
   def _reduce_free(self, eqn, labels: np.ndarray, batch, contract) -> np.ndarray:
     """Labels on (batch..., contract...) axes, after checking they do not vary elsewhere."""

@@ -8,9 +8,14 @@ import numpy as np
 
 from gmn_jax.graphs import architecture as arch_lib
 from gmn_jax.graphs.architecture import EdgeType, NodeType
-from gmn_jax.graphs.tracing.values import (Const, Param, Data, Index, Value, JOIN_EDGE,
+from gmn_jax.graphs.tracing.values import (Const, Param, Data, Index, Table, Value, JOIN_EDGE,
                                            describe_const, params_text, take0, shrink, as_mean,
                                            constant_along)
+
+
+def table_token(table: Table) -> str:
+  """A program token for a table operand: its program and the layout of its keys."""
+  return f'{table.program}#{arch_lib.digest(np.asarray(table.keys).tobytes().hex())}'
 
 
 class ElementwiseRules:
@@ -25,6 +30,9 @@ class ElementwiseRules:
     if any(isinstance(v, Index) for v in ins):
       if any(isinstance(v, Param) for v in ins):
         raise self.fail('integer token ids mixed with parameters', eqn)
+      if any(isinstance(v, Table) for v in ins):
+        raise self.fail('a constant table read at data-chosen rows combined with integer '
+                        'inputs', eqn)
       if not any(isinstance(v, Data) for v in ins):
         index = next(v for v in ins if isinstance(v, Index))
         return index if op is None else Index(f'{index.program};{op}')
@@ -33,6 +41,11 @@ class ElementwiseRules:
       ins = [Data(np.broadcast_to(np.int64(-1), tuple(var.aval.shape)), f'int:{v.program}')
              if isinstance(v, Index) else v for v, var in zip(ins, eqn.invars)]
     data = [v for v in ins if isinstance(v, Data)]
+    if not data and any(isinstance(v, Table) for v in ins):
+      if any(isinstance(v, Param) for v in ins):
+        raise self.fail('parameters combined with a constant table read at data-chosen rows',
+                        eqn, next(v for v in ins if isinstance(v, Param)))
+      return self.table_elementwise(eqn, ins, op)
     if not data:
       return self.param_elementwise(eqn, ins, op)
     labelled = []
@@ -65,6 +78,8 @@ class ElementwiseRules:
         args.append('_')
       elif isinstance(v, Const):
         args.append(describe_const(v.value))
+      elif isinstance(v, Table):
+        args.append(table_token(v))
       elif isinstance(v, Data):
         args.append(f'd{arch_lib.digest(v.program)}')
         if v.pending:
@@ -83,6 +98,8 @@ class ElementwiseRules:
     for v in ins:
       if isinstance(v, Const):
         args.append(describe_const(v.value))
+      elif isinstance(v, Table):
+        args.append(table_token(v))
       elif isinstance(v, Data):
         args.append(f'd{arch_lib.digest(v.program)}')
         pending.extend(np.broadcast_to(t, shape) for t in v.pending)
@@ -96,31 +113,37 @@ class ElementwiseRules:
   def distinguish_by_constants(self, ins: list[Value], labels: np.ndarray, shape):
     """A constant that differs between neurons (or heads) tells them apart: rotary
     frequencies per dimension, ALiBi slopes per head. Neurons whose constants differ (compared
-    position by position) become orbits of their own, so no symmetry swaps them."""
+    position by position) become orbits of their own, so no symmetry swaps them. A `Table`
+    (a constant read at data-chosen rows) counts by the identity of the columns it reads."""
     for v in ins:
-      if not isinstance(v, Const) or np.size(v.value) <= 1:
-        continue
-      lab, val = shrink([labels, np.asarray(v.value)], shape)
-      lab, val = np.broadcast_arrays(lab, val)
-      valid = lab >= 0
-      if not valid.any():
-        continue
-      order = np.argsort(lab[valid], kind='stable')  # each label's values in position order
-      ids, starts, counts = np.unique(lab[valid][order], return_index=True, return_counts=True)
-      values = val[valid][order]
-      if (counts == counts[0]).all():  # class ids ranked by value: independent of neuron order
-        _, classes = np.unique(values.reshape(len(ids), counts[0]), axis=0,
-                               return_inverse=True)
-      else:
-        rows = [tuple(values[s:s + c]) for s, c in zip(starts, counts)]
-        rank = {row: k for k, row in enumerate(sorted(set(rows)))}
-        classes = np.array([rank[row] for row in rows])
-      classes = np.ravel(classes)
-      if classes.max(initial=0) == 0:
-        continue
-      for c in np.unique(classes):
-        self.record_segments(ids, ids[classes == c])
-      self.arch.distinguish(ids, classes)
+      if isinstance(v, Const) and np.size(v.value) > 1:
+        self.distinguish_by(np.asarray(v.value), labels, shape)
+      elif isinstance(v, Table):
+        self.distinguish_by(v.keys, labels, shape)
+
+  def distinguish_by(self, values: np.ndarray, labels: np.ndarray, shape):
+    """Neurons of `labels` that meet different `values` (both broadcast to `shape`, compared
+    position by position) are told apart (see `distinguish_by_constants`)."""
+    lab, val = shrink([labels, values], shape)
+    lab, val = np.broadcast_arrays(lab, val)
+    valid = lab >= 0
+    if not valid.any():
+      return
+    order = np.argsort(lab[valid], kind='stable')  # each label's values in position order
+    ids, starts, counts = np.unique(lab[valid][order], return_index=True, return_counts=True)
+    values = val[valid][order]
+    if (counts == counts[0]).all():  # class ids ranked by value: independent of neuron order
+      _, classes = np.unique(values.reshape(len(ids), counts[0]), axis=0, return_inverse=True)
+    else:
+      rows = [tuple(values[s:s + c]) for s, c in zip(starts, counts)]
+      rank = {row: k for k, row in enumerate(sorted(set(rows)))}
+      classes = np.array([rank[row] for row in rows])
+    classes = np.ravel(classes)
+    if classes.max(initial=0) == 0:
+      return
+    for c in np.unique(classes):
+      self.record_segments(ids, ids[classes == c])
+    self.arch.distinguish(ids, classes)
 
   def param_elementwise(self, eqn, ins: list[Value], op: str | None) -> Param:
     shape = tuple(eqn.outvars[0].aval.shape)

@@ -13,12 +13,13 @@ from gmn_jax.graphs.probe import PointKey, subjaxpr
 from gmn_jax.graphs.tracing.contractions import ContractionRules
 from gmn_jax.graphs.tracing.elementwise import ElementwiseRules
 from gmn_jax.graphs.tracing.shapes import ShapeRules
-from gmn_jax.graphs.tracing.values import (UnsupportedModelError, Const, Param, Index, Value,
-                                           describe_const,
+from gmn_jax.graphs.tracing.tables import TableRules
+from gmn_jax.graphs.tracing.values import (UnsupportedModelError, Const, Param, Index, Table,
+                                           Value, describe_const,
                                            UNARY, NARY, IDENTITY, REDUCTIONS, WINDOWED)
 
 
-class Interpreter(ShapeRules, ElementwiseRules, ContractionRules):
+class Interpreter(ShapeRules, ElementwiseRules, ContractionRules, TableRules):
   """Walks a jaxpr, building the Architecture as it goes; nested jaxprs (`jit`, `remat`,
   `custom_jvp`/`custom_vjp` bodies) are walked in place. The primitive families live in the
   mixins."""
@@ -29,6 +30,8 @@ class Interpreter(ShapeRules, ElementwiseRules, ContractionRules):
     self.where = ''
     self.path: tuple[int, ...] = ()  # ids of the equations whose jaxprs enclose this one
     self.probe_points: dict[PointKey, tuple[int, np.ndarray]] = {}
+    self.table_keys: dict[tuple[str, bytes], int] = {}  # see `TableRules.table_key_ids`
+    self.table_events = 0
 
   # ---- errors -------------------------------------------------------------------------------
 
@@ -107,6 +110,15 @@ class Interpreter(ShapeRules, ElementwiseRules, ContractionRules):
       return self.evaluate(eqn, ins)
     if name in IDENTITY:
       return list(ins[:len(eqn.outvars)])
+    if (name in ('gather', 'dynamic_slice') and isinstance(ins[0], Const)
+        and any(isinstance(v, Index) for v in ins[1:])):
+      return [self.gathered_table(eqn, ins)]
+    if any(isinstance(v, Table) for v in ins) and not (
+        name in UNARY or name in NARY or name == 'dot_general'):
+      if name in REDUCTIONS or name in WINDOWED or name == 'conv_general_dilated':
+        raise self.fail('a reduction or convolution of a constant table read at data-chosen '
+                        'rows', eqn)
+      return self.table_shape_op(eqn, ins)
     if name in UNARY or name in NARY:
       return [self.elementwise(eqn, ins)]
     if name == 'dot_general':

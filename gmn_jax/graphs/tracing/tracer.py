@@ -104,11 +104,11 @@ def trace(model, variables=None, *example_args, check_symmetries: int = 2, **exa
 
   Symmetry safety net: `check_symmetries` random symmetries (default 2) are drawn and the
   traced program is run on the original and the permuted parameters (also on a perturbed copy
-  and random inputs); a symmetry that changes the output raises `SymmetryError` naming the
-  neuron groups at fault, so a wrong augmentation can never pass silently. It costs one
-  compilation and a few evaluations of the model (under a second for small models, seconds
-  for a BERT-base). `check_symmetries=0` turns it off; `gmn_jax.graphs.check_symmetries` runs
-  it later with other inputs or more draws.
+  and on a copy at a generic weight scale, at random inputs); a symmetry that changes the
+  output raises `SymmetryError` naming the neuron groups at fault, so a wrong augmentation
+  can never pass silently. It costs one compilation and a few evaluations of the model
+  (under a second for small models, seconds for a BERT-base). `check_symmetries=0` turns it
+  off; `gmn_jax.graphs.check_symmetries` runs it later with other inputs or more draws.
 
   Returns:
     The `ParameterGraph`.

@@ -42,7 +42,16 @@ class Index:
   program: str
 
 
-Value = Const | Param | Data | Index
+@dataclasses.dataclass
+class Table:
+  """A constant read at rows chosen by integer inputs (a rotary or sinusoidal table gathered by
+  position ids). Each element's key names the constant column it reads, so two elements with
+  one key hold the same value wherever the rows fall; distinct columns have distinct keys."""
+  keys: np.ndarray  # int64 key per element
+  program: str
+
+
+Value = Const | Param | Data | Index | Table
 
 UNARY = {
     'neg', 'exp', 'exp2', 'log', 'log1p', 'expm1', 'tanh', 'logistic', 'sin', 'cos', 'tan',
