@@ -42,7 +42,8 @@ def _check(rule, meta_params, pg, variables, apply):
   gt.assert_not_equivariant(fn, pg, variables, jax.random.key(2))
 
 
-@pytest.mark.parametrize('family', FAMILIES)
+@pytest.mark.parametrize('family', [pytest.param(f, marks=pytest.mark.slow)  # ~25 s each
+                                    if f in ('resnet', 'vit') else f for f in FAMILIES])
 def test_gmn_update_is_equivariant(traced, family):
   pg, variables, apply = traced(family)
   meta_params = _meta_params('gmn', traced('mlp')[0])
