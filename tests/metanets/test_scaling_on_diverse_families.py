@@ -76,7 +76,7 @@ def _metanet(pg):
                                                    _budget()))
 
 
-@pytest.mark.slow  # ~85 s over the families (cnn1d alone ~70 s); test_scalegmn.py covers ScaleGMN fast
+@pytest.mark.slow  # ~85 s (cnn1d alone ~70 s); test_scalegmn.py covers ScaleGMN fast
 @pytest.mark.parametrize('name', CASES)
 def test_factors_the_tracer_admits_keep_the_network_and_scalegmn_invariant(name):
   model, variables, pg = _case(name)

@@ -29,9 +29,10 @@ def test_parameter_sequence_holds_every_parameter_once(two_families):
   assert not mask[2:].any()  # padding graphs hold nothing
 
 
-@pytest.mark.parametrize('make', [pytest.param(lambda n: DMC(max_length=n, channels=(4, 8)), id='dmc',
-                                               marks=pytest.mark.slow),  # ~30 s
-                                  pytest.param(lambda n: ParameterDeepSets(max_length=n, hidden=8), id='deepsets')])
+@pytest.mark.parametrize('make', [
+    pytest.param(lambda n: DMC(max_length=n, channels=(4, 8)), id='dmc',
+                 marks=pytest.mark.slow),  # ~30 s
+    pytest.param(lambda n: ParameterDeepSets(max_length=n, hidden=8), id='deepsets')])
 def test_outputs_do_not_depend_on_batch_mates_or_padding(two_families, make):
   graphs = [pg.encode(v) for pg, v, _ in two_families]
   budget = budget_for(graphs, 4)
