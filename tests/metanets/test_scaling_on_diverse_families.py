@@ -24,6 +24,9 @@ from gmn_jax.graphs import scaling
 from gmn_jax.zoos.diverse_models import DiverseNet, NetSpec
 from tests.support import tiny_metanets
 
+# Tracing every family here takes ~85 s (cnn1d ~70 s); test_scalegmn.py covers ScaleGMN fast.
+pytestmark = pytest.mark.slow
+
 X = np.random.default_rng(0).standard_normal((4, 8, 8, 1)).astype(np.float32)
 # (spec, activation, whether some neuron admits a factor)
 CASES = {
@@ -76,7 +79,6 @@ def _metanet(pg):
                                                    _budget()))
 
 
-@pytest.mark.slow  # ~85 s (cnn1d alone ~70 s); test_scalegmn.py covers ScaleGMN fast
 @pytest.mark.parametrize('name', CASES)
 def test_factors_the_tracer_admits_keep_the_network_and_scalegmn_invariant(name):
   model, variables, pg = _case(name)

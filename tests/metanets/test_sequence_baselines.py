@@ -44,6 +44,7 @@ def test_outputs_do_not_depend_on_batch_mates_or_padding(two_families, make):
   np.testing.assert_allclose(together, alone, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow  # ~18 s: builds DMC, whose batch test is slow too
 def test_deepsets_sees_values_only_dmc_sees_their_order(traced):
   pg, v, _ = traced('cnn_bn')
   graph = pg.encode(v)
