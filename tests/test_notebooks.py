@@ -44,6 +44,7 @@ def test_committed_clean_with_install_cell(path):
   assert "os.environ.get('GMN_NOTEBOOK_SMALL')" in first
 
 
+@pytest.mark.slow  # the task notebooks rerun their e2e tests' tiny configs
 @pytest.mark.parametrize('path', NOTEBOOKS, ids=lambda p: p.stem)
 def test_runs_top_to_bottom(path, tmp_path, monkeypatch):
   import gmn_jax  # pylint: disable=g-import-not-at-top

@@ -9,6 +9,8 @@ transformers = pytest.importorskip('transformers')  # the `hf` extra
 
 from benchmarks import coverage  # pylint: disable=g-import-not-at-top,wrong-import-position
 
+pytestmark = pytest.mark.slow  # real transformers models through every coverage check (~50 s each)
+
 
 @pytest.mark.parametrize('family', ['albert', 'vit'])
 def test_transformers_family_passes_every_coverage_check(family):

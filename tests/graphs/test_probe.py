@@ -35,7 +35,12 @@ def _probe(pg, variables, xs) -> np.ndarray:
   return np.asarray(pg.encode(variables, xs).nodes['probe'])
 
 
-@pytest.mark.parametrize('name', models.ALL)
+# The largest models (20-30 s each) run in the slow tier.
+_SLOW_PROBES = ('vit', 'text_transformer', 'resnet')
+
+
+@pytest.mark.parametrize('name', [pytest.param(n, marks=pytest.mark.slow) if n in _SLOW_PROBES
+                                  else n for n in models.ALL])
 def test_probes_follow_the_symmetries(traced, name):
   pg, variables, _ = traced(name)
   xs = _probe_inputs(name)

@@ -5,6 +5,7 @@ from tests.support import graph_iso
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -55,6 +56,7 @@ def _check(model, x, seed):
   assert graph_iso.isomorphic(graph, pg.encode(permuted))
 
 
+@pytest.mark.slow  # 12 random traced-and-compiled MLPs (~110 s loaded)
 @settings(max_examples=12, deadline=None)
 @given(widths=st.lists(st.integers(1, 6), min_size=1, max_size=4),
        act=st.sampled_from(sorted(ACTIVATIONS)), n_in=st.integers(1, 4),

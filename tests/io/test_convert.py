@@ -182,6 +182,7 @@ def test_plain_chain_without_model_console_script(checkpoints, tmp_path):
   _assert_same_graph(gmn_jax.load_graphs(tmp_path / 'nnx_pure.graph.npz'), want)
 
 
+@pytest.mark.slow  # a fresh interpreter (~30 s loaded); the in-process CLI tests stay fast
 def test_mismatch_exit_code_and_message_from_a_subprocess(checkpoints, tmp_path):
   result = _cli(checkpoints / 'train_state', '--model', 'models:MLP', '--model-args',
                 '{"features": [5, 6, 2]}', '--input-shape', '1,3', '-o', tmp_path / 'x.npz')

@@ -5,6 +5,7 @@ neuron's); a change that is not a symmetry changes the INR's output values."""
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 import gmn_jax
 from gmn_jax.graphs.architecture import NodeType
@@ -60,6 +61,7 @@ def test_probe_values_move_with_permutations_and_sign_flips():
   assert np.abs(_values(swapped)[output] - values[output]).max() > 1e-2
 
 
+@pytest.mark.slow  # ~40 s
 def test_learned_probes_keep_a_metanetwork_permutation_invariant():
   pg, _, graph = _graph()
   budget = gmn_jax.budget_for(pg, 2)

@@ -168,6 +168,7 @@ def test_per_parameter_outputs_land_on_their_parameters():
   assert moved.argmax() == 2 and moved[2] > 0 and np.all(np.delete(moved, 2) == 0)
 
 
+@pytest.mark.slow  # ~50 s; jit itself is exercised by every other test
 def test_jit_matches_no_jit():
   """One test for all three (in one process, the eager op cache is shared). The jitted side
   is test_symmetry's program for the MLP, already compiled when that test ran first."""
@@ -208,6 +209,7 @@ def test_gradients_are_finite_on_corner_cases(net):
     assert np.all(np.isfinite(leaf)), jax.tree_util.keystr(path)
 
 
+@pytest.mark.slow  # ~25 s of training steps
 def test_training_loop_compiles_once():
   """Batches of 3, 1 and 2 graphs of several architectures, padded to one budget: the train
   step (loss, gradient and optax update in one jit) is traced exactly once."""
@@ -246,6 +248,7 @@ def test_training_loop_compiles_once():
 # ---- the public contract ---------------------------------------------------------------------
 
 
+@pytest.mark.slow  # the default (full) sizes: ~20 s each
 @pytest.mark.parametrize('cls', [gmn_jax.GMN, gmn_jax.NGGNN, gmn_jax.NGT])
 def test_default_construction_on_a_plain_jraph_batch(cls):
   """`cls()` with `init(key, jraph.batch([...]))` and `apply(params, graphs)` on unpadded

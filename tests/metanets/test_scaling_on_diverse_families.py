@@ -24,6 +24,9 @@ from gmn_jax.graphs import scaling
 from gmn_jax.zoos.diverse_models import DiverseNet, NetSpec
 from tests.support import tiny_metanets
 
+# Tracing every family here takes ~85 s (cnn1d ~70 s); test_scalegmn.py covers ScaleGMN fast.
+pytestmark = pytest.mark.slow
+
 X = np.random.default_rng(0).standard_normal((4, 8, 8, 1)).astype(np.float32)
 # (spec, activation, whether some neuron admits a factor)
 CASES = {

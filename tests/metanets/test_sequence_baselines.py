@@ -29,8 +29,10 @@ def test_parameter_sequence_holds_every_parameter_once(two_families):
   assert not mask[2:].any()  # padding graphs hold nothing
 
 
-@pytest.mark.parametrize('make', [lambda n: DMC(max_length=n, channels=(4, 8)),
-                                  lambda n: ParameterDeepSets(max_length=n, hidden=8)], ids=['dmc', 'deepsets'])
+@pytest.mark.parametrize('make', [
+    pytest.param(lambda n: DMC(max_length=n, channels=(4, 8)), id='dmc',
+                 marks=pytest.mark.slow),  # ~30 s
+    pytest.param(lambda n: ParameterDeepSets(max_length=n, hidden=8), id='deepsets')])
 def test_outputs_do_not_depend_on_batch_mates_or_padding(two_families, make):
   graphs = [pg.encode(v) for pg, v, _ in two_families]
   budget = budget_for(graphs, 4)
@@ -42,6 +44,7 @@ def test_outputs_do_not_depend_on_batch_mates_or_padding(two_families, make):
   np.testing.assert_allclose(together, alone, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow  # ~18 s: builds DMC, whose batch test is slow too
 def test_deepsets_sees_values_only_dmc_sees_their_order(traced):
   pg, v, _ = traced('cnn_bn')
   graph = pg.encode(v)

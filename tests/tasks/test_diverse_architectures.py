@@ -20,6 +20,7 @@ def workdir(tmp_path_factory):
   return path
 
 
+@pytest.mark.slow  # the end-to-end run
 def test_gmn_beats_a_constant_predictor_on_held_out_networks_of_three_families(workdir):
   results = json.loads((workdir / 'results.json').read_text())
   tested = [f for f, c in results['families'].items() if c['test'] > 0]

@@ -29,6 +29,7 @@ def workdir(tmp_path_factory):
   return path
 
 
+@pytest.mark.slow  # the end-to-end run
 def test_gmn_beats_a_constant_predictor_on_held_out_models(workdir):
   results = json.loads((workdir / 'results.json').read_text())
   gmn, constant = results['methods']['gmn']['test'], results['constant_predictor']
@@ -40,6 +41,7 @@ def test_gmn_beats_a_constant_predictor_on_held_out_models(workdir):
     assert (workdir / name).stat().st_size > 0
 
 
+@pytest.mark.slow  # the end-to-end run
 def test_rerun_reuses_zoo_and_checkpoints(workdir, tmp_path, capsys):
   """Started again (on a copy, GMN only: its checkpoints are what is reused), the run
   trains nothing and reports the same held-out numbers."""
@@ -56,6 +58,7 @@ def test_rerun_reuses_zoo_and_checkpoints(workdir, tmp_path, capsys):
   assert 'GMN' in capsys.readouterr().out
 
 
+@pytest.mark.slow  # the end-to-end run
 def test_diverged_rows_are_dropped(workdir):
   """A row whose weights blew up (finite but huge) or went NaN is dropped before encoding."""
   zoo = load_zoo(workdir / 'zoo')
@@ -77,6 +80,7 @@ def _read_csv(path):
     return list(csv.DictReader(f))
 
 
+@pytest.mark.slow  # the end-to-end run
 def test_predictions_csv_rescores_every_method(workdir):
   results = json.loads((workdir / 'results.json').read_text())
   lines = _read_csv(workdir / 'predictions.csv')
@@ -140,6 +144,7 @@ def _export_without_padding(zoo, directory):
   return [int(line['step']) for line in lines]
 
 
+@pytest.mark.slow  # the end-to-end run
 def test_published_protocol_on_a_digits_zoo_without_padding(workdir, tmp_path):
   zoo = load_zoo(workdir / 'zoo')
   assert zoo.config.snapshot_epochs[-1] == 6

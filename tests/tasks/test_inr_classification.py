@@ -18,6 +18,7 @@ def workdir(tmp_path_factory):
   return path
 
 
+@pytest.mark.slow  # the end-to-end run
 def test_graph_metanetwork_beats_chance_on_held_out_images(workdir):
   results = json.loads((workdir / 'results.json').read_text())
   ngnn = results['methods']['nggnn_probes']['test']
@@ -35,6 +36,7 @@ def test_graph_metanetwork_beats_chance_on_held_out_images(workdir):
     assert (workdir / name).stat().st_size > 0
 
 
+@pytest.mark.slow  # the end-to-end run
 def test_split_never_shares_an_image(workdir):
   zoo = load_inr_zoo(workdir / 'zoo')
   config = InrClassificationConfig.tiny()

@@ -46,6 +46,7 @@ class _Killed(Exception):
   pass
 
 
+@pytest.mark.slow  # the end-to-end run
 def test_tiny_dilation_run(tmp_path):
   config = inr_editing.EditingConfig.tiny()  # the notebook's, too: compiled once
   before_kill = []

@@ -22,6 +22,7 @@ def workdir(tmp_path_factory):
   return path
 
 
+@pytest.mark.slow  # the end-to-end run
 def test_gmn_optimizer_lowers_held_out_loss(workdir):
   results = json.loads((workdir / 'results.json').read_text())
   assert len(results['tasks']) == 1
@@ -39,6 +40,7 @@ def test_gmn_optimizer_lowers_held_out_loss(workdir):
     assert (workdir / file).stat().st_size > 0
 
 
+@pytest.mark.slow  # the end-to-end run
 def test_rerun_resumes_and_other_runs_are_refused(workdir):
   config = LearningToOptimizeConfig.tiny()
   family = [Optimizee(spec, 128) for spec in config.train_tasks]

@@ -4,11 +4,14 @@ stays finite and the meta-parameters move."""
 
 import jax
 import numpy as np
+import pytest
 
 from gmn_jax.tasks.meta_training import MetaTrainConfig, meta_train
 from gmn_jax.tasks.optimizees import Optimizee, OptimizeeSpec
 from gmn_jax.training.learned_optimizer import LearnedOptimizer
 from gmn_jax.training.update_rules import PerParameterMLP
+
+pytestmark = pytest.mark.slow  # meta-trains for real to count compilations (~80 s)
 
 
 def test_pes_compiles_once_per_architecture(tmp_path):

@@ -128,6 +128,7 @@ def test_a_non_finite_loss_stops_training_and_names_the_samples(tmp_path):
       (tmp_path / 'model' / 'checkpoints').iterdir())
 
 
+@pytest.mark.slow  # ~70 s: a second GMN fit; the regression fits above stay fast
 def test_cross_entropy_selects_the_best_validation_accuracy(tmp_path):
   """Classification: class logits in `globals`, cross-entropy, the epoch of best validation
   accuracy kept; the metrics are exact on a hand-made case."""

@@ -42,14 +42,17 @@ def _check(rule, meta_params, pg, variables, apply):
   gt.assert_not_equivariant(fn, pg, variables, jax.random.key(2))
 
 
-@pytest.mark.parametrize('family', FAMILIES)
+@pytest.mark.parametrize('family', [pytest.param(f, marks=pytest.mark.slow)  # ~25 s each
+                                    if f in ('resnet', 'vit') else f for f in FAMILIES])
 def test_gmn_update_is_equivariant(traced, family):
   pg, variables, apply = traced(family)
   meta_params = _meta_params('gmn', traced('mlp')[0])
   _check(_graph_rule('gmn'), meta_params, pg, variables, apply)
 
 
-@pytest.mark.parametrize('kind,family', [('nggnn', 'cnn_bn'), ('mlp', 'mlp'), ('lstm', 'mlp')])
+@pytest.mark.parametrize('kind,family', [
+    pytest.param('nggnn', 'cnn_bn', marks=pytest.mark.slow),  # ~10 s; NG-GNN's symmetry is tested
+    ('mlp', 'mlp'), ('lstm', 'mlp')])
 def test_other_rules_are_equivariant(traced, kind, family):
   pg, variables, apply = traced(family)
   rule = {'mlp': PerParameterMLP((8,)), 'lstm': PerParameterLSTM(4)}.get(kind) or _graph_rule(kind)

@@ -16,6 +16,8 @@ import gmn_jax
 from tests.support.devices import ROOT, run_on_devices
 from tests.training import multihost_run
 
+pytestmark = pytest.mark.slow  # pytest subprocesses on 4 simulated devices, two hosts
+
 
 def test_fit_on_four_devices():
   run_on_devices('tests/training/fit_on_devices.py')

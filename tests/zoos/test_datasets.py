@@ -75,6 +75,7 @@ def test_tfds_not_prepared(tmp_path):
   assert not any(tmp_path.rglob('*.array_record*'))  # nothing was downloaded
 
 
+@pytest.mark.slow  # ~20 s: a zoo trained on a mocked TFDS set
 def test_tfds_zoo(tmp_path):
   """A tiny zoo end to end on (mock) MNIST: the TFDS path feeds the trainer."""
   tfds = pytest.importorskip('tensorflow_datasets')

@@ -51,6 +51,7 @@ def test_family_round_trip_symmetry_and_negative_control(spec):
   testing.assert_not_invariant(fn, pg, v, key=0, atol=1e-4, rtol=1e-4)
 
 
+@pytest.mark.slow  # ~30 s; each family round trip and symmetry stays fast
 def test_one_batch_holds_every_family_and_mixing_changes_no_output():
   graphs = [jax.device_get(_traced(s)[2].encode(_traced(s)[1])) for s in SPECS]
   budget = budget_for(graphs, len(graphs))
