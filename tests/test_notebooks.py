@@ -99,10 +99,11 @@ def test_install_cell_installs_what_the_notebooks_import(tmp_path):
   assert f"'gmn-jax @ {_INSTALL_URL}'" in first
   clone = tmp_path / 'clone'
   subprocess.run(['git', 'clone', '-q', str(root), str(clone)], check=True)
-  requirement = f'gmn-jax @ git+file://{clone}'
+  # pip's requirement parser wants a host in a git URL: file://localhost/<path>.
+  requirement = f'gmn-jax @ git+file://localhost{clone}'
   site = tmp_path / 'site'
-  subprocess.run([sys.executable, '-m', 'pip', 'install', '-q', '--no-deps',
-                  '--no-build-isolation', '--target', str(site), requirement], check=True)
+  subprocess.run([sys.executable, '-m', 'pip', 'install', '-q', '--no-deps', '--target',
+                  str(site), requirement], check=True)
   modules = sorted(_gmn_jax_imports())
   assert 'gmn_jax' in modules and len(modules) > 3, modules
   code = ('import importlib, gmn_jax\n'
