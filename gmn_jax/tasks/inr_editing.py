@@ -35,7 +35,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-import orbax.checkpoint as ocp
 
 from gmn_jax import progress as progress_lib
 from gmn_jax.graphs.tracing import trace
@@ -45,6 +44,7 @@ from gmn_jax.metanets.gmn import GMN
 from gmn_jax.metanets.neural_graphs import NGGNN, NGT
 from gmn_jax.tasks import inr_editing_report as report_lib
 from gmn_jax.tasks.image_edits import apply_edit
+from gmn_jax.training.run_directory import RunDirectory, check_run
 from gmn_jax.zoos import inr_zoo as inr_zoo_lib
 from gmn_jax.zoos import siren as siren_lib
 
@@ -247,9 +247,9 @@ def train_method(name: str, data: EditingData, config: EditingConfig, progress: 
     state = {'params': params, 'opt_state': tx.init(params), 'best_params': params,
              'epoch': np.asarray(0), 'best_epoch': np.asarray(0),
              'best_val': np.asarray(np.inf, np.float32), 'seconds': np.asarray(0.0)}
-    checkpoints = None if run_dir is None else _Checkpoints(run_dir)
+    checkpoints = None if run_dir is None else RunDirectory(run_dir)
     if checkpoints is not None:
-      state, history = checkpoints.restore(state)
+      state, history = checkpoints.restore(state, 'epoch')
     earlier = float(state['seconds'])  # of a killed process, when resumed
 
     @jax.jit
@@ -285,7 +285,7 @@ def train_method(name: str, data: EditingData, config: EditingConfig, progress: 
                'best_val': np.asarray(val if improved else state['best_val'], np.float32),
                'seconds': np.asarray(earlier + time.time() - tic)}
       if checkpoints is not None:
-        checkpoints.save(state, history)
+        checkpoints.save(epoch + 1, state, history)
       if on_epoch_end is not None:
         on_epoch_end(epoch + 1, record)
     if checkpoints is not None:
@@ -297,37 +297,6 @@ def train_method(name: str, data: EditingData, config: EditingConfig, progress: 
           'val_mse': float(_evaluate(data, eval_jit, params, data.split['val'])[0].mean()),
           'history': history, 'best_epoch': best_epoch, 'seconds': time.time() - tic,
           'pictures': pictures}
-
-
-class _Checkpoints:
-  """One method's train state, saved every epoch with orbax, and its history (`log.jsonl`).
-  Host-side."""
-
-  def __init__(self, run_dir: pathlib.Path):
-    run_dir.mkdir(parents=True, exist_ok=True)
-    self.log = run_dir / 'log.jsonl'
-    self.manager = ocp.CheckpointManager(
-        (run_dir / 'checkpoints').absolute(),
-        options=ocp.CheckpointManagerOptions(max_to_keep=2, create=True))
-
-  def restore(self, state: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, float]]]:
-    """The latest saved state and the history up to it (`state` and [] when none)."""
-    step = self.manager.latest_step()
-    if step is None:
-      return state, []
-    state = self.manager.restore(step, args=ocp.args.StandardRestore(state))
-    history = [json.loads(line) for line in self.log.read_text().splitlines()]
-    return state, history[:int(state['epoch'])]
-
-  def save(self, state: dict[str, Any], history: list[dict[str, float]]) -> None:
-    # The log first: a run killed between the two resumes from the older checkpoint and
-    # keeps only as much of the log as that checkpoint covers.
-    self.log.write_text(''.join(json.dumps(r) + '\n' for r in history))
-    self.manager.save(int(state['epoch']), args=ocp.args.StandardSave(state))
-    self.manager.wait_until_finished()
-
-  def close(self) -> None:
-    self.manager.close()
 
 
 def _load_method(directory: pathlib.Path, name: str) -> dict[str, Any] | None:
@@ -363,15 +332,11 @@ def train_and_evaluate(config: EditingConfig, workdir: str | pathlib.Path,
   tic = time.time()
   workdir = pathlib.Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
-  run = json.dumps({'edit': config.edit, 'zoo': config.zoo.to_json(), 'seed': config.seed,
-                    'val': config.val_fraction, 'test': config.test_fraction,
-                    'model': [config.hidden, config.layers, list(config.flat_hidden),
-                              config.epochs, config.batch_size, config.learning_rate]})
+  check_run(workdir, {'edit': config.edit, 'zoo': config.zoo.to_json(), 'seed': config.seed,
+                      'val': config.val_fraction, 'test': config.test_fraction,
+                      'model': [config.hidden, config.layers, list(config.flat_hidden),
+                                config.epochs, config.batch_size, config.learning_rate]})
   method_dir = workdir / 'methods'
-  if (workdir / 'run.json').exists() and (workdir / 'run.json').read_text() != run:
-    raise ValueError(f'{workdir} holds a run with another config; use another --workdir or '
-                     'delete it to start over.')
-  (workdir / 'run.json').write_text(run)
   zoo = inr_zoo_lib.generate_inr_zoo(config.zoo, workdir / 'zoo', progress=progress)
   data = EditingData(zoo, config)
   results = {}

@@ -19,8 +19,9 @@ scale; `TaskFamily`), initialises a fresh optimizee and unrolls the learned opti
 The meta-optimizer is AdamW with cosine decay over the meta-steps (3e-4, weight decay 1e-4 in
 the paper). The meta-step is one jitted program per optimizee architecture (a batch size and
 an initialisation scale are traced values), checked with a trace counter. Meta-parameters
-and the meta-optimizer state are saved with orbax every `checkpoint_every` meta-steps and
-the meta-loss per meta-step in `log.jsonl`; a killed run resumes from the last checkpoint.
+and the meta-optimizer state are saved every `checkpoint_every` meta-steps in a
+`RunDirectory` (with the meta-loss per meta-step in `log.jsonl`); a killed run resumes from
+the last checkpoint.
 Host-side driver.
 """
 
@@ -37,12 +38,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-import orbax.checkpoint as ocp
 
 from gmn_jax import progress as progress_lib
 from gmn_jax.tasks.optimizees import Optimizee
-from gmn_jax.training.fit import check_run
 from gmn_jax.training.learned_optimizer import LearnedOptimizer
+from gmn_jax.training.run_directory import RunDirectory
 
 ESTIMATORS = ('tbptt', 'pes')
 
@@ -206,9 +206,7 @@ def meta_train(rule: nn.Module, family: Sequence[Optimizee], config: MetaTrainCo
   """
   if config.estimator not in ESTIMATORS:
     raise ValueError(f'unknown estimator {config.estimator!r}; choose from {ESTIMATORS}')
-  run_dir = pathlib.Path(workdir) / name
-  run_dir.mkdir(parents=True, exist_ok=True)
-  check_run(run_dir, json.loads(json.dumps({
+  run = RunDirectory(pathlib.Path(workdir) / name, json.loads(json.dumps({
       'rule': repr(rule), 'config': dataclasses.asdict(config),
       'family': [dataclasses.asdict(t.spec) for t in family]}, default=str)))
   lopts = [LearnedOptimizer(rule, task.pg) for task in family]
@@ -217,14 +215,7 @@ def meta_train(rule: nn.Module, family: Sequence[Optimizee], config: MetaTrainCo
       weight_decay=config.weight_decay))
   meta_params = lopts[0].init_meta_params(jax.random.key(config.seed))
   state = {'meta_params': meta_params, 'opt_state': tx.init(meta_params), 'step': np.asarray(0)}
-  manager = ocp.CheckpointManager((run_dir / 'checkpoints').absolute(),
-                                  options=ocp.CheckpointManagerOptions(max_to_keep=2,
-                                                                       create=True))
-  log_path = run_dir / 'log.jsonl'
-  history: list[dict[str, Any]] = []
-  if manager.latest_step() is not None:
-    state = manager.restore(manager.latest_step(), args=ocp.args.StandardRestore(state))
-    history = [json.loads(l) for l in log_path.read_text().splitlines()][:int(state['step'])]
+  state, history = run.restore(state, 'step')
   traces = {t.spec.label: 0 for t in family}
 
   def compiled(lopt, task):
@@ -270,12 +261,10 @@ def meta_train(rule: nn.Module, family: Sequence[Optimizee], config: MetaTrainCo
     history.append({'step': step + 1, 'meta_loss': loss, 'task': family[which].spec.label,
                     'batch_size': batch_size, 'init_scale': init_scale})
     if (step + 1) % config.checkpoint_every == 0 or step + 1 == config.meta_steps:
-      log_path.write_text(''.join(json.dumps(r) + '\n' for r in history))
-      manager.save(step + 1, args=ocp.args.StandardSave(
-          {'meta_params': meta_params, 'opt_state': opt_state, 'step': np.asarray(step + 1)}))
-      manager.wait_until_finished()
+      run.save(step + 1, {'meta_params': meta_params, 'opt_state': opt_state,
+                          'step': np.asarray(step + 1)}, history)
       recent = np.mean([h['meta_loss'] for h in history[-config.checkpoint_every:]])
       progress_lib.line(f'{name} meta-step {step + 1}/{config.meta_steps}: meta-loss '
                         f'{recent:.4g}', enabled=progress)
-  manager.close()
+  run.close()
   return MetaTrainResult(meta_params, history, traces)
