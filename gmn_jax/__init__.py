@@ -3,7 +3,8 @@
 The data flows through the sub-packages in order: `graphs` (a Flax model → its parameter graph)
 → `metanets` (graphs → predictions) → `zoos` (networks to read) → `training` (fit, predict,
 metrics) → `tasks` (one experiment each); `io` holds checkpoints, graph files and drawings.
-The names below are re-exported from them.
+The names below are re-exported from them; `train_and_evaluate` is the accuracy-prediction
+task's (`gmn_jax.tasks.generalization`), each task has its own in `gmn_jax.tasks.<task>`.
 """
 
 from gmn_jax import graphs, io, mesh, metanets, tasks, training, zoos
@@ -18,10 +19,11 @@ from gmn_jax.metanets import (DMC, GMN, NGGNN, NGT, Budget, EdgeDeepSets, Editor
                               graph_mask, mean_log_degree, pad_features, round_edges,
                               shard_edges, standardize_per_layer, unbatch, with_scaling_kinds)
 from gmn_jax.mesh import initialize_distributed, make_mesh
-from gmn_jax.tasks import EditingConfig
-from gmn_jax.tasks.generalization import GeneralizationConfig, train_and_evaluate
-from gmn_jax.tasks.inr_classification import InrClassificationConfig
-from gmn_jax.tasks.learning_to_optimize import LearningToOptimizeConfig
+from gmn_jax.tasks import (DiverseArchitecturesConfig, EditingConfig, GeneralizationConfig,
+                           InrClassificationConfig, LearningToOptimizeConfig)
+# The accuracy-prediction task's driver (`tasks.generalization.train_and_evaluate`); every task
+# has its own, `gmn_jax.tasks.<task>.train_and_evaluate`.
+from gmn_jax.tasks.generalization import train_and_evaluate
 from gmn_jax.training import (FitResult, GraphRule, GraphSet, LearnedOptimizer, PerParameterLSTM,
                               PerParameterMLP, TrainConfig, fit, predict)
 from gmn_jax.zoos import (DiverseNet, DiverseZoo, DiverseZooConfig, ImageDataset, InrZoo,
@@ -34,7 +36,8 @@ from gmn_jax.zoos import (DiverseNet, DiverseZoo, DiverseZooConfig, ImageDataset
 
 __all__ = [
     'graphs', 'io', 'mesh', 'metanets', 'tasks', 'testing', 'training', 'zoos',
-    'EditingConfig', 'FitResult', 'GeneralizationConfig', 'GraphSet', 'InrClassificationConfig',
+    'DiverseArchitecturesConfig', 'EditingConfig', 'FitResult', 'GeneralizationConfig',
+    'GraphSet', 'InrClassificationConfig',
     'TrainConfig', 'fit', 'initialize_distributed', 'make_mesh', 'predict',
     'train_and_evaluate',
     'GraphRule', 'LearnedOptimizer', 'LearningToOptimizeConfig', 'PerParameterLSTM',

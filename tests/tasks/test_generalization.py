@@ -16,7 +16,7 @@ import pytest
 
 import gmn_jax
 from experiments import generalization as experiment
-from gmn_jax.tasks import published_protocol
+from gmn_jax.tasks.generalization import published_protocol
 from gmn_jax.tasks.generalization import encode_zoo
 from gmn_jax.training import metrics
 from gmn_jax.zoos.zoo import load_zoo

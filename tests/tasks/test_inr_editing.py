@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from gmn_jax.tasks import image_edits
+from gmn_jax.tasks.inr_editing import image_edits
 from gmn_jax.tasks import inr_editing
 
 

@@ -5,8 +5,8 @@ stays finite and the meta-parameters move."""
 import jax
 import numpy as np
 
-from gmn_jax.tasks.meta_training import MetaTrainConfig, meta_train
-from gmn_jax.tasks.optimizees import Optimizee, OptimizeeSpec
+from gmn_jax.tasks.learning_to_optimize.meta_training import MetaTrainConfig, meta_train
+from gmn_jax.tasks.learning_to_optimize.optimizees import Optimizee, OptimizeeSpec
 from gmn_jax.training.learned_optimizer import LearnedOptimizer
 from gmn_jax.training.update_rules import PerParameterMLP
 

@@ -12,7 +12,14 @@ from typing import Any
 
 import numpy as np
 
+from gmn_jax.tasks.diverse_architectures.methods import REGISTRY
 from gmn_jax.training import report
+
+
+
+def _label(name: str) -> str:
+  return REGISTRY[name].label if name in REGISTRY else name
+
 
 _COLOURS = {'mlp': 'tab:blue', 'cnn': 'tab:orange', 'cnn1d': 'tab:green', 'deepsets': 'tab:red',
             'resnet': 'tab:purple', 'vit': 'tab:brown'}
@@ -23,7 +30,7 @@ def family_table(results: dict[str, Any]) -> str:
   families = list(results['families'])
   lines = ['| method | ' + ' | '.join(f'{f} R² / τ' for f in families) + ' |',
            '|---|' + '---|' * len(families)]
-  rows = [(report.LABELS[n], r['per_family']) for n, r in results['methods'].items()]
+  rows = [(_label(n), r['per_family']) for n, r in results['methods'].items()]
   rows.append(('constant (train mean)', results['constant_per_family']))
   for label, per in rows:
     cells = [f'{per[f]["r2"]:.3f} / {per[f]["kendall_tau"]:.3f}' if f in per else '–'
@@ -68,7 +75,8 @@ def write(workdir: pathlib.Path, results: dict[str, Any], histories: dict[str, l
   _plot_predictions(workdir / 'predictions.png', results, table['family'][test],
                     table['test_accuracy'][test], predictions)
   _plot_histogram(workdir / 'accuracy_histogram.png', table)
-  report.plot_curves(workdir / 'learning_curves.png', histories)
+  report.plot_curves(workdir / 'learning_curves.png', histories,
+                     labels={n: _label(n) for n in histories})
 
 
 def _pyplot():
@@ -92,7 +100,7 @@ def _plot_predictions(path, results, families, y, predictions):
     t = results['methods'][name]['test']
     ax.plot([0, 1], [0, 1], color='0.5', lw=1, ls='--')
     ax.set(xlim=(0, 1), ylim=(0, 1), xlabel='true test accuracy', aspect='equal',
-           title=f'{report.LABELS[name]}\nR²={t["r2"]:.3f}  τ={t["kendall_tau"]:.3f}')
+           title=f'{_label(name)}\nR²={t["r2"]:.3f}  τ={t["kendall_tau"]:.3f}')
   axes[0][0].set_ylabel('predicted test accuracy')
   axes[0][-1].legend(fontsize=7, loc='upper left', markerscale=2)
   fig.suptitle('Held-out networks, coloured by family', y=1.0)
@@ -149,7 +157,7 @@ def summary_table(summary: dict[str, Any]) -> str:
     for s in settings:
       m, n = summary['settings'][s]['methods'].get(name), summary['settings'][s]['seeds']
       cells += [_cell(m, 'r2', n), _cell(m, 'kendall_tau', n)] if m else ['–'] * 2
-    label = 'constant (train mean)' if name == 'constant' else report.LABELS[name]
+    label = 'constant (train mean)' if name == 'constant' else _label(name)
     lines.append(f'| {label} | ' + ' | '.join(cells) + ' |')
   return '\n'.join(lines)
 
@@ -175,9 +183,9 @@ def margins_table(summary: dict[str, Any], method: str = 'gmn') -> str:
   if not table:
     return ''
   others = list(next(iter(table.values())))
-  lines = [f'{report.LABELS[method]} minus each method, mean R² / mean τ (✓: ahead on both in '
+  lines = [f'{_label(method)} minus each method, mean R² / mean τ (✓: ahead on both in '
            'every seed)', '',
-           '| setting | ' + ' | '.join(report.LABELS[o] for o in others) + ' |',
+           '| setting | ' + ' | '.join(_label(o) for o in others) + ' |',
            '|---|' + '---|' * len(others)]
   for s, row in table.items():
     lines.append(f'| {s} | ' + ' | '.join(

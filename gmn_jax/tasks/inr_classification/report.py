@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from gmn_jax.tasks.inr_classification.methods import GRAPH_METHODS, LABELS
 from gmn_jax.training import metrics as metrics_lib
 from gmn_jax.training import report
 from gmn_jax.zoos.inr_zoo import InrZoo
@@ -17,19 +18,13 @@ CURVES = (report.Panel('train_loss', 'training cross-entropy', 'training loss'),
           report.Panel('val_accuracy', 'accuracy', 'validation accuracy'))
 
 
-def _labels():
-  from gmn_jax.tasks.inr_classification import LABELS  # pylint: disable=g-import-not-at-top
-  return LABELS
-
-
 def table(results: dict[str, Any]) -> str:
   """A markdown table of test accuracy per method (held-out images, best validation epoch)."""
-  labels = _labels()
   lines = ['| method | test accuracy | test cross-entropy | val accuracy | best epoch | '
            'train s |', '|---|---|---|---|---|---|']
   for name, r in results['methods'].items():
     t = r['test']
-    lines.append(f'| {labels[name]} | {100 * t["accuracy"]:.1f}% | {t["cross_entropy"]:.3f} | '
+    lines.append(f'| {LABELS[name]} | {100 * t["accuracy"]:.1f}% | {t["cross_entropy"]:.3f} | '
                  f'{100 * r["val_accuracy"]:.1f}% | {r["best_epoch"]} | '
                  f'{r["train_seconds"]:.0f} |')
   lines.append(f'| majority class | {100 * results["chance"]:.1f}% | | | | |')
@@ -37,7 +32,6 @@ def table(results: dict[str, Any]) -> str:
 
 
 def best_graph_method(results: dict[str, Any]) -> str | None:
-  from gmn_jax.tasks.inr_classification import GRAPH_METHODS  # pylint: disable=g-import-not-at-top
   graph = [m for m in results['methods'] if m in GRAPH_METHODS]
   if not graph:
     return None
@@ -64,13 +58,13 @@ def write(workdir: pathlib.Path, results: dict[str, Any], zoo: InrZoo, test: np.
         'Test accuracy at the epoch of best validation accuracy.', '', table(results), '',
         '![INRs rendered next to their images](inrs.png)', '']
   if best is not None:
-    md += [f'![confusion matrix of {_labels()[best]} on the test INRs](confusion.png)', '']
+    md += [f'![confusion matrix of {LABELS[best]} on the test INRs](confusion.png)', '']
     _plot_confusion(workdir / 'confusion.png', np.asarray(results['confusion']['matrix']),
-                    _labels()[best])
+                    LABELS[best])
   md += ['![learning curves](learning_curves.png)']
   (workdir / 'results.md').write_text('\n'.join(md) + '\n')
   _plot_inrs(workdir / 'inrs.png', zoo, zoo.records['inr'][test[:8]])
-  report.plot_curves(workdir / 'learning_curves.png', histories, CURVES, _labels())
+  report.plot_curves(workdir / 'learning_curves.png', histories, CURVES, LABELS)
 
 
 def _pyplot():

@@ -8,9 +8,8 @@ from typing import Any
 
 import numpy as np
 
-LABELS = {'gmn': 'GMN', 'nggnn': 'NG-GNN', 'mlp': 'per-parameter MLP', 'lstm': 'LSTM',
-          'adam': 'Adam (tuned)', 'sgdm': 'SGD + momentum (tuned)'}
-GRAPH = ('gmn', 'nggnn')
+from gmn_jax.tasks.learning_to_optimize.methods import GRAPH, LABELS
+
 
 
 def _stat(values: list[float]) -> str:

@@ -9,11 +9,9 @@ from typing import Any
 
 import numpy as np
 
+from gmn_jax.tasks.inr_editing.methods import LABELS
 from gmn_jax.training import report
 
-LABELS = {'identity': 'identity edit (no change)', 'flat_mlp': 'flat MLP (Δθ from flat weights)',
-          'gmn': 'GMN', 'nggnn': 'NG-GNN', 'ngt': 'NG-T',
-          'gmn_index': 'GMN + neuron index (not equivariant)'}
 
 CURVES = (report.Panel('train_mse', 'training MSE', 'training loss', log=True),
           report.Panel('val_mse', 'MSE', 'validation MSE', log=True))

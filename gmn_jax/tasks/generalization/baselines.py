@@ -3,17 +3,14 @@ statistics into gradient-boosted trees, and which architecture the flat-weight M
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import jax
 import numpy as np
 
 from gmn_jax.metanets.baselines import StatNN
+from gmn_jax.tasks.generalization.config import GeneralizationConfig
+from gmn_jax.tasks.generalization.data import Data
 from gmn_jax.training import metrics as metrics_lib
 from gmn_jax.training.graph_set import GraphSet
-
-if TYPE_CHECKING:  # the task imports this module
-  from gmn_jax.tasks.generalization import Data, GeneralizationConfig
 
 
 def statnn_features(graphs: GraphSet, rows: np.ndarray, batch_size: int = 64) -> np.ndarray:
