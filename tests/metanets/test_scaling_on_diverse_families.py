@@ -21,7 +21,7 @@ import pytest
 import gmn_jax
 from gmn_jax import testing
 from gmn_jax.graphs import scaling
-from gmn_jax.zoos.diverse_models import DiverseNet, NetSpec
+from gmn_jax.zoos.diverse.models import DiverseNet, NetSpec
 from tests.support import tiny_metanets
 
 X = np.random.default_rng(0).standard_normal((4, 8, 8, 1)).astype(np.float32)

@@ -19,7 +19,7 @@ from experiments import generalization as experiment
 from gmn_jax.tasks.generalization import published_protocol
 from gmn_jax.tasks.generalization import encode_zoo
 from gmn_jax.training import metrics
-from gmn_jax.zoos.zoo import load_zoo
+from gmn_jax.zoos.cnn.zoo import load_zoo
 
 
 @pytest.fixture(scope='module')

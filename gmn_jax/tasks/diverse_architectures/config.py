@@ -9,7 +9,7 @@ from typing import Any
 from gmn_jax.tasks.diverse_architectures.methods import DEFAULT_METHODS, REGISTRY
 from gmn_jax.tasks.registry import check_methods
 from gmn_jax.training.fit import TrainConfig
-from gmn_jax.zoos import diverse_zoo as zoo_lib
+from gmn_jax.zoos.diverse import zoo as zoo_lib
 
 SETTINGS = {'full': {}, 'fraction': {'data_fraction': 0.1}, 'ood': {'split': 'ood'}}
 

@@ -10,7 +10,7 @@ import numpy as np
 
 from gmn_jax.tasks.diverse_architectures.config import DiverseArchitecturesConfig
 from gmn_jax.training.encoding import Architecture, Encoded, encode_architectures
-from gmn_jax.zoos import diverse_zoo as zoo_lib
+from gmn_jax.zoos.diverse import zoo as zoo_lib
 
 # Batches of mixed families are padded for 1.25x their mean size plus the largest graph, not
 # for batch_size of the largest graphs (`GraphSet.budget`).

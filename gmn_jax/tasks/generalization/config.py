@@ -8,8 +8,8 @@ from typing import Any
 from gmn_jax.tasks.generalization.methods import DEFAULT_METHODS, REGISTRY
 from gmn_jax.tasks.registry import check_methods
 from gmn_jax.training.fit import TrainConfig
-from gmn_jax.zoos import zoo as zoo_lib
-from gmn_jax.zoos.small_cnn_zoo_architecture import FLAGS
+from gmn_jax.zoos.cnn import zoo as zoo_lib
+from gmn_jax.zoos.cnn.small_cnn_zoo_architecture import FLAGS
 
 PROTOCOLS = ('all_snapshots', 'published')
 

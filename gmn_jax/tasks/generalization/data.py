@@ -11,8 +11,8 @@ import numpy as np
 from gmn_jax.tasks.generalization.config import GeneralizationConfig
 from gmn_jax.training.encoding import Architecture, encode_architectures
 from gmn_jax.training.graph_set import GraphSet
-from gmn_jax.zoos import zoo as zoo_lib
-from gmn_jax.zoos.small_cnn_zoo import read_small_cnn_zoo
+from gmn_jax.zoos.cnn import zoo as zoo_lib
+from gmn_jax.zoos.cnn.small_cnn_zoo import read_small_cnn_zoo
 
 
 @dataclasses.dataclass

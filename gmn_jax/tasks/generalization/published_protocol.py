@@ -22,7 +22,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from gmn_jax.zoos import zoo as zoo_lib
+from gmn_jax.zoos.cnn import zoo as zoo_lib
 
 PARTS = ('train', 'val', 'test')
 # Kofinas et al.'s scripts for the Small CNN Zoo (`cnn_zoo_pna.sh`, `cnn_zoo_rt.sh`): the model

@@ -31,7 +31,7 @@ from gmn_jax.tasks.generalization.methods import GRAPH_METANETWORKS, REGISTRY
 from gmn_jax.training import metrics as metrics_lib
 from gmn_jax.training import report
 from gmn_jax.training.fit import TrainConfig, fit, predict
-from gmn_jax.zoos import zoo as zoo_lib
+from gmn_jax.zoos.cnn import zoo as zoo_lib
 
 
 def _model(name: str, config: GeneralizationConfig, data: Data, arch: int | None) -> nn.Module:

@@ -8,7 +8,7 @@ from typing import Any
 from gmn_jax.tasks.inr_classification.methods import DEFAULT_METHODS, REGISTRY
 from gmn_jax.tasks.registry import check_methods
 from gmn_jax.training.fit import TrainConfig
-from gmn_jax.zoos import inr_zoo as inr_zoo_lib
+from gmn_jax.zoos.inr import zoo as inr_zoo_lib
 
 
 @dataclasses.dataclass(frozen=True)

@@ -12,7 +12,7 @@ import numpy as np
 from gmn_jax.tasks.inr_classification.methods import GRAPH_METHODS, LABELS
 from gmn_jax.training import metrics as metrics_lib
 from gmn_jax.training import report
-from gmn_jax.zoos.inr_zoo import InrZoo
+from gmn_jax.zoos.inr.zoo import InrZoo
 
 CURVES = (report.Panel('train_loss', 'training cross-entropy', 'training loss'),
           report.Panel('val_accuracy', 'accuracy', 'validation accuracy'))

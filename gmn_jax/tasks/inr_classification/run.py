@@ -18,7 +18,7 @@ from gmn_jax.training import metrics as metrics_lib
 from gmn_jax.training.encoding import Architecture, encode_architectures
 from gmn_jax.training.fit import TrainConfig, fit, predict
 from gmn_jax.training.graph_set import GraphSet
-from gmn_jax.zoos import inr_zoo as inr_zoo_lib
+from gmn_jax.zoos.inr import zoo as inr_zoo_lib
 
 
 def split_by_image(config: InrClassificationConfig, zoo: inr_zoo_lib.InrZoo

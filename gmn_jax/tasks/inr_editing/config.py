@@ -9,7 +9,7 @@ import numpy as np
 from gmn_jax.tasks.inr_editing.image_edits import apply_edit
 from gmn_jax.tasks.inr_editing.methods import REGISTRY
 from gmn_jax.tasks.registry import check_methods
-from gmn_jax.zoos import inr_zoo as inr_zoo_lib
+from gmn_jax.zoos.inr import zoo as inr_zoo_lib
 
 
 @dataclasses.dataclass(frozen=True)

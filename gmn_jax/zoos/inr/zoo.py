@@ -35,8 +35,8 @@ import numpy as np
 from gmn_jax import progress as progress_lib
 from gmn_jax.zoos import datasets as datasets_lib
 from gmn_jax.zoos import shards as shards_lib
-from gmn_jax.zoos import siren as siren_lib
-from gmn_jax.zoos.config import ZooError
+from gmn_jax.zoos.inr import siren as siren_lib
+from gmn_jax.zoos.cnn.config import ZooError
 
 log = logging.getLogger(__name__)
 

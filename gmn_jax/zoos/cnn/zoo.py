@@ -6,20 +6,16 @@ pooling, a Dense classifier), hyperparameters sampled per member (optimizer, lea
 regularisation, weight initialisation and its scale, dropout, activation, fraction of the
 training data) and snapshots of every member at several epochs, so that accuracies spread from
 chance to the best. The members of a shard train together: one jitted program vmaps
-initialisation and every optimizer step over them (`zoo_training.py`, which lists where the
-training departs from the paper's, for speed on a CPU).
+initialisation and every optimizer step over them (`members`, which lists where the training
+departs from the paper's, for speed on a CPU).
 
 The default data are scikit-learn's 8x8 digits, so convolutions pad 'SAME' (the paper's
 stride-2 'VALID' stack needs at least 15 pixels), epochs are few (snapshots at 1, 2, 4, 8, 16
 where the paper had 0, 1, 2, 3, 20, 40, 60, 80, 86, in batches of 16 where it used 512), and
 the sampled ranges are shifted so that fewer members stay at chance in so few steps: learning
 rate 1e-3..3e-2 for Adam and RMSProp and 2e-2..2e-1 for SGD (paper 5e-4..5e-2 for all), init
-std 5e-2..0.5 (1e-3..0.5), dropout 0..0.5 (0..0.7). Measured on the earlier default (init
-std from 1e-2, one learning-rate range 1e-3..1e-1, a snapshot at initialisation), 47% of the
-snapshots sat at chance (test accuracy < 0.2): every initial snapshot, SGD with small steps,
-Adam/RMSProp with large ones, and ReLU nets initialised too small. The ordering among those is
-noise, which capped any predictor's Kendall tau near 0.79. Snapshot 0 can still be asked for.
-`ZooConfig` takes the paper's ranges as well.
+std 5e-2..0.5 (1e-3..0.5), dropout 0..0.5 (0..0.7). Snapshot 0 (at initialisation) can still
+be asked for, and `ZooConfig` takes the paper's ranges as well.
 
 Members of different widths are different architectures: each width has its own program and
 its own shards, which makes narrow-to-wide splits (as in the GMN paper) a filter on `width`.
@@ -57,11 +53,11 @@ from gmn_jax import mesh as mesh_lib
 from gmn_jax import progress as progress_lib
 from gmn_jax.zoos import datasets as datasets_lib
 from gmn_jax.zoos import shards as shards_lib
-from gmn_jax.zoos.small_cnn import SmallCNN
-# Re-exported: zoo.py is the zoo's front door (config and trainer live beside it).
-from gmn_jax.zoos.config import (FORMAT, HPARAMS, METRICS, ZooConfig, ZooError,  # pylint: disable=unused-import
+from gmn_jax.zoos.cnn.small_cnn import SmallCNN
+# Re-exported: this module is the CNN zoo's front door (config and trainer live beside it).
+from gmn_jax.zoos.cnn.config import (FORMAT, HPARAMS, METRICS, ZooConfig, ZooError,  # pylint: disable=unused-import
                                  default_config, sample_hyperparameters, tiny_config)
-from gmn_jax.zoos.training import train_members
+from gmn_jax.zoos.cnn.members import train_members
 
 log = logging.getLogger(__name__)
 

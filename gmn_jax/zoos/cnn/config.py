@@ -11,7 +11,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from gmn_jax.zoos.small_cnn import SmallCNN
+from gmn_jax.zoos.cnn.small_cnn import SmallCNN
 
 FORMAT = 'gmn_jax.zoo/1'  # tag of config.json and of each shard's json
 

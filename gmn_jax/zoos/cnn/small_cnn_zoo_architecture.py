@@ -23,8 +23,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from gmn_jax.zoos import zoo as zoo_lib
-from gmn_jax.zoos.small_cnn import SmallCNN
+from gmn_jax.zoos.cnn import zoo as zoo_lib
+from gmn_jax.zoos.cnn.small_cnn import SmallCNN
 
 SIDECAR = 'arch.json'
 # What the format leaves open: the keyword argument / arch.json key, and the run's flag.

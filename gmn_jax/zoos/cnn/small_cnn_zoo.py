@@ -33,8 +33,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from gmn_jax.zoos import small_cnn_zoo_architecture as arch_lib
-from gmn_jax.zoos import zoo as zoo_lib
+from gmn_jax.zoos.cnn import small_cnn_zoo_architecture as arch_lib
+from gmn_jax.zoos.cnn import zoo as zoo_lib
 
 _LAYOUT_COLUMNS = ('varname', 'start_idx', 'end_idx', 'shape')
 _METRIC_COLUMNS = ('modeldir', 'step', 'test_accuracy', 'test_loss', 'train_accuracy',

@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from gmn_jax.zoos.config import ZooError
+from gmn_jax.zoos.cnn.config import ZooError
 
 # torch storage class name -> numpy dtype (the types torch.save writes for tensors).
 _STORAGES = {'FloatStorage': np.float32, 'DoubleStorage': np.float64,

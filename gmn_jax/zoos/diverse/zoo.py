@@ -7,9 +7,10 @@ Per member: the architecture (`NetSpec`: family, hidden size, depth, norm, kerne
 heads) and the training (optimizer Adam or SGD, log-uniform learning rate, log-uniform
 decoupled weight decay, label smoothing, dropout, activation, fraction of the training data,
 epochs). Members of one `NetSpec` train together in one vmapped program
-(`diverse_training.py`); only their final weights are kept (one checkpoint per network).
+(`members`); only their final weights are kept (one checkpoint per network).
 
-On disk, as `zoo.py`'s zoo (whose atomic writes, checksums and config check this reuses):
+On disk, as the CNN zoo (`gmn_jax.zoos.cnn.zoo`, whose atomic writes, checksums and config
+check this reuses):
 
   config.json          the `DiverseZooConfig`; another config in the same directory is refused
   shard_00000.npz      one shard (members of one NetSpec): `variables/<path>` [members, ...]
@@ -41,9 +42,9 @@ import numpy as np
 from gmn_jax import progress as progress_lib
 from gmn_jax.zoos import datasets as datasets_lib
 from gmn_jax.zoos import shards as shards_lib
-from gmn_jax.zoos.config import ZooError
-from gmn_jax.zoos.diverse_models import FAMILIES, NORMS, DiverseNet, NetSpec
-from gmn_jax.zoos.diverse_training import METRICS, train_architecture
+from gmn_jax.zoos.cnn.config import ZooError
+from gmn_jax.zoos.diverse.models import FAMILIES, NORMS, DiverseNet, NetSpec
+from gmn_jax.zoos.diverse.members import METRICS, train_architecture
 
 log = logging.getLogger(__name__)
 FORMAT = 'gmn_jax.diverse_zoo/1'

@@ -33,8 +33,8 @@ from jax.sharding import Mesh
 
 from gmn_jax import mesh as mesh_lib
 from gmn_jax.zoos import datasets as datasets_lib
-from gmn_jax.zoos.small_cnn import _conv_as_matmul
-from gmn_jax.zoos.config import CATEGORIES, HPARAMS, METRICS, ZooConfig
+from gmn_jax.zoos.cnn.small_cnn import _conv_as_matmul
+from gmn_jax.zoos.cnn.config import CATEGORIES, HPARAMS, METRICS, ZooConfig
 
 _TRUNCATED_STD = 0.87962566103423978  # std of a unit normal truncated to [-2, 2]
 _EVAL_BUDGET = 2**26  # floats of first-layer activations per evaluation chunk (256 MB)

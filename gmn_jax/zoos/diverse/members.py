@@ -23,8 +23,8 @@ import numpy as np
 import optax
 
 from gmn_jax.zoos import datasets as datasets_lib
-from gmn_jax.zoos.diverse_models import DiverseNet, NetSpec
-from gmn_jax.zoos.small_cnn import _conv_as_matmul  # pylint: disable=protected-access
+from gmn_jax.zoos.diverse.models import DiverseNet, NetSpec
+from gmn_jax.zoos.cnn.small_cnn import _conv_as_matmul  # pylint: disable=protected-access
 
 METRICS = ('train_accuracy', 'train_loss', 'test_accuracy', 'test_loss')
 _EVAL_CHUNK = 512
