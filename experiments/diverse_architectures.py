@@ -14,6 +14,7 @@ setting alone. The zoo is cached in --workdir/zoo and compiled programs in
 --workdir/jax_cache; a killed run started again with the same flags resumes where it stopped.
 """
 
+import argparse
 import pathlib
 
 import jax
@@ -25,20 +26,26 @@ from gmn_jax.training.report import table
 ALIASES = {'members': 'zoo.num_members', 'dataset': 'zoo.dataset', 'epochs': 'train.epochs'}
 
 
+def parser() -> argparse.ArgumentParser:
+  """The flags: the config's (`flags.parser`) and this experiment's own."""
+  out = flags.parser(__doc__, task.Config, None, ALIASES,  # workdir/diverse_architectures/<zoo>
+                     {'methods': task.METHODS, 'split': ('id', 'ood')},
+                     tiny='the test suite config, one setting (a minute)')
+  out.add_argument('--zoo', dest='zoo_preset', choices=('diverse', 'varying-cnns'),
+                   default='diverse',
+                   help='the zoo preset the --zoo.* flags override (default: %(default)s)')
+  out.add_argument('--settings', nargs='+', choices=tuple(task.SETTINGS),
+                   help='settings of the default run (default: all three)')
+  out.add_argument('--seeds', type=int, default=3,
+                   help='seeds of the all-data setting (the others run one)')
+  return out
+
+
 def run(argv=None) -> None:
-  parser = flags.parser(__doc__, task.Config, None, ALIASES,  # workdir/diverse_architectures/<zoo>
-                        {'methods': task.METHODS, 'split': ('id', 'ood')},
-                        tiny='the test suite config, one setting (a minute)')
-  parser.add_argument('--zoo', choices=('diverse', 'varying-cnns'), default='diverse',
-                      help='the zoo preset the --zoo.* flags override (default: %(default)s)')
-  parser.add_argument('--settings', nargs='+', choices=tuple(task.SETTINGS),
-                      help='settings of the default run (default: all three)')
-  parser.add_argument('--seeds', type=int, default=3,
-                      help='seeds of the all-data setting (the others run one)')
-  args = parser.parse_args(argv)
-  config = flags.config(args, 'varying_cnns' if args.zoo == 'varying-cnns' else None)
-  workdir = pathlib.Path(args.workdir or
-                         f'workdir/diverse_architectures/{"tiny" if args.tiny else args.zoo}')
+  args = parser().parse_args(argv)
+  config = flags.config(args, 'varying_cnns' if args.zoo_preset == 'varying-cnns' else None)
+  zoo = 'tiny' if args.tiny else args.zoo_preset
+  workdir = pathlib.Path(args.workdir or f'workdir/diverse_architectures/{zoo}')
   if not jax.config.jax_compilation_cache_dir:  # seeds and settings share compiled steps
     jax.config.update('jax_compilation_cache_dir', str((workdir / 'jax_cache').absolute()))
   if args.tiny or flags.given(args, 'data_fraction') or flags.given(args, 'split'):

@@ -153,7 +153,7 @@ def parser(doc: str, config_class: type, workdir: str | None,
       extra['metavar'] = path.rpartition('.')[2].upper()
     group.add_argument(*names, dest=path, default=argparse.SUPPRESS, **kwargs, **extra,
                        help=f'{text} (default: {shown})'.strip())
-  out.set_defaults(_config_class=config_class)
+  out.set_defaults(_config_class=config_class, _config_paths=[p for p, _, _ in fields])
   return out
 
 
@@ -173,9 +173,8 @@ def config(args: argparse.Namespace, preset: str | None = None) -> Any:
   if ('seed' in given_ and 'train.seed' not in given_ and hasattr(out, 'train')
       and hasattr(out.train, 'seed')):
     given_['train.seed'] = given_['seed']
-  top = {f.name for f in dataclasses.fields(cls)}
   for path, value in sorted(given_.items()):
-    if '.' in path or path in top:
+    if path in args._config_paths:  # pylint: disable=protected-access
       out = _replace(out, path, tuple(value) if isinstance(value, list) else value)
   return out
 

@@ -15,6 +15,7 @@ row of weights.npy and metadata), predictions.png and learning_curves.png to --w
 killed run started again with the same flags resumes where it stopped.
 """
 
+import argparse
 import contextlib
 import dataclasses
 
@@ -28,11 +29,12 @@ from gmn_jax.training.report import table
 ALIASES = {'members': 'zoo.num_members', 'dataset': 'zoo.dataset', 'epochs': 'train.epochs'}
 
 
-def run(argv=None) -> None:
-  parser = flags.parser(__doc__, task.Config, 'workdir/generalization', ALIASES,
-                        {'methods': task.METHODS, 'protocol': task.PROTOCOLS,
-                         'split': ('id', 'ood')})
-  zoo_dir = parser.add_argument_group(
+def parser() -> argparse.ArgumentParser:
+  """The flags: the config's (`flags.parser`) and this experiment's own."""
+  out = flags.parser(__doc__, task.Config, 'workdir/generalization', ALIASES,
+                     {'methods': task.METHODS, 'protocol': task.PROTOCOLS,
+                      'split': ('id', 'ood')})
+  zoo_dir = out.add_argument_group(
       '--zoo-dir architecture', 'what the Small CNN Zoo format does not record (else read from '
       'arch.json beside layout.csv, then config.* columns, then defaults; printed at the start)')
   zoo_dir.add_argument('--padding', type=str.upper, choices=('SAME', 'VALID'),
@@ -44,10 +46,14 @@ def run(argv=None) -> None:
                        'config.dataset)')
   zoo_dir.add_argument('--activation-column', help='metrics column naming each run\'s '
                        'activation, relu or tanh (default: config.activation)')
-  parser.add_argument('--data-parallel', action='store_true', help='split zoo members and '
-                      'training batches over all devices (a "data" mesh axis); on several '
-                      'hosts set JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES, JAX_PROCESS_ID')
-  args = parser.parse_args(argv)
+  out.add_argument('--data-parallel', action='store_true', help='split zoo members and '
+                   'training batches over all devices (a "data" mesh axis); on several '
+                   'hosts set JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES, JAX_PROCESS_ID')
+  return out
+
+
+def run(argv=None) -> None:
+  args = parser().parse_args(argv)
   initialize_distributed()  # several hosts, when the environment says so
   config = flags.config(args)
   arch = {k: v for k in ('padding', 'strides', 'input_shape', 'activation_column')

@@ -9,6 +9,8 @@ Writes results.json, results.md, predictions.npz, confusion.png, inrs.png and
 learning_curves.png to --workdir; a killed run started again with the same flags resumes.
 """
 
+import argparse
+
 from experiments import flags
 from gmn_jax.tasks import inr_classification as task
 
@@ -16,10 +18,14 @@ ALIASES = {'dataset': 'zoo.dataset', 'images': 'zoo.max_images',
            'inrs_per_image': 'zoo.inrs_per_image', 'epochs': 'train.epochs'}
 
 
+def parser() -> argparse.ArgumentParser:
+  """The flags: the config's (`flags.parser`) and this experiment's own."""
+  return flags.parser(__doc__, task.Config, 'workdir/inr_classification', ALIASES,
+                      {'methods': task.METHODS})
+
+
 def run(argv=None) -> None:
-  parser = flags.parser(__doc__, task.Config, 'workdir/inr_classification', ALIASES,
-                        {'methods': task.METHODS})
-  args = parser.parse_args(argv)
+  args = parser().parse_args(argv)
   results = task.train_and_evaluate(flags.config(args), args.workdir)
   print(task.report.table(results))
   print(f'\nINRs: {results["zoo"]["describe"]}')

@@ -12,16 +12,22 @@ finished methods are not retrained when the run is started again, and a killed m
 at its last finished epoch.
 """
 
+import argparse
+
 from experiments import flags
 from gmn_jax.tasks import inr_editing as task
 
 ALIASES = {'images': 'zoo.max_images'}
 
 
+def parser() -> argparse.ArgumentParser:
+  """The flags: the config's (`flags.parser`) and this experiment's own."""
+  return flags.parser(__doc__, task.Config, None, ALIASES,  # workdir/inr_editing_<edit>
+                      {'methods': task.METHODS, 'edit': sorted(task.image_edits.EDITS)})
+
+
 def run(argv=None) -> None:
-  parser = flags.parser(__doc__, task.Config, None, ALIASES,  # workdir/inr_editing_<edit>
-                        {'methods': task.METHODS, 'edit': sorted(task.image_edits.EDITS)})
-  args = parser.parse_args(argv)
+  args = parser().parse_args(argv)
   config = flags.config(args)
   workdir = args.workdir or f'workdir/inr_editing_{config.edit}'
   results = task.train_and_evaluate(config, workdir)

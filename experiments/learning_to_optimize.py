@@ -9,6 +9,8 @@ Writes results.json, results.md, curves.npz, curves.png and meta_loss.png to --w
 killed run started again with the same flags resumes meta-training from its checkpoints.
 """
 
+import argparse
+
 from experiments import flags
 from gmn_jax.tasks import learning_to_optimize as task
 
@@ -16,11 +18,15 @@ ALIASES = {'meta_steps': 'meta.meta_steps', 'unroll': 'meta.unroll',
            'estimator': 'meta.estimator'}
 
 
+def parser() -> argparse.ArgumentParser:
+  """The flags: the config's (`flags.parser`) and this experiment's own."""
+  return flags.parser(__doc__, task.Config, 'workdir/learning_to_optimize', ALIASES,
+                      {'methods': task.METHODS, 'meta.estimator': ('tbptt', 'pes')},
+                      tiny='the test suite config')
+
+
 def run(argv=None) -> None:
-  parser = flags.parser(__doc__, task.Config, 'workdir/learning_to_optimize', ALIASES,
-                        {'methods': task.METHODS, 'meta.estimator': ('tbptt', 'pes')},
-                        tiny='the test suite config')
-  args = parser.parse_args(argv)
+  args = parser().parse_args(argv)
   results = task.train_and_evaluate(flags.config(args), args.workdir)
   print(task.report.table(results))
   print('\n'.join(task.report.verdicts(results)))

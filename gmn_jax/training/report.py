@@ -40,8 +40,8 @@ def table(results: dict[str, Any]) -> str:
       lines.append(f'| {label(results, name)} | – | – | – | – | {r["note"]} |')
       continue
     t = r['test']
-    lines.append(f'| {label(results, name)} | {t["kendall_tau"]:.3f} | {t["r2"]:.3f} | {t["mse"]:.5f} '
-                 f'| {r["n_test"]} | {r["note"]} |')
+    lines.append(f'| {label(results, name)} | {t["kendall_tau"]:.3f} | {t["r2"]:.3f} | '
+                 f'{t["mse"]:.5f} | {r["n_test"]} | {r["note"]} |')
   c = results['constant_predictor']
   lines.append(f'| constant (train mean) | {c["kendall_tau"]:.3f} | {c["r2"]:.3f} | '
                f'{c["mse"]:.5f} | {results["rows"]["test"]} | |')
