@@ -30,8 +30,9 @@ class Method:
     build: the task's builder of the method's model (a Flax module, or an update rule), or
       None for a method that trains no model through the task's loop (e.g. the identity
       edit, gradient-boosted trees).
-    graph: it reads the parameter graph (edges and nodes, with the per-neuron probe values
-      where the task computes them); False: flat weights or their statistics.
+    graph: a graph metanetwork (message passing over the parameter graph, with the
+      per-neuron probe values where the task computes them); False: a baseline (flat
+      weights, their statistics, or an unordered set of them).
     probes: it learns its own probe inputs (`metanets.LearnedProbes` around the model).
     augment: the random symmetries it trains with: `SYMMETRIES` (neuron permutations and the
       scale or sign symmetries of each neuron's activation) or `PERMUTATIONS` only (for
