@@ -13,7 +13,7 @@ task knows once its zoo is encoded (padding budget, the SIREN's graph, ...).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 SYMMETRIES = 'symmetries'
@@ -68,3 +68,28 @@ def check_methods(methods: Sequence[str], registry: Mapping[str, Method]) -> tup
   if unknown:
     raise ValueError(f'unknown methods {sorted(unknown)}; choose from {tuple(registry)}')
   return methods
+
+
+class Labels(Mapping[str, str]):
+  """The report labels of a registry's methods (and of `extra` names), looked up when read:
+  an entry added to the registry later has its label too.
+
+  Args:
+    registry: a task's `REGISTRY`.
+    extra: labels of names that are not methods (e.g. hand-designed optimizers).
+  """
+
+  def __init__(self, registry: Mapping[str, Method], extra: Mapping[str, str] | None = None):
+    self._registry, self._extra = registry, dict(extra or {})
+
+  def __getitem__(self, name: str) -> str:
+    if name in self._registry:
+      return self._registry[name].label
+    return self._extra[name]
+
+  def __iter__(self) -> Iterator[str]:
+    yield from self._registry
+    yield from (k for k in self._extra if k not in self._registry)
+
+  def __len__(self) -> int:
+    return len(set(self._registry) | set(self._extra))

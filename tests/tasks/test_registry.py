@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 
 from gmn_jax import tasks
-from gmn_jax.tasks.registry import PERMUTATIONS, SYMMETRIES, Method, check_methods
+from gmn_jax.tasks.registry import PERMUTATIONS, SYMMETRIES, Labels, Method, check_methods
 from gmn_jax.training.fit import TrainConfig
 
 
@@ -20,6 +20,18 @@ def test_one_entry_makes_a_method(name, monkeypatch):
     dataclasses.replace(task.Config.tiny(), methods=('new',))
   monkeypatch.setitem(task.REGISTRY, 'new', Method('New', None))
   assert dataclasses.replace(task.Config.tiny(), methods=('new',)).methods == ('new',)
+  if hasattr(task, 'LABELS'):  # the report's labels read the registry when asked
+    assert task.LABELS['new'] == 'New' and 'new' in list(task.LABELS)
+
+
+def test_labels_read_the_registry_and_extra_names():
+  registry = {'a': Method('A', None)}
+  labels = Labels(registry, {'adam': 'Adam (tuned)'})
+  assert dict(labels) == {'a': 'A', 'adam': 'Adam (tuned)'} and len(labels) == 2
+  registry['b'] = Method('B', None)
+  assert labels['b'] == 'B' and len(labels) == 3
+  with pytest.raises(KeyError):
+    labels['c']  # pylint: disable=pointless-statement
 
 
 def test_augment_is_one_field():

@@ -15,12 +15,11 @@ is `gmn_jax.training.report`.
 from gmn_jax.tasks.generalization import published_protocol
 from gmn_jax.tasks.generalization.config import PROTOCOLS, GeneralizationConfig
 from gmn_jax.tasks.generalization.data import Data, encode_zoo, split_by_model, task_zoo
-from gmn_jax.tasks.generalization.methods import (DEFAULT_METHODS, GRAPH_METANETWORKS, METHODS,
-                                                  REGISTRY)
+from gmn_jax.tasks.generalization.methods import DEFAULT_METHODS, METHODS, REGISTRY
 from gmn_jax.tasks.generalization.run import train_and_evaluate
 
 Config = GeneralizationConfig
 
-__all__ = ['DEFAULT_METHODS', 'GRAPH_METANETWORKS', 'METHODS', 'PROTOCOLS', 'REGISTRY', 'Config',
+__all__ = ['DEFAULT_METHODS', 'METHODS', 'PROTOCOLS', 'REGISTRY', 'Config',
            'Data', 'GeneralizationConfig', 'encode_zoo', 'published_protocol', 'split_by_model',
            'task_zoo', 'train_and_evaluate']

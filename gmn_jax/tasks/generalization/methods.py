@@ -58,4 +58,3 @@ REGISTRY: dict[str, Method] = {
 }
 METHODS = tuple(REGISTRY)
 DEFAULT_METHODS = ('gmn', 'nggnn', 'statnn', 'statnn_gbm', 'mlp')
-GRAPH_METANETWORKS = tuple(name for name, m in REGISTRY.items() if m.graph)

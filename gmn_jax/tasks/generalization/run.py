@@ -27,7 +27,7 @@ from gmn_jax.tasks.generalization import baselines as baselines_lib
 from gmn_jax.tasks.generalization import published_protocol as protocol_lib
 from gmn_jax.tasks.generalization.config import GeneralizationConfig
 from gmn_jax.tasks.generalization.data import Data, encode_zoo, split_by_model, task_zoo
-from gmn_jax.tasks.generalization.methods import GRAPH_METANETWORKS, REGISTRY
+from gmn_jax.tasks.generalization.methods import REGISTRY
 from gmn_jax.training import metrics as metrics_lib
 from gmn_jax.training import report
 from gmn_jax.training.fit import TrainConfig, fit, predict
@@ -100,7 +100,7 @@ def train_and_evaluate(config: GeneralizationConfig, workdir: str | pathlib.Path
   for name in config.methods:
     rows = (train, val, test)
     note = (f'weights and each neuron\'s values on {config.probes} noise probes'
-            if config.probes and name in GRAPH_METANETWORKS else '')
+            if config.probes and REGISTRY[name].graph else '')
     arch = None
     if name == 'mlp':
       arch, note = baselines_lib.flat_mlp_architecture(data)

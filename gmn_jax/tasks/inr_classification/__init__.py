@@ -18,14 +18,13 @@ Modules: `config`, `methods` (the registry), `run`, `report`.
 
 from gmn_jax.tasks.inr_classification import report
 from gmn_jax.tasks.inr_classification.config import InrClassificationConfig
-from gmn_jax.tasks.inr_classification.methods import (DEFAULT_METHODS, GRAPH_METHODS, LABELS,
-                                                      METHODS, REGISTRY)
+from gmn_jax.tasks.inr_classification.methods import DEFAULT_METHODS, LABELS, METHODS, REGISTRY
 from gmn_jax.tasks.inr_classification.run import (build_model, encode_inr_zoo, split_by_image,
                                                   train_and_evaluate)
 from gmn_jax.tasks.registry import Method
 
 Config = InrClassificationConfig
 
-__all__ = ['DEFAULT_METHODS', 'GRAPH_METHODS', 'LABELS', 'METHODS', 'REGISTRY', 'Config',
+__all__ = ['DEFAULT_METHODS', 'LABELS', 'METHODS', 'REGISTRY', 'Config',
            'InrClassificationConfig', 'Method', 'build_model', 'encode_inr_zoo', 'report',
            'split_by_image', 'train_and_evaluate']

@@ -12,7 +12,7 @@ from gmn_jax.metanets.baselines import EdgeDeepSets, StatNN, WeightMLP
 from gmn_jax.metanets.gmn import GMN
 from gmn_jax.metanets.neural_graphs import NGGNN, NGT
 from gmn_jax.metanets.scalegmn import ScaleGMN
-from gmn_jax.tasks.registry import PERMUTATIONS, Method
+from gmn_jax.tasks.registry import PERMUTATIONS, Labels, Method
 
 
 def _gmn(c, common, k, _):
@@ -59,5 +59,4 @@ METHODS = tuple(REGISTRY)
 # INRs, and the three baselines; `--methods` adds the weights-only graph metanetworks, `ngt`,
 # `ngt_probes` and `scalegmn`.
 DEFAULT_METHODS = ('gmn_probes', 'nggnn_probes', 'deepsets', 'statnn', 'mlp')
-LABELS = {name: m.label for name, m in REGISTRY.items()}
-GRAPH_METHODS = tuple(name for name, m in REGISTRY.items() if m.graph)
+LABELS = Labels(REGISTRY)

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from gmn_jax.tasks.inr_classification.methods import GRAPH_METHODS, LABELS
+from gmn_jax.tasks.inr_classification.methods import LABELS, REGISTRY
 from gmn_jax.training import metrics as metrics_lib
 from gmn_jax.training import report
 from gmn_jax.zoos.inr.zoo import InrZoo
@@ -32,7 +32,7 @@ def table(results: dict[str, Any]) -> str:
 
 
 def best_graph_method(results: dict[str, Any]) -> str | None:
-  graph = [m for m in results['methods'] if m in GRAPH_METHODS]
+  graph = [m for m in results['methods'] if REGISTRY[m].graph]
   if not graph:
     return None
   return max(graph, key=lambda m: results['methods'][m]['test']['accuracy'])

@@ -10,7 +10,7 @@ from __future__ import annotations
 from gmn_jax.metanets.editing import Editor, FlatEditor
 from gmn_jax.metanets.gmn import GMN
 from gmn_jax.metanets.neural_graphs import NGGNN, NGT
-from gmn_jax.tasks.registry import Method
+from gmn_jax.tasks.registry import Labels, Method
 
 
 def _common(c):
@@ -46,4 +46,4 @@ REGISTRY: dict[str, Method] = {
                         lambda c, pg: _gmn(c, pg, index_features=8)),
 }
 METHODS = tuple(REGISTRY)
-LABELS = {name: m.label for name, m in REGISTRY.items()}
+LABELS = Labels(REGISTRY)

@@ -8,7 +8,7 @@ tuned by the task.
 from __future__ import annotations
 
 from gmn_jax.metanets import GMN, NGGNN
-from gmn_jax.tasks.registry import Method
+from gmn_jax.tasks.registry import Labels, Method
 from gmn_jax.training.optimizer_features import GRAPH_CHANNELS
 from gmn_jax.training.update_rules import GraphRule, PerParameterLSTM, PerParameterMLP
 
@@ -36,8 +36,7 @@ REGISTRY: dict[str, Method] = {
 }
 LEARNED = tuple(REGISTRY)
 HAND_DESIGNED = {'adam': 'Adam (tuned)', 'sgdm': 'SGD + momentum (tuned)'}
-LABELS = {**{name: m.label for name, m in REGISTRY.items()}, **HAND_DESIGNED}
-GRAPH = tuple(name for name, m in REGISTRY.items() if m.graph)
+LABELS = Labels(REGISTRY, HAND_DESIGNED)
 
 
 def make_rule(method: str, config):

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from gmn_jax.tasks.learning_to_optimize.methods import GRAPH, LABELS
+from gmn_jax.tasks.learning_to_optimize.methods import LABELS, REGISTRY
 
 
 
@@ -37,7 +37,7 @@ def verdicts(results: dict[str, Any]) -> list[str]:
   for name, t in results['tasks'].items():
     loss = {m: float(np.mean(r['test_loss'])) for m, r in t['methods'].items()}
     best = min(loss, key=lambda m: loss[m] if np.isfinite(loss[m]) else np.inf)
-    for g in GRAPH:
+    for g in [m for m, method in REGISTRY.items() if method.graph]:
       if g not in loss:
         continue
       beats = [LABELS[m] for m in loss if m != g and loss[g] < loss[m]]
@@ -80,7 +80,7 @@ def _plot_curves(path, results, curves, every):
       loss = curves[f'{name}/{m}/test_loss']
       x = np.arange(loss.shape[1]) * every
       mean, sd = loss.mean(0), loss.std(0)
-      ax.plot(x, mean, label=LABELS[m], ls='-' if m in GRAPH else '--')
+      ax.plot(x, mean, label=LABELS[m], ls='-' if m in REGISTRY and REGISTRY[m].graph else '--')
       ax.fill_between(x, mean - sd, mean + sd, alpha=0.15)
     ax.set(title=name, xlabel='step', ylabel='test loss', yscale='log')
   axes[0][0].legend(fontsize=8)
