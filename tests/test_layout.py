@@ -1,5 +1,7 @@
-"""The package's stages import only earlier stages: graphs ← metanets ← training ← tasks, with
-zoos and io beside the flow (see the README's Layout). Imports inside functions count too."""
+"""The package's layout: stages import only earlier stages (graphs <- metanets <- training <-
+tasks, with zoos and io beside the flow; see the README's Layout), no module imports itself
+back through others (no import cycle, even inside a stage), and no module is over 400 lines.
+Imports inside functions count too."""
 
 from __future__ import annotations
 
