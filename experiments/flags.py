@@ -100,11 +100,20 @@ def _get(config: Any, path: str) -> Any:
   return config
 
 
-def _replace(config: Any, path: str, value: Any) -> Any:
-  head, _, rest = path.partition('.')
-  if rest:
-    value = _replace(getattr(config, head), rest, value)
-  return dataclasses.replace(config, **{head: value})
+def _replace(config: Any, changes: Mapping[str, Any]) -> Any:
+  """`config` with every `{dotted path: value}` of `changes`, in one `dataclasses.replace` per
+  dataclass (a config may refuse one change without another, e.g. `final_step` without
+  `protocol`)."""
+  top, nested = {}, {}
+  for path, value in changes.items():
+    head, _, rest = path.partition('.')
+    if rest:
+      nested.setdefault(head, {})[rest] = value
+    else:
+      top[head] = value
+  for head, sub in nested.items():
+    top[head] = _replace(getattr(config, head), sub)
+  return dataclasses.replace(config, **top) if top else config
 
 
 def _flag(path: str) -> str:
@@ -173,10 +182,9 @@ def config(args: argparse.Namespace, preset: str | None = None) -> Any:
   if ('seed' in given_ and 'train.seed' not in given_ and hasattr(out, 'train')
       and hasattr(out.train, 'seed')):
     given_['train.seed'] = given_['seed']
-  for path, value in sorted(given_.items()):
-    if path in args._config_paths:  # pylint: disable=protected-access
-      out = _replace(out, path, tuple(value) if isinstance(value, list) else value)
-  return out
+  paths = args._config_paths  # pylint: disable=protected-access
+  return _replace(out, {path: tuple(value) if isinstance(value, list) else value
+                        for path, value in given_.items() if path in paths})
 
 
 def given(args: argparse.Namespace, path: str) -> bool:

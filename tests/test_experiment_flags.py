@@ -51,6 +51,10 @@ def test_aliases_nested_fields_and_the_seed():
   assert config.methods == ('gmn', 'mlp') and config.train.augment is False
   config = flags.config(parser.parse_args(['--seed', '5', '--train.seed', '2']))
   assert (config.seed, config.train.seed) == (5, 2)
+  # Fields the config checks together are replaced together.
+  config = flags.config(parser.parse_args(['--final-step', '6', '--protocol', 'published',
+                                           '--split-file', 'split.csv']))
+  assert (config.protocol, config.final_step, config.split_file) == ('published', 6, 'split.csv')
   quick = flags.config(parser.parse_args(['--quick', '--hidden', '8']))
   assert quick == dataclasses.replace(tasks.generalization.Config.quick(), hidden=8)
 
