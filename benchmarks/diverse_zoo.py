@@ -17,10 +17,10 @@ import time
 
 import numpy as np
 
-from gmn_jax.zoos import diverse_zoo
+from gmn_jax.zoos.diverse import zoo as diverse_zoo
 from gmn_jax.zoos.datasets import load_dataset
-from gmn_jax.zoos.diverse_models import FAMILIES, NetSpec
-from gmn_jax.zoos.diverse_training import train_architecture
+from gmn_jax.zoos.diverse.models import FAMILIES, NetSpec
+from gmn_jax.zoos.diverse.members import train_architecture
 
 
 def main():

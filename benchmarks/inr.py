@@ -3,7 +3,7 @@
     python benchmarks/inr.py           # 256 MNIST SIRENs x 20 steps; NG-GNN-32, NG-T (INR), GMN-32
     python benchmarks/inr.py --quick   # 32 SIRENs x 5 steps, tiny metanetworks
 
-1. Fitting: `gmn_jax.zoos.siren.fit_sirens` on N 28x28 MNIST digits (the zoo's 2 -> 32 -> 32 -> 1
+1. Fitting: `gmn_jax.zoos.inr.siren.fit_sirens` on N 28x28 MNIST digits (the zoo's 2 -> 32 -> 32 -> 1
    SIREN), vmapped (all N in one program) against a Python loop calling the same program built
    for one INR; compilation timed apart and excluded; achieved FLOP/s (the SIREN's matmul
    FLOPs, forward and backward, counted by hand: XLA's cost analysis counts a scan's body
@@ -25,7 +25,8 @@ import jax
 import numpy as np
 
 import gmn_jax
-from gmn_jax.zoos import inr_zoo, siren
+from gmn_jax.zoos.inr import zoo as inr_zoo
+from gmn_jax.zoos.inr import siren
 
 sys.path.insert(0, str(Path(__file__).parent))
 from train_step import benchmark, matmul_flops_per_second  # pylint: disable=g-import-not-at-top

@@ -27,7 +27,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
 from gmn_jax.tasks.inr_classification import InrClassificationConfig, split_by_image
-from gmn_jax.zoos import inr_zoo
+from gmn_jax.zoos.inr import zoo as inr_zoo
 
 
 def _flat(params, n: int) -> np.ndarray:

@@ -23,8 +23,8 @@ import jax
 import optax
 
 from gmn_jax.tasks.learning_to_optimize import LEARNED, LearningToOptimizeConfig, make_rule
-from gmn_jax.tasks.meta_training import _tbptt_step
-from gmn_jax.tasks.optimizees import Optimizee, OptimizeeSpec
+from gmn_jax.tasks.learning_to_optimize.meta_training import _tbptt_step
+from gmn_jax.tasks.learning_to_optimize.optimizees import Optimizee, OptimizeeSpec
 from gmn_jax.training.learned_optimizer import LearnedOptimizer
 
 

@@ -21,8 +21,8 @@ import jax.numpy as jnp
 import numpy as np
 
 import gmn_jax
-from gmn_jax.zoos import config as zoo_config
-from gmn_jax.zoos import training as zoo_training
+from gmn_jax.zoos.cnn import config as zoo_config
+from gmn_jax.zoos.cnn import members as members_lib
 
 
 def _timed(fn):
@@ -53,12 +53,12 @@ def main():
         f'devices: {jax.devices()}')
 
   def program(members, matmul_conv=True):
-    return zoo_training._shard_program(config, args.width, members, data.input_shape,
+    return members_lib._shard_program(config, args.width, members, data.input_shape,
                                   data.num_classes, len(data.x_train), len(data.x_test),
                                   matmul_conv=matmul_conv)[0]
 
   def run(prog, member_ids):
-    codes = zoo_training._codes(hparams, member_ids)
+    codes = members_lib._codes(hparams, member_ids)
     return prog(codes, jnp.asarray(member_ids, jnp.int32), data.x_train, data.y_train,
                 data.x_test, data.y_test)
 

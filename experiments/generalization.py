@@ -15,22 +15,26 @@ row of weights.npy and metadata), predictions.png and learning_curves.png to --w
 killed run started again with the same flags resumes where it stopped.
 """
 
+import argparse
 import contextlib
+import dataclasses
 
 import jax
 
 from experiments import flags
 from gmn_jax.mesh import initialize_distributed, make_mesh
-from gmn_jax.tasks.generalization import (METHODS, PROTOCOLS, GeneralizationConfig,
-                                          train_and_evaluate)
+from gmn_jax.tasks import generalization as task
 from gmn_jax.training.report import table
 
+ALIASES = {'members': 'zoo.num_members', 'dataset': 'zoo.dataset', 'epochs': 'train.epochs'}
 
-def main(argv=None) -> None:
-  parser = flags.parser(__doc__, METHODS, 'workdir/generalization')
-  parser.add_argument('--quick', action='store_true', help='small zoo, few epochs (smoke run)')
-  parser.add_argument('--zoo-dir', help='read a Small CNN Zoo directory instead of generating')
-  zoo_dir = parser.add_argument_group(
+
+def parser() -> argparse.ArgumentParser:
+  """The flags: the config's (`flags.parser`) and this experiment's own."""
+  out = flags.parser(__doc__, task.Config, 'workdir/generalization', ALIASES,
+                     {'methods': task.METHODS, 'protocol': task.PROTOCOLS,
+                      'split': ('id', 'ood')})
+  zoo_dir = out.add_argument_group(
       '--zoo-dir architecture', 'what the Small CNN Zoo format does not record (else read from '
       'arch.json beside layout.csv, then config.* columns, then defaults; printed at the start)')
   zoo_dir.add_argument('--padding', type=str.upper, choices=('SAME', 'VALID'),
@@ -42,42 +46,28 @@ def main(argv=None) -> None:
                        'config.dataset)')
   zoo_dir.add_argument('--activation-column', help='metrics column naming each run\'s '
                        'activation, relu or tanh (default: config.activation)')
-  parser.add_argument('--protocol', choices=PROTOCOLS, help="'published': final checkpoints, "
-                      "NFN's split, NG-GNN/NG-T with the papers' settings (default: "
-                      'all_snapshots)')
-  parser.add_argument('--split-file', help="for --protocol published: NFN's index CSV, or a "
-                      'JSON {"train": [rows], "val": [...], "test": [...]}')
-  parser.add_argument('--final-step', type=int, help='for --protocol published: keep the '
-                      "rows at this step, as NFN's loader (86 for the published zoos; "
-                      "default: each run's last checkpoint)")
-  parser.add_argument('--epoch-scale', type=float, help='for --protocol published: multiplies '
-                      "NG-GNN's and NG-T's 300 epochs (e.g. 0.05 on a CPU)")
-  parser.add_argument('--dataset', help='zoo training data: digits (default, offline), or a '
-                      'prepared TFDS set: mnist, fashion_mnist, cifar10, svhn_cropped')
-  parser.add_argument('--members', type=int, help='zoo size (CNNs; each is saved at every snapshot epoch)')
-  parser.add_argument('--split', choices=('id', 'ood'), help="'ood': test on the widest CNNs")
-  parser.add_argument('--epochs', type=int, help='training epochs of every method')
-  parser.add_argument('--hidden', type=int, help='width of the graph metanetworks')
-  parser.add_argument('--probes', type=int, help='random-noise probe inputs whose per-neuron '
-                      'values the graph metanetworks read (default 16; 0: weights only)')
-  parser.add_argument('--seed', type=int, help='seed of the splits and of training')
-  parser.add_argument('--data-parallel', action='store_true', help='split zoo members and '
-                      'training batches over all devices (a "data" mesh axis); on several '
-                      'hosts set JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES, JAX_PROCESS_ID')
-  args = parser.parse_args(argv)
+  out.add_argument('--data-parallel', action='store_true', help='split zoo members and '
+                   'training batches over all devices (a "data" mesh axis); on several '
+                   'hosts set JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES, JAX_PROCESS_ID')
+  return out
+
+
+def run(argv=None) -> None:
+  args = parser().parse_args(argv)
   initialize_distributed()  # several hosts, when the environment says so
-  config = (GeneralizationConfig.tiny() if args.tiny else GeneralizationConfig.quick()
-            if args.quick else GeneralizationConfig.default())
-  zoo = flags.replace(config.zoo, dataset=args.dataset, num_members=args.members)
-  train = flags.replace(config.train, epochs=args.epochs, seed=args.seed)
-  arch = flags.given(args, 'padding', 'strides', 'input_shape', 'activation_column')
-  config = flags.replace(config, zoo=zoo, train=train, zoo_arch=arch or None, **flags.given(
-      args, 'methods', 'zoo_dir', 'split', 'hidden', 'probes', 'seed', 'protocol', 'split_file',
-      'final_step', 'epoch_scale'))
+  config = flags.config(args)
+  arch = {k: v for k in ('padding', 'strides', 'input_shape', 'activation_column')
+          if (v := getattr(args, k)) is not None}
+  if arch:
+    config = dataclasses.replace(config, zoo_arch=arch)
   with jax.set_mesh(make_mesh()) if args.data_parallel else contextlib.nullcontext():
-    results = train_and_evaluate(config, args.workdir)
+    results = task.train_and_evaluate(config, args.workdir)
   print(table(results))
   print(f'\nreport: {args.workdir}/results.md ({results["total_seconds"]:.0f} s)')
+
+
+def main(argv=None) -> None:
+  flags.main(run, argv)
 
 
 if __name__ == '__main__':

@@ -9,31 +9,31 @@ Writes results.json, results.md, predictions.npz, confusion.png, inrs.png and
 learning_curves.png to --workdir; a killed run started again with the same flags resumes.
 """
 
+import argparse
+
 from experiments import flags
-from gmn_jax.tasks.inr_classification import METHODS, InrClassificationConfig, train_and_evaluate
-from gmn_jax.tasks.inr_report import table
+from gmn_jax.tasks import inr_classification as task
+
+ALIASES = {'dataset': 'zoo.dataset', 'images': 'zoo.max_images',
+           'inrs_per_image': 'zoo.inrs_per_image', 'epochs': 'train.epochs'}
+
+
+def parser() -> argparse.ArgumentParser:
+  """The flags: the config's (`flags.parser`) and this experiment's own."""
+  return flags.parser(__doc__, task.Config, 'workdir/inr_classification', ALIASES,
+                      {'methods': task.METHODS})
+
+
+def run(argv=None) -> None:
+  args = parser().parse_args(argv)
+  results = task.train_and_evaluate(flags.config(args), args.workdir)
+  print(task.report.table(results))
+  print(f'\nINRs: {results["zoo"]["describe"]}')
+  print(f'report: {args.workdir}/results.md ({results["total_seconds"]:.0f} s)')
 
 
 def main(argv=None) -> None:
-  parser = flags.parser(__doc__, METHODS, 'workdir/inr_classification')
-  parser.add_argument('--dataset', help='images: mnist5k (default, offline), digits, or a '
-                      'prepared TFDS set: mnist, fashion_mnist, cifar10')
-  parser.add_argument('--images', type=int, help='fit at most this many images')
-  parser.add_argument('--inrs-per-image', type=int, help='INRs per image (augmented sets)')
-  parser.add_argument('--epochs', type=int, help='training epochs of every method')
-  parser.add_argument('--hidden', type=int, help='width of the graph metanetworks')
-  parser.add_argument('--seed', type=int, help='seed of the split and of training')
-  args = parser.parse_args(argv)
-  config = InrClassificationConfig.tiny() if args.tiny else InrClassificationConfig()
-  zoo = flags.replace(config.zoo, dataset=args.dataset, max_images=args.images,
-                      inrs_per_image=args.inrs_per_image)
-  train = flags.replace(config.train, epochs=args.epochs, seed=args.seed)
-  config = flags.replace(config, zoo=zoo, train=train,
-                         **flags.given(args, 'methods', 'hidden', 'seed'))
-  results = train_and_evaluate(config, args.workdir)
-  print(table(results))
-  print(f'\nINRs: {results["zoo"]["describe"]}')
-  print(f'report: {args.workdir}/results.md ({results["total_seconds"]:.0f} s)')
+  flags.main(run, argv)
 
 
 if __name__ == '__main__':

@@ -12,28 +12,31 @@ finished methods are not retrained when the run is started again, and a killed m
 at its last finished epoch.
 """
 
+import argparse
+
 from experiments import flags
-from gmn_jax.tasks.image_edits import EDITS
-from gmn_jax.tasks.inr_editing import METHODS, EditingConfig, train_and_evaluate
-from gmn_jax.tasks.inr_editing_report import table
+from gmn_jax.tasks import inr_editing as task
+
+ALIASES = {'images': 'zoo.max_images'}
+
+
+def parser() -> argparse.ArgumentParser:
+  """The flags: the config's (`flags.parser`) and this experiment's own."""
+  return flags.parser(__doc__, task.Config, None, ALIASES,  # workdir/inr_editing_<edit>
+                      {'methods': task.METHODS, 'edit': sorted(task.image_edits.EDITS)})
+
+
+def run(argv=None) -> None:
+  args = parser().parse_args(argv)
+  config = flags.config(args)
+  workdir = args.workdir or f'workdir/inr_editing_{config.edit}'
+  results = task.train_and_evaluate(config, workdir)
+  print(task.report.table(results))
+  print(f'\nreport: {workdir}/results.md ({results["total_seconds"]:.0f} s)')
 
 
 def main(argv=None) -> None:
-  parser = flags.parser(__doc__, METHODS, workdir=None)  # workdir/inr_editing_<edit>
-  parser.add_argument('--edit', choices=sorted(EDITS), default='dilate')
-  parser.add_argument('--images', type=int, help='INRs to fit (one per image)')
-  parser.add_argument('--epochs', type=int, help='training epochs of every method')
-  parser.add_argument('--hidden', type=int, help='width of the metanetworks')
-  parser.add_argument('--seed', type=int, help='seed of the split and of training')
-  args = parser.parse_args(argv)
-  config = EditingConfig.tiny() if args.tiny else EditingConfig()
-  config = flags.replace(
-      config, zoo=flags.replace(config.zoo, max_images=args.images),
-      **flags.given(args, 'methods', 'edit', 'epochs', 'hidden', 'seed'))
-  workdir = args.workdir or f'workdir/inr_editing_{config.edit}'
-  results = train_and_evaluate(config, workdir)
-  print(table(results))
-  print(f'\nreport: {workdir}/results.md ({results["total_seconds"]:.0f} s)')
+  flags.main(run, argv)
 
 
 if __name__ == '__main__':

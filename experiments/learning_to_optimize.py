@@ -9,29 +9,32 @@ Writes results.json, results.md, curves.npz, curves.png and meta_loss.png to --w
 killed run started again with the same flags resumes meta-training from its checkpoints.
 """
 
+import argparse
+
 from experiments import flags
-from gmn_jax.tasks.l2o_report import table, verdicts
-from gmn_jax.tasks.learning_to_optimize import LEARNED, LearningToOptimizeConfig, train_and_evaluate
+from gmn_jax.tasks import learning_to_optimize as task
+
+ALIASES = {'meta_steps': 'meta.meta_steps', 'unroll': 'meta.unroll',
+           'estimator': 'meta.estimator'}
+
+
+def parser() -> argparse.ArgumentParser:
+  """The flags: the config's (`flags.parser`) and this experiment's own."""
+  return flags.parser(__doc__, task.Config, 'workdir/learning_to_optimize', ALIASES,
+                      {'methods': task.METHODS, 'meta.estimator': ('tbptt', 'pes')},
+                      tiny='the test suite config')
+
+
+def run(argv=None) -> None:
+  args = parser().parse_args(argv)
+  results = task.train_and_evaluate(flags.config(args), args.workdir)
+  print(task.report.table(results))
+  print('\n'.join(task.report.verdicts(results)))
+  print(f'\nreport: {args.workdir}/results.md ({results["seconds"]:.0f} s)')
 
 
 def main(argv=None) -> None:
-  parser = flags.parser(__doc__, LEARNED, 'workdir/learning_to_optimize',
-                        tiny='the test suite config')
-  parser.add_argument('--meta-steps', type=int, help='meta-steps per learned optimizer')
-  parser.add_argument('--unroll', type=int, help='inner steps per meta-step')
-  parser.add_argument('--estimator', choices=('tbptt', 'pes'), help='meta-gradient estimator')
-  parser.add_argument('--eval-steps', type=int, help='inner steps of each evaluation run')
-  parser.add_argument('--seeds', type=int, help='evaluation seeds per held-out task')
-  args = parser.parse_args(argv)
-  config = LearningToOptimizeConfig.tiny() if args.tiny else LearningToOptimizeConfig()
-  meta = flags.replace(config.meta, meta_steps=args.meta_steps, unroll=args.unroll,
-                       estimator=args.estimator)
-  config = flags.replace(config, meta=meta,
-                         **flags.given(args, 'methods', 'eval_steps', 'seeds'))
-  results = train_and_evaluate(config, args.workdir)
-  print(table(results))
-  print('\n'.join(verdicts(results)))
-  print(f'\nreport: {args.workdir}/results.md ({results["seconds"]:.0f} s)')
+  flags.main(run, argv)
 
 
 if __name__ == '__main__':

@@ -3,7 +3,8 @@
 The data flows through the sub-packages in order: `graphs` (a Flax model → its parameter graph)
 → `metanets` (graphs → predictions) → `zoos` (networks to read) → `training` (fit, predict,
 metrics) → `tasks` (one experiment each); `io` holds checkpoints, graph files and drawings.
-The names below are re-exported from them.
+The names below are re-exported from them; `train_and_evaluate` is the accuracy-prediction
+task's (`gmn_jax.tasks.generalization`), each task has its own in `gmn_jax.tasks.<task>`.
 """
 
 import importlib
@@ -23,10 +24,11 @@ _PUBLIC = {name: module for module, names in {
                          'pad_features', 'round_edges', 'shard_edges', 'standardize_per_layer',
                          'unbatch', 'with_scaling_kinds'),
     'gmn_jax.mesh': ('initialize_distributed', 'make_mesh'),
-    'gmn_jax.tasks': ('EditingConfig',),
-    'gmn_jax.tasks.generalization': ('GeneralizationConfig', 'train_and_evaluate'),
-    'gmn_jax.tasks.inr_classification': ('InrClassificationConfig',),
-    'gmn_jax.tasks.learning_to_optimize': ('LearningToOptimizeConfig',),
+    'gmn_jax.tasks': ('DiverseArchitecturesConfig', 'EditingConfig', 'GeneralizationConfig',
+                      'InrClassificationConfig', 'LearningToOptimizeConfig'),
+    # The accuracy-prediction task's driver; every task has its own,
+    # `gmn_jax.tasks.<task>.train_and_evaluate`.
+    'gmn_jax.tasks.generalization': ('train_and_evaluate',),
     'gmn_jax.training': ('FitResult', 'GraphRule', 'GraphSet', 'LearnedOptimizer',
                          'PerParameterLSTM', 'PerParameterMLP', 'TrainConfig', 'fit', 'predict'),
     'gmn_jax.zoos': ('DiverseNet', 'DiverseZoo', 'DiverseZooConfig', 'ImageDataset', 'InrZoo',
@@ -39,7 +41,8 @@ _PUBLIC = {name: module for module, names in {
 
 __all__ = [
     'graphs', 'io', 'mesh', 'metanets', 'tasks', 'testing', 'training', 'zoos',
-    'EditingConfig', 'FitResult', 'GeneralizationConfig', 'GraphSet', 'InrClassificationConfig',
+    'DiverseArchitecturesConfig', 'EditingConfig', 'FitResult', 'GeneralizationConfig',
+    'GraphSet', 'InrClassificationConfig',
     'TrainConfig', 'fit', 'initialize_distributed', 'make_mesh', 'predict',
     'train_and_evaluate',
     'GraphRule', 'LearnedOptimizer', 'LearningToOptimizeConfig', 'PerParameterLSTM',

@@ -4,15 +4,15 @@
 prediction per graph) on a `GraphSet` with optax (AdamW, linear warm-up then cosine decay,
 gradient clipping), validates every epoch and keeps the parameters of the best validation
 Kendall τ (`loss='mse'`: regression of a sigmoid output) or accuracy (`loss='cross_entropy'`:
-classification, `globals` holding one logit per class and the targets class ids). The whole train state is saved with orbax every epoch; a killed run started again
-with the same arguments resumes at its last epoch and ends with the same result, because the
-data order and augmentation of each epoch depend only on (seed, epoch).
+classification, `globals` holding one logit per class and the targets class ids). The whole
+train state is saved every epoch in a `RunDirectory`; a killed run started again with the
+same arguments resumes at its last epoch and ends with the same result, because the data
+order and augmentation of each epoch depend only on (seed, epoch).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import pathlib
 from collections.abc import Callable
@@ -23,13 +23,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-import orbax.checkpoint as ocp
 from jax.sharding import Mesh
 
 from gmn_jax import mesh as mesh_lib
 from gmn_jax import progress as progress_lib
 from gmn_jax.training import metrics
 from gmn_jax.training.graph_set import GraphSet
+from gmn_jax.training.run_directory import RunDirectory, model_fields, rows_digest
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,79 +73,14 @@ def _optimizer(config: TrainConfig, steps: int) -> optax.GradientTransformation:
                      optax.adamw(schedule, weight_decay=config.weight_decay))
 
 
-def _describe(value: Any) -> Any:
-  """A model field as `run.json` records it (functions and classes by name)."""
-  if isinstance(value, (int, float, str, bool, type(None))):
-    return value
-  if isinstance(value, (tuple, list)):
-    return [_describe(x) for x in value]
-  return getattr(value, '__name__', type(value).__name__)
-
-
-def _model_fields(model: nn.Module, defaults: bool = False) -> dict[str, Any]:
-  """The model's fields as recorded (`defaults=False`), or their default values."""
-  fields = {}
-  for f in dataclasses.fields(model):
-    if f.name in ('parent', 'name'):
-      continue
-    if not defaults:
-      fields[f.name] = getattr(model, f.name)
-    elif f.default is not dataclasses.MISSING:
-      fields[f.name] = f.default
-    elif f.default_factory is not dataclasses.MISSING:
-      fields[f.name] = f.default_factory()
-  return json.loads(json.dumps({k: _describe(v) for k, v in fields.items()}))
-
-
 def _run_identity(model: nn.Module, config: TrainConfig, train: np.ndarray,
                   val: np.ndarray) -> dict[str, Any]:
   """What a run directory's checkpoints were trained with, as `run.json` reads back: enough
   to refuse resuming a different run (functions by name, index sets by digest)."""
-  digest = lambda a: hashlib.sha256(np.asarray(a, np.int64).tobytes()).hexdigest()[:16]
-  identity = {'model': type(model).__name__, 'model_fields': _model_fields(model),
-              'train_config': dataclasses.asdict(config), 'train_rows': digest(train),
-              'val_rows': digest(val)}
+  identity = {'model': type(model).__name__, 'model_fields': model_fields(model),
+              'train_config': dataclasses.asdict(config), 'train_rows': rows_digest(train),
+              'val_rows': rows_digest(val)}
   return json.loads(json.dumps(identity))  # tuples -> lists, as they compare after saving
-
-
-def _without_defaults(identity: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
-  fields = {k: v for k, v in identity.get('model_fields', {}).items()
-            if k not in defaults or v != defaults[k]}
-  return {**identity, 'model_fields': fields}
-
-
-def check_run(run_dir: pathlib.Path, identity: dict[str, Any],
-              model_defaults: dict[str, Any] | None = None) -> None:
-  """Claims `run_dir` for a run, so that a resumed run never mixes two runs' checkpoints.
-
-  Host-side. Any resumable driver (`fit`, meta-training) calls it before restoring.
-
-  Args:
-    run_dir: the run's directory (existing).
-    identity: JSON-able description of everything that must match for a resume (settings,
-      model, data); compared after a JSON round trip, so tuples equal lists.
-    model_defaults: the model class's field defaults (as recorded): entries of
-      `identity['model_fields']` at their default value are left out of the comparison on
-      both sides, so that a field added to the model later (at a default that computes the
-      same model) does not stop older run directories from resuming.
-
-  Raises:
-    ValueError: `run_dir/run.json` describes a different run.
-  """
-  identity = json.loads(json.dumps(identity))
-  path = run_dir / 'run.json'
-  if not path.exists():
-    if jax.process_index() == 0:  # one writer when several hosts share the directory
-      path.write_text(json.dumps(identity, indent=1))
-    return
-  saved = json.loads(path.read_text())
-  if model_defaults is not None:
-    saved, identity = (_without_defaults(x, model_defaults) for x in (saved, identity))
-  if saved != identity:
-    differ = sorted(k for k in identity if saved.get(k) != identity[k])
-    raise ValueError(
-        f'{run_dir} holds checkpoints of a different run ({", ".join(differ)} differ), so it '
-        'cannot be resumed. Use another work directory, or delete this one to start over.')
 
 
 def _predict_fn(model: nn.Module, loss: str = 'mse', sharded: bool = False):
@@ -238,9 +173,8 @@ def fit(model: nn.Module, data: GraphSet, train: np.ndarray, val: np.ndarray,
   """
   run_dir = pathlib.Path(workdir) / name
   place = _Placement(mesh, config.batch_size)  # a batch the mesh cannot split: refused first
-  run_dir.mkdir(parents=True, exist_ok=True)
-  check_run(run_dir, _run_identity(model, config, train, val),
-            _model_fields(model, defaults=True))
+  run = RunDirectory(run_dir, _run_identity(model, config, train, val),
+                     model_fields(model, defaults=True))
   budget = data.budget(place.shard_size)
   # Each epoch's order, and so its steps (a packed batch may close early), is known up front.
   plans = [data.steps(np.random.default_rng([config.seed, epoch]).permutation(train),
@@ -252,15 +186,7 @@ def fit(model: nn.Module, data: GraphSet, train: np.ndarray, val: np.ndarray,
            'epoch': np.asarray(0), 'best_epoch': np.asarray(-1),
            'best_tau': np.asarray(-np.inf, np.float32)}
   state = place.state(state)  # restored onto this placement, whatever the run saved on
-  history: list[dict[str, float]] = []
-  manager = ocp.CheckpointManager(
-      (run_dir / 'checkpoints').absolute(),
-      options=ocp.CheckpointManagerOptions(max_to_keep=2, create=True))
-  log_path = run_dir / 'log.jsonl'
-  if manager.latest_step() is not None:
-    state = manager.restore(manager.latest_step(), args=ocp.args.StandardRestore(state))
-    history = [json.loads(line) for line in log_path.read_text().splitlines()
-               ][:int(state['epoch'])]
+  state, history = run.restore(state, 'epoch')
   predict_fn = _predict_fn(model, config.loss, place.mesh is not None)
   select = _SELECT[config.loss]
   traces = {'train_step': 0}
@@ -322,15 +248,10 @@ def fit(model: nn.Module, data: GraphSet, train: np.ndarray, val: np.ndarray,
              'best_epoch': np.asarray(epoch + 1) if improved else state['best_epoch'],
              'best_tau': np.asarray(record[select] if improved
                                     else state['best_tau'], np.float32)}
-    # The log first: a run killed between the two resumes from the older checkpoint and
-    # keeps only as much of the log as that checkpoint covers.
-    if jax.process_index() == 0:
-      log_path.write_text(''.join(json.dumps(r) + '\n' for r in history))
-    manager.save(epoch + 1, args=ocp.args.StandardSave(state))
-    manager.wait_until_finished()
+    run.save(epoch + 1, state, history)
     if on_epoch_end is not None:
       on_epoch_end(epoch + 1, record)
-  manager.close()
+  run.close()
   if traces['train_step'] > 1:
     raise AssertionError(f'the train step compiled {traces["train_step"]} times; the padding '
                          'budget should make it compile once')

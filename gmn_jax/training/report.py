@@ -18,6 +18,14 @@ import numpy as np
 LABELS = {'gmn': 'GMN', 'nggnn': 'NG-GNN', 'ngt': 'NG-T', 'scalegmn': 'ScaleGMN',
           'statnn': 'StatNN', 'statnn_gbm': 'StatNN (GBM)', 'mlp': 'flat MLP', 'dmc': 'DMC',
           'deepsets': 'DeepSets (params)'}
+
+
+def label(results: Mapping[str, Any], name: str) -> str:
+  """Method `name`'s label in reports: the task's registry label recorded in
+  `results['labels']`, else `LABELS`, else the name itself."""
+  return results.get('labels', {}).get(name) or LABELS.get(name, name)
+
+
 PROTOCOLS = {
     'all_snapshots': 'every snapshot of every network, split by network',
     'published': 'the published protocol: final checkpoints only, NFN\'s split, test τ at the '
@@ -29,11 +37,11 @@ def table(results: dict[str, Any]) -> str:
   lines = ['| method | Kendall τ | R² | MSE | test rows | note |', '|---|---|---|---|---|---|']
   for name, r in results['methods'].items():
     if 'test' not in r:
-      lines.append(f'| {LABELS[name]} | – | – | – | – | {r["note"]} |')
+      lines.append(f'| {label(results, name)} | – | – | – | – | {r["note"]} |')
       continue
     t = r['test']
-    lines.append(f'| {LABELS[name]} | {t["kendall_tau"]:.3f} | {t["r2"]:.3f} | {t["mse"]:.5f} '
-                 f'| {r["n_test"]} | {r["note"]} |')
+    lines.append(f'| {label(results, name)} | {t["kendall_tau"]:.3f} | {t["r2"]:.3f} | '
+                 f'{t["mse"]:.5f} | {r["n_test"]} | {r["note"]} |')
   c = results['constant_predictor']
   lines.append(f'| constant (train mean) | {c["kendall_tau"]:.3f} | {c["r2"]:.3f} | '
                f'{c["mse"]:.5f} | {results["rows"]["test"]} | |')
@@ -59,7 +67,8 @@ def write(workdir: pathlib.Path, results: dict[str, Any], histories: dict[str, l
         '![predicted vs true](predictions.png)', '', '![learning curves](learning_curves.png)']
   (workdir / 'results.md').write_text('\n'.join(md) + '\n')
   _plot_predictions(workdir / 'predictions.png', results, predictions)
-  plot_curves(workdir / 'learning_curves.png', histories)
+  plot_curves(workdir / 'learning_curves.png', histories,
+              labels={name: label(results, name) for name in histories})
 
 
 def write_predictions(path: pathlib.Path, table: Mapping[str, np.ndarray],
@@ -112,7 +121,7 @@ def _plot_predictions(path, results, predictions):
     ax.scatter(y, p, s=6, alpha=0.5, color='tab:blue', edgecolors='none')
     ax.plot([0, 1], [0, 1], color='0.5', lw=1, ls='--')
     ax.set(xlim=(0, 1), ylim=(0, 1), xlabel='true test accuracy', aspect='equal',
-           title=f'{LABELS[name]}\nτ={t["kendall_tau"]:.3f}  R²={t["r2"]:.3f}')
+           title=f'{label(results, name)}\nτ={t["kendall_tau"]:.3f}  R²={t["r2"]:.3f}')
   axes[0][0].set_ylabel('predicted test accuracy')
   fig.suptitle('Held-out models', y=1.0)
   fig.tight_layout()
@@ -143,7 +152,7 @@ CURVES = (Panel('train_loss', 'training MSE', 'training loss', log=True),
 
 
 def plot_curves(path: pathlib.Path, histories: Mapping[str, Sequence[Mapping[str, float]]],
-                panels: Sequence[Panel] = CURVES, labels: Mapping[str, str] = LABELS,
+                panels: Sequence[Panel] = CURVES, labels: Mapping[str, str] | None = None,
                 levels: Mapping[str, Mapping[str, float]] | None = None) -> None:
   """Learning curves: one panel per metric, one line per method, whole epochs on the x axis.
 
@@ -156,11 +165,13 @@ def plot_curves(path: pathlib.Path, histories: Mapping[str, Sequence[Mapping[str
     path: the PNG written.
     histories: method -> its per-epoch records, each with 'epoch' and every panel's key.
     panels: the metrics drawn, left to right.
-    labels: method -> its name in the legend.
+    labels: method -> its name in the legend (default: `LABELS`, else the method's name).
     levels: method -> {key: value} for methods trained without epochs (an identity edit, a
       fitted baseline): a dashed horizontal line in the panel of each key given.
   """
   levels = levels or {}
+  labels = {**LABELS, **(labels or {})}
+  labels = {name: labels.get(name, name) for name in [*histories, *levels]}
   for name, history in histories.items():
     missing = {p.key for p in panels} - set().union(*map(set, history))
     if history and missing:

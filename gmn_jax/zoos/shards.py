@@ -1,6 +1,6 @@
 """How a zoo lives on disk: a config, then shards written atomically with checksums. Host-side.
 
-Shared by every zoo format that gmn_jax generates (`zoo.py`'s CNN zoo, `inr_zoo.py`'s INR
+Shared by every zoo format that gmn_jax generates (`cnn.zoo`'s CNN zoo, `inr.zoo`'s INR
 zoo). A zoo directory holds `config.json` (the generating config and a format tag; a rerun
 with the same config reuses the zoo, another config is refused) and, per shard,
 `<name>.npz` (arrays) and `<name>.json` (what the shard holds and the npz's sha256). Both are
@@ -22,7 +22,7 @@ from typing import Any, Callable, Mapping
 import jax
 import numpy as np
 
-from gmn_jax.zoos.config import ZooError
+from gmn_jax.zoos.cnn.config import ZooError
 
 
 def sha256(path: pathlib.Path) -> str:

@@ -11,7 +11,7 @@ import gmn_jax
 from gmn_jax.graphs.architecture import NodeType
 from gmn_jax.graphs.scaling import apply_factors, random_factors, scaling_kinds
 from gmn_jax.metanets.inr_probes import LearnedProbes, check_siren_graph, siren_probe_values
-from gmn_jax.zoos import siren
+from gmn_jax.zoos.inr import siren
 
 MODEL = siren.Siren(hidden=(8, 8), omega0=30.0, output_offset=0.5, zero_bias=False)
 COORDS = np.random.default_rng(0).uniform(-1, 1, (5, 2)).astype(np.float32)

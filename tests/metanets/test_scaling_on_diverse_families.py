@@ -21,7 +21,7 @@ import pytest
 import gmn_jax
 from gmn_jax import testing
 from gmn_jax.graphs import scaling
-from gmn_jax.zoos.diverse_models import DiverseNet, NetSpec
+from gmn_jax.zoos.diverse.models import DiverseNet, NetSpec
 from tests.support import tiny_metanets
 
 # Tracing every family here takes ~85 s (cnn1d ~70 s); test_scalegmn.py covers ScaleGMN fast.

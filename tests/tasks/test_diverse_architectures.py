@@ -52,7 +52,7 @@ def test_splits_are_by_network_and_ood_tests_only_the_largest_hidden_size():
 
 
 def test_summary_gives_mean_sd_over_seeds_and_gmn_margins_per_setting(tmp_path):
-  from gmn_jax.tasks import diverse_report
+  from gmn_jax.tasks.diverse_architectures import report as diverse_report
   result = lambda gmn, dmc: {
       'rows': {'train': 10, 'val': 2, 'test': 5},
       'constant_predictor': {'r2': 0.0, 'kendall_tau': 0.0},

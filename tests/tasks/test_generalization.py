@@ -16,10 +16,10 @@ import pytest
 
 import gmn_jax
 from experiments import generalization as experiment
-from gmn_jax.tasks import published_protocol
+from gmn_jax.tasks.generalization import published_protocol
 from gmn_jax.tasks.generalization import encode_zoo
 from gmn_jax.training import metrics
-from gmn_jax.zoos.zoo import load_zoo
+from gmn_jax.zoos.cnn.zoo import load_zoo
 
 
 @pytest.fixture(scope='module')
@@ -145,13 +145,24 @@ def _export_without_padding(zoo, directory):
 
 
 @pytest.mark.slow  # the end-to-end run
-def test_published_protocol_on_a_digits_zoo_without_padding(workdir, tmp_path):
+def test_published_protocol_on_a_digits_zoo_without_padding(workdir, tmp_path, capsys):
   zoo = load_zoo(workdir / 'zoo')
   assert zoo.config.snapshot_epochs[-1] == 6
   directory = tmp_path / 'digits'
   step = _export_without_padding(zoo, directory)
+  argv = ['--tiny', '--zoo-dir', str(directory), '--workdir', str(tmp_path / 'x')]
   with pytest.raises(gmn_jax.ZooError, match='vanishes at Conv_2.*--padding'):
-    experiment.main(['--tiny', '--zoo-dir', str(directory), '--workdir', str(tmp_path / 'x')])
+    experiment.run(argv)
+  # The command line says it in one line, exit code 1; --debug shows the traceback.
+  with pytest.raises(SystemExit) as exit_info:
+    experiment.main(argv)
+  assert exit_info.value.code == 1
+  err = capsys.readouterr().err
+  errors = [line for line in err.splitlines() if line.startswith('error: ')]
+  assert len(errors) == 1 and errors[0].startswith('error: ZooError: '), err
+  assert 'vanishes at Conv_2' in errors[0] and 'Traceback' not in err, err
+  with pytest.raises(gmn_jax.ZooError):
+    experiment.main(argv + ['--debug'])
   (directory / 'arch.json').write_text('{"padding": "SAME"}')
   order = np.random.default_rng(3).permutation(len(step))
   (tmp_path / 'nfn_split.csv').write_text(''.join(f'{r}\n' for r in order))

@@ -8,7 +8,7 @@ import pytest
 
 from experiments import inr_classification as experiment
 from gmn_jax.tasks.inr_classification import InrClassificationConfig, split_by_image
-from gmn_jax.zoos.inr_zoo import load_inr_zoo
+from gmn_jax.zoos.inr.zoo import load_inr_zoo
 
 
 @pytest.fixture(scope='module')

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from gmn_jax.tasks import image_edits
+from gmn_jax.tasks.inr_editing import image_edits
 from gmn_jax.tasks import inr_editing
 
 
@@ -80,6 +80,6 @@ def test_tiny_dilation_run(tmp_path):
   assert np.isclose(predictions['test_mse_gmn'].mean(), mse['gmn'])
   for name in ('results.md', 'edits.png', 'learning_curves.png'):
     assert (tmp_path / name).stat().st_size > 0
-  with pytest.raises(ValueError, match='another config'):
+  with pytest.raises(ValueError, match='different run'):
     inr_editing.train_and_evaluate(dataclasses.replace(config, edit='flip'), tmp_path,
                                    progress=False)

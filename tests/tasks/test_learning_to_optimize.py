@@ -11,8 +11,8 @@ import pytest
 
 from experiments import learning_to_optimize as experiment
 from gmn_jax.tasks.learning_to_optimize import LearningToOptimizeConfig, make_rule
-from gmn_jax.tasks.meta_training import meta_train
-from gmn_jax.tasks.optimizees import Optimizee
+from gmn_jax.tasks.learning_to_optimize.meta_training import meta_train
+from gmn_jax.tasks.learning_to_optimize.optimizees import Optimizee
 
 
 @pytest.fixture(scope='module')

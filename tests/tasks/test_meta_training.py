@@ -6,8 +6,8 @@ import jax
 import numpy as np
 import pytest
 
-from gmn_jax.tasks.meta_training import MetaTrainConfig, meta_train
-from gmn_jax.tasks.optimizees import Optimizee, OptimizeeSpec
+from gmn_jax.tasks.learning_to_optimize.meta_training import MetaTrainConfig, meta_train
+from gmn_jax.tasks.learning_to_optimize.optimizees import Optimizee, OptimizeeSpec
 from gmn_jax.training.learned_optimizer import LearnedOptimizer
 from gmn_jax.training.update_rules import PerParameterMLP
 

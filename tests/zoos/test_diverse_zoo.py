@@ -15,8 +15,8 @@ from gmn_jax import testing
 from gmn_jax.metanets.batching import batch, budget_for, unbatch
 from gmn_jax.metanets.gmn import GMN
 from gmn_jax.zoos import ZooError
-from gmn_jax.zoos.diverse_models import DiverseNet, NetSpec
-from gmn_jax.zoos.diverse_zoo import (DiverseZooConfig, generate_diverse_zoo, load_diverse_zoo,
+from gmn_jax.zoos.diverse.models import DiverseNet, NetSpec
+from gmn_jax.zoos.diverse.zoo import (DiverseZooConfig, generate_diverse_zoo, load_diverse_zoo,
                                       sample_members)
 
 # One spec per family (and per cnn norm); small, so that tracing takes a second each.

@@ -12,8 +12,8 @@ import pytest
 
 import gmn_jax
 from gmn_jax.graphs.scaling import SIGN, scaling_kinds
-from gmn_jax.zoos import inr_zoo as inr_zoo_lib
-from gmn_jax.zoos import siren
+from gmn_jax.zoos.inr import zoo as inr_zoo_lib
+from gmn_jax.zoos.inr import siren
 
 CONFIG = inr_zoo_lib.InrZooConfig.tiny()
 

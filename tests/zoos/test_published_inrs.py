@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 
 import gmn_jax
-from gmn_jax.zoos import published_inrs, siren
+from gmn_jax.zoos.inr import published as published_inrs
+from gmn_jax.zoos.inr import siren
 
 
 class _StorageRef:

@@ -21,10 +21,10 @@ import pytest
 
 import gmn_jax
 from gmn_jax.zoos import datasets as datasets_lib
-from gmn_jax.zoos import small_cnn
-from gmn_jax.zoos import zoo as zoo_lib
-from gmn_jax.zoos import config as zoo_config
-from gmn_jax.zoos import training as zoo_training
+from gmn_jax.zoos.cnn import small_cnn
+from gmn_jax.zoos.cnn import zoo as zoo_lib
+from gmn_jax.zoos.cnn import config as zoo_config
+from gmn_jax.zoos.cnn import members as members_lib
 
 CONFIG = gmn_jax.ZooConfig.tiny()
 
@@ -238,7 +238,7 @@ def test_divergence_is_flagged_and_skipped():
   hp = {k: np.array(v) for k, v in zoo_lib.sample_hyperparameters(CONFIG).items()}
   hp['optimizer'][:4] = 'sgd'
   hp['learning_rate'][:4] = [1e-2, 1e30, 1e-2, 1e30]
-  out = zoo_training.train_members(CONFIG, 4, np.arange(4), hp, data)
+  out = members_lib.train_members(CONFIG, 4, np.arange(4), hp, data)
   np.testing.assert_array_equal(out['diverged'], [False, True, False, True])
   assert all(np.all(np.isfinite(leaf)) for leaf in jax.tree.leaves(out['params']))
 
@@ -251,7 +251,7 @@ def test_training_learns():
               train_fraction=1.0, activation='tanh', l2reg=1e-6)
   for name, value in good.items():
     hp[name][:4] = value
-  out = zoo_training.train_members(CONFIG, 4, np.arange(4), hp, data)
+  out = members_lib.train_members(CONFIG, 4, np.arange(4), hp, data)
   accuracy = out['metrics']['test_accuracy']
   assert np.all(accuracy[:, -1] > accuracy[:, 0]) and np.median(accuracy[:, -1]) > 0.3
 

@@ -1,0 +1,67 @@
+"""The INR classification task's config (`InrClassificationConfig`) and its presets."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from gmn_jax.tasks.inr_classification.methods import DEFAULT_METHODS, REGISTRY
+from gmn_jax.tasks.registry import check_methods
+from gmn_jax.training.fit import TrainConfig
+from gmn_jax.zoos.inr import zoo as inr_zoo_lib
+
+
+@dataclasses.dataclass(frozen=True)
+class InrClassificationConfig:
+  """Everything one INR classification run depends on.
+
+  Attributes:
+    zoo: the INR zoo to fit (or reuse from `workdir/zoo`).
+    test_fraction, val_fraction: shares of the images held out for testing and validation.
+    methods: keys of `methods.REGISTRY` to train.
+    probes: K, the learned probe coordinates of the `*_probes` methods: every INR is run at
+      them inside the model and each neuron's K activations join its features
+      (`LearnedProbes`, as Kofinas et al. 2024 §3), so the output neuron sees K pixel values.
+    hidden: node and edge width of GMN and NG-GNN (NG-T: node `2 * hidden`, edge `hidden`).
+    layers: message-passing layers of the graph metanetworks.
+    train: optimisation settings shared by every method (cross-entropy).
+    seed: of the split.
+  """
+
+  # 40 full-batch fitting steps instead of the zoo's 50: a shorter default run.
+  zoo: inr_zoo_lib.InrZooConfig = dataclasses.field(
+      default_factory=lambda: inr_zoo_lib.InrZooConfig(steps=40))
+  test_fraction: float = 0.2
+  val_fraction: float = 0.1
+  methods: tuple[str, ...] = DEFAULT_METHODS
+  probes: int = 16
+  hidden: int = 32
+  layers: int = 2
+  train: TrainConfig = dataclasses.field(default_factory=lambda: TrainConfig(
+      epochs=4, batch_size=32, learning_rate=3e-3, loss='cross_entropy'))
+  seed: int = 0
+
+  def __post_init__(self):
+    object.__setattr__(self, 'methods', check_methods(self.methods, REGISTRY))
+    if self.train.loss != 'cross_entropy':
+      raise ValueError("INR classification trains with TrainConfig(loss='cross_entropy')")
+
+  @classmethod
+  def default(cls) -> 'InrClassificationConfig':
+    """The main run: INRs of 5,000 MNIST digits, the default methods."""
+    return cls()
+
+  @classmethod
+  def tiny(cls) -> 'InrClassificationConfig':
+    """The test suite's (and the notebook's) config: INRs of 240 8x8 digits, a one-layer
+    NG-GNN with learned probes against StatNN, 5 epochs of batches of 8: two compiled
+    training programs, seconds."""
+    return cls(zoo=inr_zoo_lib.InrZooConfig.tiny(), methods=('nggnn_probes', 'statnn'),
+               hidden=16, layers=1, test_fraction=0.25, val_fraction=0.15,
+               train=TrainConfig(epochs=5, batch_size=8, learning_rate=3e-3,
+                                 loss='cross_entropy'))
+
+  def to_json(self) -> dict[str, Any]:
+    out = dataclasses.asdict(self)
+    out['zoo'] = self.zoo.to_json()
+    return out

@@ -1,0 +1,120 @@
+"""The INR classification task's driver: split by image, encode, train every method,
+report. Host-side."""
+
+from __future__ import annotations
+
+import pathlib
+import time
+from typing import Any
+
+import flax.linen as nn
+import numpy as np
+
+from gmn_jax.metanets.inr_probes import LearnedProbes, check_siren_graph
+from gmn_jax.tasks.inr_classification import report as report_lib
+from gmn_jax.tasks.inr_classification.config import InrClassificationConfig
+from gmn_jax.tasks.inr_classification.methods import REGISTRY
+from gmn_jax.training import metrics as metrics_lib
+from gmn_jax.training.encoding import Architecture, encode_architectures
+from gmn_jax.training.fit import TrainConfig, fit, predict
+from gmn_jax.training.graph_set import GraphSet
+from gmn_jax.zoos.inr import zoo as inr_zoo_lib
+
+
+def split_by_image(config: InrClassificationConfig, zoo: inr_zoo_lib.InrZoo
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+  """(train, val, test) INR rows. Images are split; training keeps every INR (copy) of its
+  images, validation and test the first INR of each of theirs. Host-side."""
+  n_images = len(zoo.images)
+  images = np.random.default_rng([config.seed, 1]).permutation(n_images)
+  n_test = int(round(config.test_fraction * n_images))
+  n_val = max(1, int(round(config.val_fraction * n_images)))
+  test_images, val_images = images[:n_test], images[n_test:n_test + n_val]
+  train_images = images[n_test + n_val:]
+  image, copy = zoo.records['image'], zoo.records['copy']
+  # A stream of its own: the zoo's subsampling drew permutations from default_rng(seed) too.
+  first = copy == 0
+  return (np.flatnonzero(np.isin(image, train_images)),
+          np.flatnonzero(np.isin(image, val_images) & first),
+          np.flatnonzero(np.isin(image, test_images) & first))
+
+
+def encode_inr_zoo(zoo: inr_zoo_lib.InrZoo) -> GraphSet:
+  """The zoo as graphs, row-aligned with `zoo.records`: the SIREN traced once, every INR
+  encoded in one vmapped call (`training.encoding`), targets the labels. Host-side."""
+  coords = zoo.coordinates()
+  siren = Architecture('siren', zoo.model(), zoo.params, zoo.records)
+  return encode_architectures([siren], coords[:1], 'label', max_abs_param=None,
+                              scaling_kinds=True, check=check_siren_graph).graphs
+
+
+def build_model(name: str, config: InrClassificationConfig, graphs: GraphSet,
+                zoo_config: inr_zoo_lib.InrZooConfig, num_classes: int) -> nn.Module:
+  """The Flax module of method `name` (`REGISTRY`) for these graphs. Host-side.
+
+  Graph metanetworks and DeepSets standardise each layer's weights per graph
+  (`normalize_weights`: SIREN weights are ~0.01 after the first layer, ~1 in it); `*_probes`
+  methods are wrapped in `LearnedProbes` with the zoo's omega0 and output offset.
+  """
+  method = REGISTRY[name]
+  budget = graphs.budget(config.train.batch_size)
+  common = dict(readout_hidden=2 * config.hidden, normalize_weights=True,
+                max_kernel_size=budget.kernel_size, max_param_size=budget.param_size)
+  model = method.build(config, common, num_classes, graphs.templates[0])
+  if method.probes:
+    model = LearnedProbes(model, n_probes=config.probes, omega0=zoo_config.omega0,
+                          n_layers=len(zoo_config.hidden) + 1,
+                          output_offset=zoo_config.conv.output_offset)
+  return model
+
+
+def _train_config(name: str, config: InrClassificationConfig) -> TrainConfig:
+  return REGISTRY[name].train_config(config.train)
+
+
+def train_and_evaluate(config: InrClassificationConfig, workdir: str | pathlib.Path,
+                       progress: bool = True) -> dict[str, Any]:
+  """Runs the whole experiment and writes the report into `workdir`. Host-side driver.
+
+  Every stage resumes: the zoo is cached in `workdir/zoo`, each method's training is
+  checkpointed in `workdir/runs/<method>`.
+
+  Returns:
+    The results (also `workdir/results.json`): per method, test accuracy and cross-entropy
+    at the best validation epoch, that epoch and the training time; the zoo's PSNR.
+  """
+  workdir = pathlib.Path(workdir)
+  workdir.mkdir(parents=True, exist_ok=True)
+  start = time.time()
+  zoo = inr_zoo_lib.generate_inr_zoo(config.zoo, workdir / 'zoo', progress=progress)
+  zoo_seconds = time.time() - start
+  graphs = encode_inr_zoo(zoo)
+  train, val, test = split_by_image(config, zoo)
+  labels = zoo.records['label']
+  psnr = zoo.records['psnr']
+  results: dict[str, Any] = {
+      'config': config.to_json(),
+      'rows': {'train': len(train), 'val': len(val), 'test': len(test)},
+      'images': {'train': len(np.unique(zoo.records['image'][train])), 'val': len(val),
+                 'test': len(test)},
+      'zoo': {'inrs': len(zoo), 'psnr_mean': float(psnr.mean()),
+              'psnr_p5': float(np.percentile(psnr, 5)), 'convention': config.zoo.convention,
+              'describe': inr_zoo_lib.describe_psnr(zoo)},
+      'chance': float(np.max(np.bincount(labels[test])) / len(test)),
+      'methods': {}, 'zoo_seconds': round(zoo_seconds, 1)}
+  logits, histories = {}, {}
+  for name in config.methods:
+    tic = time.time()
+    model = build_model(name, config, graphs, config.zoo, zoo.num_classes)
+    fitted = fit(model, graphs, train, val, _train_config(name, config), workdir / 'runs', name,
+                 progress=progress)
+    logits[name] = predict(model, fitted.params, graphs, test, loss='cross_entropy')
+    histories[name] = fitted.history
+    results['methods'][name] = {
+        'test': metrics_lib.classification(labels[test], logits[name]),
+        'best_epoch': fitted.best_epoch,
+        'val_accuracy': fitted.history[fitted.best_epoch - 1]['val_accuracy'],
+        'train_seconds': round(time.time() - tic, 1)}
+  results['total_seconds'] = round(time.time() - start, 1)
+  report_lib.write(workdir, results, zoo, test, logits, histories)
+  return results
