@@ -57,22 +57,6 @@ html_title = 'gmn_jax'
 html_static_path = []
 
 
-# Docstrings of modules being restructured on another branch, fixed here until they are
-# rewritten: (module prefix, text, replacement). Remove an entry once its docstring is fixed.
-_DOCSTRING_FIXES = [
-    ('gmn_jax.tasks.generalization', '|w|', '`|w|`'),
-    # s8-skeleton's package docstring introduces its indented file list without `::`.
-    ('gmn_jax.tasks', 'each filling the same slots.', 'each filling the same slots::'),
-]
-
-
-def _fix_docstrings(app, what, name, obj, options, lines):
-  del app, what, obj, options
-  for prefix, old, new in _DOCSTRING_FIXES:
-    if name.startswith(prefix):
-      lines[:] = [line.replace(old, new) for line in lines]
-
-
 # Where each name that `gmn_jax` re-exports is documented, in stage order.
 _STAGES = ['graphs', 'metanets', 'zoos', 'training', 'io', 'testing', 'mesh',
            'tasks.generalization', 'tasks.diverse_architectures', 'tasks.inr_classification',
@@ -109,5 +93,4 @@ def _add_reexports(app, docname, source):
 
 
 def setup(app):
-  app.connect('autodoc-process-docstring', _fix_docstrings)
   app.connect('source-read', _add_reexports)

@@ -1,4 +1,4 @@
-"""Stage 5, tasks: one sub-package per experiment of the papers, each filling the same slots.
+"""Stage 5, tasks: one sub-package per experiment of the papers, each filling the same slots::
 
     tasks/<task>/config.py    the config dataclass, with `default()` and `tiny()` presets
     tasks/<task>/methods.py   `REGISTRY`: method name -> `registry.Method` (a new method is

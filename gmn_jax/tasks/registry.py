@@ -1,5 +1,5 @@
 """The method registry every task shares: a method is one `Method` entry in its task's
-`REGISTRY` (`gmn_jax.tasks.<task>.methods`), and a config's `methods` are keys of it.
+`REGISTRY` (`gmn_jax.tasks.<task>.methods`), and a config's `methods` are keys of it::
 
     REGISTRY = {
         'gmn': Method('GMN', _gmn),
