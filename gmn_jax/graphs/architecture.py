@@ -1,9 +1,9 @@
 """The Architecture: what tracing a model finds out, before it becomes a graph template.
 
-Host-side bookkeeping only (numpy, data-dependent shapes, never under jit). The tracer in
-`trace.py` walks a jaxpr and calls the `add_*` methods here; `graph.py` turns the finished
-record into static gather indices. Every neuron has a global integer id, which becomes its node
-index in the parameter graph.
+Host-side bookkeeping only (numpy, data-dependent shapes, never under jit). The tracer
+(`graphs.tracing`) walks a jaxpr and calls the `add_*` methods here; `parameter_graph.py`
+turns the finished record into static gather indices. Every neuron has a global integer id,
+which becomes its node index in the parameter graph.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ Host-side (numpy); nothing here runs under jit.
 File layout (a plain `numpy.savez_compressed` archive, readable without gmn_jax and without
 pickle):
 
-  schema_version   int64 []             `SCHEMA_VERSION` of the graph schema in `graph.py`
+  schema_version   int64 []             `SCHEMA_VERSION`, the graph schema's version
   n_node, n_edge   int32 [n_graph]      nodes and edges of each graph
   senders          int32 [sum n_edge]   global node indices, as `jraph.batch` lays them out
   receivers        int32 [sum n_edge]
@@ -38,8 +38,9 @@ import numpy as np
 
 from gmn_jax.metanets.batching import pad_features
 
-# The version of the graph schema documented in `graph.py`. Bump it whenever a field is added,
-# removed or changes meaning, so that old files fail loudly instead of loading wrongly.
+# The version of the graph schema (`graphs/parameter_graph.py`, docs/parameter_graph.md).
+# Bump it whenever a field is added, removed or changes meaning, so that old files fail
+# loudly instead of loading wrongly.
 SCHEMA_VERSION = 1
 
 
