@@ -8,7 +8,7 @@
     python -m experiments.generalization --zoo-dir cifar10 --protocol published --split-file
         cifar10_split.csv --methods nggnn ngt statnn_gbm --epoch-scale 0.05  # (one line)
     python -m experiments.generalization --data-parallel # zoo members and batches over every
-                                                         # device (of every host: README Scaling)
+                                                         # device (of every host: docs/scaling.md)
 
 Writes results.json, results.md, predictions.csv (every test row of every method, with its
 row of weights.npy and metadata), predictions.png and learning_curves.png to --workdir; a

@@ -1,5 +1,5 @@
 """The package's layout: stages import only earlier stages (graphs <- metanets <- training <-
-tasks, with zoos and io beside the flow; see the README's Layout), no module imports itself
+tasks, with zoos and io beside the flow; see docs/layout.md), no module imports itself
 back through others (no import cycle, even inside a stage), and no module is over 400 lines.
 Imports inside functions count too."""
 

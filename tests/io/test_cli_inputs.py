@@ -64,7 +64,7 @@ def _listing(folder: pathlib.Path) -> list[str]:
 
 
 def test_relative_manager_directory(ckpt, tmp_path, monkeypatch, capsys):
-  """orbax wants absolute paths; a relative one (the README's `ckpt/`) is resolved for it."""
+  """orbax wants absolute paths; a relative one (the docs' `ckpt/`) is resolved for it."""
   shutil.copytree(ckpt / 'manager', tmp_path / 'ckpt')
   monkeypatch.chdir(tmp_path)
   conv = gmn_jax.convert_checkpoint('ckpt', MLP, inputs=[(1, 3)])
