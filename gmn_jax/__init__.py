@@ -7,7 +7,7 @@ The names below are re-exported from them; `train_and_evaluate` is the accuracy-
 task's (`gmn_jax.tasks.generalization`), each task has its own in `gmn_jax.tasks.<task>`.
 """
 
-import importlib
+from gmn_jax._lazy import lazy_attributes
 
 _SUBPACKAGES = ('graphs', 'io', 'mesh', 'metanets', 'tasks', 'training', 'zoos', 'testing')
 # Where each public name lives; imported on first use (PEP 562), so that `import gmn_jax`
@@ -65,15 +65,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str):
-  if name in _SUBPACKAGES:
-    return importlib.import_module(f'gmn_jax.{name}')
-  if name in _PUBLIC:
-    value = getattr(importlib.import_module(_PUBLIC[name]), name)
-    globals()[name] = value  # later look-ups skip this function
-    return value
-  raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
-
-
-def __dir__():
-  return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_attributes(__name__, globals(), _PUBLIC, _SUBPACKAGES)

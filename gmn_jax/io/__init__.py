@@ -7,7 +7,7 @@ The names are imported on first use (PEP 562), so that the command line answers 
 without importing jax.
 """
 
-import importlib
+from gmn_jax._lazy import lazy_attributes
 
 _PUBLIC = {'convert_checkpoint': 'gmn_jax.io.convert', 'draw_graph': 'gmn_jax.io.draw',
            'load_graphs': 'gmn_jax.io.graph_files', 'save_graphs': 'gmn_jax.io.graph_files'}
@@ -15,13 +15,4 @@ _PUBLIC = {'convert_checkpoint': 'gmn_jax.io.convert', 'draw_graph': 'gmn_jax.io
 __all__ = ['convert_checkpoint', 'draw_graph', 'load_graphs', 'save_graphs']
 
 
-def __getattr__(name: str):
-  if name in _PUBLIC:
-    value = getattr(importlib.import_module(_PUBLIC[name]), name)
-    globals()[name] = value  # later look-ups skip this function
-    return value
-  raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
-
-
-def __dir__():
-  return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_attributes(__name__, globals(), _PUBLIC)
