@@ -26,7 +26,11 @@ class LearningToOptimizeConfig:
     eval_batch_size: batch size of the evaluation runs.
     seeds: evaluation seeds per task.
     adam_lrs, sgd_lrs: the learning-rate grids tuned on the meta-training tasks.
+    max_grid_extensions: how many times a grid whose best rate is at its edge is extended
+      past that edge (by the grid's own ratio).
     tune_seeds: seeds per learning rate when tuning.
+    speed_up_window: steps of the trailing mean that smooths the training losses before the
+      speed-up over tuned Adam is read off them (`speed_up`).
   """
 
   methods: tuple[str, ...] = tuple(REGISTRY)
@@ -46,10 +50,14 @@ class LearningToOptimizeConfig:
   seeds: int = 5
   adam_lrs: tuple[float, ...] = (1e-3, 3e-3, 1e-2, 3e-2)
   sgd_lrs: tuple[float, ...] = (1e-2, 3e-2, 1e-1, 3e-1)
+  max_grid_extensions: int = 3
   tune_seeds: int = 5
+  speed_up_window: int = 10
 
   def __post_init__(self):
     object.__setattr__(self, 'methods', check_methods(self.methods, REGISTRY))
+    if self.speed_up_window < 1 or self.max_grid_extensions < 0:
+      raise ValueError('speed_up_window must be at least 1 and max_grid_extensions at least 0')
     if self.eval_steps % self.eval_every:
       raise ValueError(f'eval_every ({self.eval_every}) must divide eval_steps '
                        f'({self.eval_steps})')

@@ -11,7 +11,6 @@ import numpy as np
 from gmn_jax.tasks.learning_to_optimize.methods import LABELS, REGISTRY
 
 
-
 def _stat(values: list[float]) -> str:
   a = np.asarray(values, np.float64)
   return f'{np.mean(a):.3f} ± {np.std(a):.3f}'
@@ -27,6 +26,26 @@ def table(results: dict[str, Any]) -> str:
              f'{100 * np.mean(t["methods"][m]["test_accuracy"]):.1f} ± '
              f'{100 * np.std(t["methods"][m]["test_accuracy"]):.1f}%'
              for t in results['tasks'].values()]
+    lines.append(f'| {LABELS[m]} | ' + ' | '.join(cells) + ' |')
+  return '\n'.join(lines)
+
+
+def _speed_up_cell(record: dict[str, Any]) -> str:
+  ratio = np.asarray(record['speed_up'], np.float64)
+  n = f'{record["reached"]}/{ratio.size}'
+  if not record['reached']:
+    return f'not reached (0/{ratio.size})'
+  return f'{np.nanmean(ratio):.2f} ± {np.nanstd(ratio):.2f} ({n})'
+
+
+def speed_up_table(results: dict[str, Any]) -> str:
+  """Speed-up over tuned Adam (its steps to its best smoothed training loss ÷ the method's
+  steps to that loss; mean ± sd over the seeds that reached it, and how many did)."""
+  tasks = list(results['tasks'])
+  lines = ['| method | ' + ' | '.join(tasks) + ' |', '|---' * (len(tasks) + 1) + '|']
+  methods = list(next(iter(results['tasks'].values()))['methods']) if tasks else []
+  for m in methods:
+    cells = [_speed_up_cell(t['methods'][m]) for t in results['tasks'].values()]
     lines.append(f'| {LABELS[m]} | ' + ' | '.join(cells) + ' |')
   return '\n'.join(lines)
 
@@ -53,14 +72,20 @@ def write(workdir: pathlib.Path, results: dict[str, Any], curves: dict[str, np.n
   (workdir / 'results.json').write_text(json.dumps(results, indent=2))
   np.savez(workdir / 'curves.npz', **curves)
   cfg = results['config']
-  tuned = ', '.join(f'{LABELS[k]} {v["learning_rate"]:g}' for k, v in results['tuned'].items())
+  tuned = ', '.join(f'{LABELS[k]} {v["learning_rate"]:g}'
+                    + ('' if v['inside'] else ' (at the edge of its grid)')
+                    for k, v in results['tuned'].items())
   md = ['# Learning to optimize: held-out tasks', '',
         f'Test loss / test accuracy after {cfg["eval_steps"]} steps (whole test split), mean ± '
         f'sd over {len(results["seeds"])} seeds never used in meta-training or tuning. '
         f'Learning rates tuned on the meta-training tasks: {tuned}. Meta-training: '
         f'{cfg["meta"]["meta_steps"]} meta-steps of {cfg["meta"]["unroll"]}-step unrolls '
         f'({cfg["meta"]["estimator"]}) per learned optimizer. Run time '
-        f'{results["seconds"] / 60:.1f} min.', '', table(results), '', *verdicts(results),
+        f'{results["seconds"] / 60:.1f} min.', '', table(results), '',
+        f'Speed-up over tuned Adam: the steps Adam takes to its best training loss (trailing '
+        f'mean over {cfg["speed_up_window"]} steps, per seed) divided by the steps the method '
+        f'takes to reach that loss (> 1: faster; GradMetaNet\'s Table 1 metric).', '',
+        speed_up_table(results), '', *verdicts(results),
         *[f'- {LABELS[m]}: meta-training failed, not evaluated ({r["failed"]})'
           for m, r in results['meta_training'].items() if 'failed' in r], '',
         '![test loss during training](curves.png)', '', '![meta-loss](meta_loss.png)']

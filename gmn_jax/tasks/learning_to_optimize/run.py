@@ -21,6 +21,7 @@ from gmn_jax.tasks.learning_to_optimize.config import LearningToOptimizeConfig
 from gmn_jax.tasks.learning_to_optimize.meta_training import meta_train
 from gmn_jax.tasks.learning_to_optimize.methods import HAND_DESIGNED, make_rule
 from gmn_jax.tasks.learning_to_optimize.optimizees import Optimizee
+from gmn_jax.tasks.learning_to_optimize.speed_up import speed_up
 from gmn_jax.training.learned_optimizer import LearnedOptimizer
 
 TEST_SEED_OFFSET = 10_000  # evaluation seeds; tuning uses 5_000 + i, meta-training others
@@ -84,23 +85,40 @@ def tune_learning_rates(config: LearningToOptimizeConfig, family: list[Optimizee
   """Adam's and SGD-momentum's learning rates from their grids: the lowest mean training
   loss over the last 10% of `eval_steps` on the meta-training tasks (tuning seeds only).
 
-  `runners` caches the compiled runners for the evaluation that follows."""
+  A grid whose best rate is at its edge is extended past that edge (by the grid's own ratio)
+  up to `config.max_grid_extensions` times, so that the chosen rate has a worse neighbour on
+  both sides; `inside` records whether it has. `runners` caches the compiled runners for the
+  evaluation that follows.
+  """
   runners = {} if runners is None else runners
   seeds = np.arange(config.tune_seeds) + 5_000
   tail = max(1, config.eval_steps // 10)
+
+  def score(name: str, lr: float) -> float:
+    total = 0.0
+    for task in family:
+      train, _, _ = _hand_designed_runner(config, task, name, runners)(jnp.float32(lr), seeds)
+      value = float(np.mean(np.asarray(train)[:, -tail:]))
+      total += value if np.isfinite(value) else np.inf
+    return total / len(family)
+
   out = {}
   for name, grid in (('adam', config.adam_lrs), ('sgdm', config.sgd_lrs)):
-    scores = np.zeros(len(grid))
-    for task in family:
-      run = _hand_designed_runner(config, task, name, runners)
-      for i, lr in enumerate(grid):
-        train, _, _ = run(jnp.float32(lr), seeds)
-        score = float(np.mean(np.asarray(train)[:, -tail:]))
-        scores[i] += score if np.isfinite(score) else np.inf
-    best = int(np.argmin(scores))
-    out[name] = {'learning_rate': float(grid[best]),
-                 'grid': {str(lr): float(s) for lr, s in zip(grid, scores / len(family))}}
-    progress_lib.line(f'tuned {name}: learning rate {grid[best]}', enabled=progress)
+    scores = {float(lr): score(name, lr) for lr in grid}
+    for _ in range(config.max_grid_extensions):
+      lrs = sorted(scores)
+      best = min(lrs, key=scores.get)
+      if len(lrs) < 2 or lrs[0] < best < lrs[-1] or not np.isfinite(scores[best]):
+        break
+      lr = best * lrs[-1] / lrs[-2] if best == lrs[-1] else best * lrs[0] / lrs[1]
+      scores[lr] = score(name, lr)
+    lrs = sorted(scores)
+    best = min(lrs, key=scores.get)
+    out[name] = {'learning_rate': best, 'grid': {f'{lr:g}': scores[lr] for lr in lrs},
+                 'inside': bool(lrs[0] < best < lrs[-1])}
+    progress_lib.line(f'tuned {name}: learning rate {best:g}'
+                      + ('' if out[name]['inside'] else ' (at the edge of its grid)'),
+                      enabled=progress)
   return out
 
 
@@ -153,7 +171,8 @@ def train_and_evaluate(config: LearningToOptimizeConfig, workdir: str | pathlib.
       curves[f'{task_name}/{name}/test_accuracy'] = test_acc
       tasks[task_name]['methods'][name] = {
           'test_loss': test_loss[:, -1].tolist(), 'test_accuracy': test_acc[:, -1].tolist(),
-          'initial_test_loss': test_loss[:, 0].tolist()}
+          'initial_test_loss': test_loss[:, 0].tolist(),
+          **speed_up(np.asarray(runs['adam'][0]), train, config.speed_up_window)}
     progress_lib.line(f'evaluated {task_name}', enabled=progress)
   results = {'config': json.loads(json.dumps(dataclasses.asdict(config), default=str)),
              'seeds': seeds.tolist(), 'tuned': tuned, 'tasks': tasks,
