@@ -2,12 +2,15 @@
 
     python benchmarks/inr.py           # 256 MNIST SIRENs x 20 steps; NG-GNN-32, NG-T (INR), GMN-32
     python benchmarks/inr.py --quick   # 32 SIRENs x 5 steps, tiny metanetworks
+    python benchmarks/inr.py --fitting-only --looped 2   # part 1 alone (~1 minute)
 
 1. Fitting: `gmn_jax.zoos.inr.siren.fit_sirens` on N 28x28 MNIST digits (the zoo's 2 -> 32 -> 32 -> 1
-   SIREN), vmapped (all N in one program) against a Python loop calling the same program built
-   for one INR; compilation timed apart and excluded; achieved FLOP/s (the SIREN's matmul
+   SIREN), all N in one program (chunks of INRs vmapped, looped over the zoo) against a Python
+   loop calling the same program built for one INR; compilation timed apart and excluded; achieved FLOP/s (the SIREN's matmul
    FLOPs, forward and backward, counted by hand: XLA's cost analysis counts a scan's body
-   once, not once per step) against a float32 matmul in this process.
+   once, not once per step) against a float32 matmul in this process. The fit's steps use a
+   polynomial sine (`siren._sincos`); `reference (jnp.sin)` times the same fit through
+   `model.apply`, whose `jnp.sin` XLA:CPU runs as a scalar libm call per element.
 2. Training: one jitted AdamW step of NG-GNN (hidden 32, 4 layers), NG-T (the paper's INR size:
    node 64, edge 32, 4 layers, 8 heads) and GMN (32) on batches of 32 INR graphs, as
    `benchmarks/train_step.py` times them, beside the published PyTorch neural-graphs code
@@ -60,6 +63,15 @@ def fitting(n: int, steps: int, looped: int, peak: float) -> None:
         f'{100 * flops / vmapped_s / peak:.1f}% of the matmul)')
   print(f'  looped:  {1 / looped_s:8.1f} INRs/s  (mean over {looped} INRs, one program each '
         f'call)   vmapped / looped = {looped_s * n / vmapped_s:.1f}x')
+  reference = args + (lambda m, p, x: m.apply(p, x),)
+  siren.fit_sirens.lower(*reference).compile()
+  jax.block_until_ready(siren.fit_sirens(*reference))  # warm, as the vmapped fit above
+  tic = time.perf_counter()
+  jax.block_until_ready(siren.fit_sirens(*reference))
+  reference_s = time.perf_counter() - tic
+  print(f'  reference (jnp.sin): {n / reference_s:8.1f} INRs/s  '
+        f'({100 * flops / reference_s / peak:.1f}% of the matmul)   polynomial sine / '
+        f'jnp.sin = {reference_s / vmapped_s:.2f}x')
 
 
 def training(batch: int, quick: bool, peak: float) -> None:
@@ -106,6 +118,7 @@ def main():
   parser.add_argument('--steps', type=int, default=20)
   parser.add_argument('--looped', type=int, default=16, help='INRs timed in the Python loop')
   parser.add_argument('--batch', type=int, default=32)
+  parser.add_argument('--fitting-only', action='store_true', help='skip part 2 (training)')
   args = parser.parse_args()
   if args.quick:
     args.inrs, args.steps, args.looped, args.batch = 32, 5, 4, 4
@@ -114,7 +127,8 @@ def main():
   peak = matmul_flops_per_second(1024 if args.quick else 2048)
   print(f'float32 matmul reference: {peak / 1e9:.1f} GFLOP/s\n')
   fitting(args.inrs, args.steps, args.looped, peak)
-  training(args.batch, args.quick, peak)
+  if not args.fitting_only:
+    training(args.batch, args.quick, peak)
 
 
 if __name__ == '__main__':

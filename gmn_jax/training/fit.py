@@ -5,9 +5,12 @@ prediction per graph) on a `GraphSet` with optax (AdamW, linear warm-up then cos
 gradient clipping), validates every epoch and keeps the parameters of the best validation
 Kendall τ (`loss='mse'`: regression of a sigmoid output) or accuracy (`loss='cross_entropy'`:
 classification, `globals` holding one logit per class and the targets class ids). The whole
-train state is saved every epoch in a `RunDirectory`; a killed run started again with the
-same arguments resumes at its last epoch and ends with the same result, because the data
-order and augmentation of each epoch depend only on (seed, epoch).
+train state (with the best-validation parameters so far) is checkpointed in a `RunDirectory`
+every `TrainConfig.checkpoint_every` epochs and at the last epoch, and the log after every
+epoch; a killed run started again with the same arguments resumes at its last checkpoint and
+ends with the same parameters and log as an uninterrupted run, because the data order and
+augmentation of each epoch depend only on (seed, epoch). The model's initial parameters come
+from one compiled program (`init_params`), not from Flax's op-by-op `init`.
 """
 
 from __future__ import annotations
@@ -46,10 +49,15 @@ class TrainConfig:
   max_scale: float = 2.0  # with augment: ReLU rescaling range and tanh/sin sign flips; 1 = off
   seed: int = 0
   loss: str = 'mse'  # 'mse' (sigmoid output vs target) or 'cross_entropy' (class logits)
+  # Checkpoint cadence in epochs (the last epoch is always saved). Not part of a run's
+  # identity: a run resumes with another cadence, and the cadence never changes the result.
+  checkpoint_every: int = 5
 
   def __post_init__(self):
     if self.loss not in LOSSES:
       raise ValueError(f'unknown loss {self.loss!r}; choose from {LOSSES}')
+    if self.checkpoint_every < 1:
+      raise ValueError(f'checkpoint_every must be >= 1, got {self.checkpoint_every}')
 
 
 LOSSES = ('mse', 'cross_entropy')
@@ -77,10 +85,39 @@ def _run_identity(model: nn.Module, config: TrainConfig, train: np.ndarray,
                   val: np.ndarray) -> dict[str, Any]:
   """What a run directory's checkpoints were trained with, as `run.json` reads back: enough
   to refuse resuming a different run (functions by name, index sets by digest)."""
+  settings = dataclasses.asdict(config)
+  del settings['checkpoint_every']  # how often it is saved does not change the run
   identity = {'model': type(model).__name__, 'model_fields': model_fields(model),
-              'train_config': dataclasses.asdict(config), 'train_rows': rows_digest(train),
+              'train_config': settings, 'train_rows': rows_digest(train),
               'val_rows': rows_digest(val)}
   return json.loads(json.dumps(identity))  # tuples -> lists, as they compare after saving
+
+
+# Flax's eager `init` multiplies each initializer's draw by its scale in a program of its own;
+# XLA's algebraic simplifier would fold `(normal * sqrt 2) * scale` into one multiply by a
+# folded constant, 1 ulp away, so it is off for this program. It runs once: LLVM's cheaper
+# optimisation level costs nothing and halves its compile time.
+_INIT_OPTIONS = {'xla_disable_hlo_passes': 'algsimp', 'xla_backend_optimization_level': 1}
+
+
+def init_params(model: nn.Module, key: jax.Array, *example: Any) -> Any:
+  """`model.init(key, *example)` as one compiled program. Host-side driver (one compilation
+  per call).
+
+  The same variables, bit for bit, as Flax's eager `model.init` (the same primitives on the
+  same keys, compiled without the rewrites that would round differently; XLA drops the forward
+  pass, whose outputs `init` discards), at a fraction of its start-up: eager `init` compiles
+  one small program per primitive and shape (hundreds for a metanetwork), this one program
+  (`benchmarks/startup.py` measures both; `tests/training/test_init.py` checks the bits). A
+  model whose `init` needs concrete values of `example` (Python control flow on them) cannot
+  be jitted: call its `init` directly.
+  """
+  lowered = jax.jit(model.init).lower(key, *example)
+  try:
+    compiled = lowered.compile(compiler_options=_INIT_OPTIONS)
+  except jax.errors.JaxRuntimeError:  # a backend without these XLA options
+    compiled = lowered.compile()
+  return compiled(key, *example)
 
 
 def _predict_fn(model: nn.Module, loss: str = 'mse', sharded: bool = False):
@@ -153,7 +190,8 @@ def fit(model: nn.Module, data: GraphSet, train: np.ndarray, val: np.ndarray,
     config: optimisation settings.
     workdir: checkpoints go to `workdir/name/checkpoints`, metrics to `workdir/name/log.jsonl`.
     name: the run's name (a folder in `workdir`).
-    on_epoch_end: called with (epoch, metrics) after each epoch's checkpoint is written.
+    on_epoch_end: called with (epoch, metrics) after each epoch's log record (and, every
+      `config.checkpoint_every` epochs and at the last, its checkpoint) is written.
     progress: show a progress bar.
     mesh: train data-parallel over this mesh's `'data'` axis (None: the mesh set with
       `jax.set_mesh`, if any, else one device). Each batch is split into one sub-batch of
@@ -175,14 +213,25 @@ def fit(model: nn.Module, data: GraphSet, train: np.ndarray, val: np.ndarray,
   place = _Placement(mesh, config.batch_size)  # a batch the mesh cannot split: refused first
   run = RunDirectory(run_dir, _run_identity(model, config, train, val),
                      model_fields(model, defaults=True))
+  try:
+    return _fit(model, data, train, val, config, run, name, on_epoch_end, progress, place)
+  finally:  # a checkpoint still being written (asynchronously) is finished, whatever happened
+    run.close()
+
+
+def _fit(model: nn.Module, data: GraphSet, train: np.ndarray, val: np.ndarray,
+         config: TrainConfig, run: RunDirectory, name: str,
+         on_epoch_end: Callable[[int, dict[str, float]], None] | None, progress: bool,
+         place: _Placement) -> FitResult:
+  """`fit`'s body, with its run directory open (`fit` closes it)."""
   budget = data.budget(place.shard_size)
   # Each epoch's order, and so its steps (a packed batch may close early), is known up front.
   plans = [data.steps(np.random.default_rng([config.seed, epoch]).permutation(train),
                       config.batch_size, budget, place.shards) for epoch in range(config.epochs)]
   tx = _optimizer(config, sum(len(plan) for plan in plans))
   first, _, _ = next(data.batches(train[:1], config.batch_size, budget))
-  params = model.init(jax.random.key(config.seed), first)
-  state = {'params': params, 'opt_state': tx.init(params), 'best_params': params,
+  params = init_params(model, jax.random.key(config.seed), first)
+  state = {'params': params, 'opt_state': jax.jit(tx.init)(params), 'best_params': params,
            'epoch': np.asarray(0), 'best_epoch': np.asarray(-1),
            'best_tau': np.asarray(-np.inf, np.float32)}
   state = place.state(state)  # restored onto this placement, whatever the run saved on
@@ -248,10 +297,10 @@ def fit(model: nn.Module, data: GraphSet, train: np.ndarray, val: np.ndarray,
              'best_epoch': np.asarray(epoch + 1) if improved else state['best_epoch'],
              'best_tau': np.asarray(record[select] if improved
                                     else state['best_tau'], np.float32)}
-    run.save(epoch + 1, state, history)
+    run.save(epoch + 1, state, history, checkpoint=(
+        (epoch + 1) % config.checkpoint_every == 0 or epoch + 1 == config.epochs))
     if on_epoch_end is not None:
       on_epoch_end(epoch + 1, record)
-  run.close()
   if traces['train_step'] > 1:
     raise AssertionError(f'the train step compiled {traces["train_step"]} times; the padding '
                          'budget should make it compile once')

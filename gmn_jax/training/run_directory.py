@@ -8,8 +8,16 @@ one run per directory:
     <run_dir>/checkpoints/   the whole train state, saved with orbax (the last two kept)
     <run_dir>/log.jsonl      one JSON record per finished epoch (or meta-step)
 
-The log is written before each checkpoint: a run killed between the two resumes from the
-older checkpoint and keeps only as much of the log as that checkpoint covers. Host-side.
+The log is rewritten after every epoch, the checkpoints only as often as the driver asks
+(every N epochs and the last): a resumed run starts from the latest checkpoint and keeps only
+as much of the log as that checkpoint covers, so records written after it (by a run killed
+before its next checkpoint) are computed again. Host-side.
+
+Checkpoints are written in the background (orbax's asynchronous save) while training goes
+on; a save waits only for the one before it, and `close` for the last. (Waiting for each save
+as soon as it starts, as this class once did, blocks the run for the whole save, and orbax
+then reports that time as "Waiting for previous save to complete took N seconds" at the next
+save.)
 """
 
 from __future__ import annotations
@@ -121,10 +129,17 @@ class RunDirectory:
         (self.path / 'checkpoints').absolute(),
         options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True))
 
+  def __enter__(self) -> 'RunDirectory':
+    return self
+
+  def __exit__(self, *exc_info) -> None:
+    self.close()
+
   def restore(self, state: dict[str, Any], step_key: str
               ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The latest saved state (shaped and placed like `state`) and the log records up to it;
     `state` and [] when nothing was saved. `state[step_key]` counts the finished steps."""
+    self.manager.wait_until_finished()
     step = self.manager.latest_step()
     if step is None:
       return state, []
@@ -132,12 +147,17 @@ class RunDirectory:
     history = [json.loads(line) for line in self.log.read_text().splitlines()]
     return state, history[:int(state[step_key])]
 
-  def save(self, step: int, state: dict[str, Any], history: list[dict[str, Any]]) -> None:
-    """Writes the log, then checkpoint `step` of `state`, and waits for it."""
+  def save(self, step: int, state: dict[str, Any], history: list[dict[str, Any]],
+           checkpoint: bool = True) -> None:
+    """Writes the log, then (with `checkpoint`) starts saving checkpoint `step` of `state`
+    in the background; it is complete by the next `save`, `restore` or `close`. Numpy leaves of
+    `state` must not be changed in place afterwards (the drivers build a new state each
+    epoch; jax arrays cannot change)."""
     if jax.process_index() == 0:
       self.log.write_text(''.join(json.dumps(r) + '\n' for r in history))
-    self.manager.save(step, args=ocp.args.StandardSave(state))
-    self.manager.wait_until_finished()
+    if checkpoint:
+      self.manager.save(step, args=ocp.args.StandardSave(state))
 
   def close(self) -> None:
+    """Waits for the checkpoint being written, then releases the directory."""
     self.manager.close()

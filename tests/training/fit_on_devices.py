@@ -2,8 +2,9 @@
 
 Corner cases: the last batch (4 of 36 training graphs, batches of 8) leaves two of the four
 shards empty; a run killed on 4 devices resumes on 1, and one killed on 1 resumes on a 2 x 2
-(data x model, FSDP) mesh. The one-device run is test_fit.py's (`MODEL`, `CONFIG`): its programs
-come from the persistent compilation cache when test_fit.py ran first.
+(data x model, FSDP) mesh, each from its checkpoint of epoch 2 (`CONFIG.checkpoint_every`).
+The one-device run is test_fit.py's (`MODEL`, `CONFIG`): its programs come from the
+persistent compilation cache when test_fit.py ran first.
 """
 
 import json
@@ -23,7 +24,7 @@ from tests.training.test_fit import _data, _Interrupt
 
 
 def _close(a, b):
-  assert [h['epoch'] for h in a.history] == [1, 2]
+  assert [h['epoch'] for h in a.history] == [1, 2, 3, 4]
   for x, y in zip(a.history, b.history):
     assert x.keys() == y.keys()
     np.testing.assert_allclose([x[k] for k in x], [y[k] for k in x], rtol=2e-4, atol=1e-5)
@@ -31,35 +32,33 @@ def _close(a, b):
 
 
 def _kill(epoch, _):
-  raise _Interrupt
+  if epoch == 2:  # the first checkpoint (complete once fit has stopped)
+    raise _Interrupt
 
 
 @pytest.fixture(scope='module')
 def one(tmp_path_factory):
-  """(data, the one-device run, a copy of its run directory after its first epoch)."""
+  """(data, the one-device run, a copy of its run directory after epoch 2)."""
   assert jax.device_count() == 4
   data, workdir = _data(), tmp_path_factory.mktemp('one')
-  snapshot = tmp_path_factory.mktemp('one_after_epoch_1')
-
-  def copy_first_epoch(epoch, _):
-    if epoch == 1:  # the checkpoint is complete when on_epoch_end runs
-      shutil.copytree(workdir, snapshot, dirs_exist_ok=True)
-
-  return data, fit(_MODEL, data, _TRAIN, _VAL, _CONFIG, workdir, progress=False,
-                   on_epoch_end=copy_first_epoch), snapshot
+  snapshot = tmp_path_factory.mktemp('one_after_epoch_2')
+  with pytest.raises(_Interrupt):
+    fit(_MODEL, data, _TRAIN, _VAL, _CONFIG, workdir, progress=False, on_epoch_end=_kill)
+  shutil.copytree(workdir, snapshot, dirs_exist_ok=True)
+  return data, fit(_MODEL, data, _TRAIN, _VAL, _CONFIG, workdir, progress=False), snapshot
 
 
 def test_four_devices_match_one_and_resume_on_one(one, tmp_path):
   """Losses, validation metrics and predictions of 4 devices are those of 1; the checkpoint of
-  the first epoch on 4 devices resumes on 1 device (no mesh)."""
+  epoch 2 on 4 devices resumes on 1 device (no mesh)."""
   data, single, _ = one
   with pytest.raises(_Interrupt):
     fit(_MODEL, data, _TRAIN, _VAL, _CONFIG, tmp_path, progress=False, on_epoch_end=_kill,
         mesh=make_mesh())
   logged = [json.loads(line) for line in (tmp_path / 'model/log.jsonl').read_text().splitlines()]
-  assert len(logged) == 1  # the first epoch, trained on 4 devices
-  np.testing.assert_allclose(logged[0]['train_loss'], single.history[0]['train_loss'],
-                             rtol=2e-4)
+  assert len(logged) == 2  # the first two epochs, trained on 4 devices
+  np.testing.assert_allclose([r['train_loss'] for r in logged],
+                             [r['train_loss'] for r in single.history[:2]], rtol=2e-4)
   resumed = fit(_MODEL, data, _TRAIN, _VAL, _CONFIG, tmp_path, progress=False)
   _close(resumed, single)
   p1 = predict(_MODEL, single.params, data, _VAL, batch_size=8)
@@ -70,10 +69,10 @@ def test_four_devices_match_one_and_resume_on_one(one, tmp_path):
 
 
 def test_one_device_resumes_on_an_fsdp_mesh(one, tmp_path):
-  """A run stopped after one epoch on one device resumes on data=2 x model=2 with its
+  """A run stopped after two epochs on one device resumes on data=2 x model=2 with its
   parameters and Adam moments split over 'model', and ends where the one-device run ends."""
-  data, single, after_epoch_1 = one
-  resumed = fit(_MODEL, data, _TRAIN, _VAL, _CONFIG, after_epoch_1, progress=False,
+  data, single, after_epoch_2 = one
+  resumed = fit(_MODEL, data, _TRAIN, _VAL, _CONFIG, after_epoch_2, progress=False,
                 mesh=make_mesh(data=2, model=2))
   _close(resumed, single)
   specs = {str(leaf.sharding.spec) for leaf in jax.tree.leaves(resumed.params)}

@@ -1,4 +1,6 @@
-"""fit(): one compiled step, validation-based selection, and exact resumption after a kill.
+"""fit(): one compiled step, validation-based selection, and exact resumption after a kill
+(before the first checkpoint, right after one while it is still being written, and between
+two).
 
 Every regression run here (and in `fit_on_devices.py` and `multihost_run.py`) trains `MODEL`
 with `CONFIG` on `_data()`: one train step and one validation program, compiled once for the
@@ -6,6 +8,7 @@ whole test run (the persistent compilation cache of `tests/conftest.py` serves e
 `fit`, in this process or a subprocess); the tests differ in what they do around it.
 """
 
+import dataclasses
 import functools
 import json
 import shutil
@@ -28,7 +31,8 @@ class _MLP(nn.Module):
 
 
 MODEL = gmn_jax.GMN(node_dim=8, edge_dim=8, num_layers=1, readout_hidden=8)
-CONFIG = TrainConfig(epochs=2, batch_size=8, learning_rate=3e-3)
+# Checkpoints after epochs 2 and 4; the log after every epoch.
+CONFIG = TrainConfig(epochs=4, batch_size=8, learning_rate=3e-3, checkpoint_every=2)
 TRAIN, VAL = np.arange(0, 36), np.arange(36, 48)  # the last train batch holds 4 graphs
 
 
@@ -57,24 +61,52 @@ def straight(tmp_path_factory):
   return fit(MODEL, _data(), TRAIN, VAL, CONFIG, workdir, progress=False), workdir
 
 
-def test_killed_run_resumes_to_the_same_result(straight, tmp_path):
+def _logged(workdir) -> list[dict]:
+  return [json.loads(line) for line in (workdir / 'model/log.jsonl').read_text().splitlines()]
+
+
+@pytest.mark.parametrize('killed_after', [1, 2, 3])
+def test_killed_run_resumes_to_the_same_result(straight, tmp_path, killed_after):
+  """Killed after epoch 1 (no checkpoint yet: starts over), 2 (its checkpoint still being
+  written when the run stops) or 3 (between the checkpoints of epochs 2 and 4: resumes from
+  epoch 2 and computes epoch 3 again), the run ends with the uninterrupted run's parameters
+  and log."""
   straight, _ = straight
   data = _data()
 
   def kill(epoch, _):
-    if epoch == 1:
+    if epoch == killed_after:
       raise _Interrupt
 
   with pytest.raises(_Interrupt):
     fit(MODEL, data, TRAIN, VAL, CONFIG, tmp_path, on_epoch_end=kill, progress=False)
+  assert _logged(tmp_path) == straight.history[:killed_after]  # the log of every epoch
+  saved = sorted(int(d.name) for d in (tmp_path / 'model/checkpoints').iterdir()
+                 if d.name.isdigit()) if (tmp_path / 'model/checkpoints').exists() else []
+  assert saved == [e for e in (2, 4) if e <= killed_after]  # complete checkpoints only
   resumed = fit(MODEL, data, TRAIN, VAL, CONFIG, tmp_path, progress=False)
-  assert [h['epoch'] for h in resumed.history] == [1, 2]
+  assert [h['epoch'] for h in resumed.history] == [1, 2, 3, 4]
   assert resumed.history == straight.history
+  assert _logged(tmp_path) == straight.history
   assert resumed.best_epoch == straight.best_epoch
   for a, b in zip(jax.tree.leaves(resumed.params), jax.tree.leaves(straight.params)):
     np.testing.assert_array_equal(a, b)
   np.testing.assert_array_equal(predict(MODEL, resumed.params, data, VAL, batch_size=8),
                                 predict(MODEL, straight.params, data, VAL, batch_size=8))
+
+
+def test_the_checkpoint_cadence_is_not_part_of_the_run(straight, tmp_path):
+  """A finished run's checkpoints hold the best validation epoch's parameters whichever epoch
+  that was, and a run resumes with another cadence (which does not change its result)."""
+  straight, workdir = straight
+  shutil.copytree(workdir, tmp_path, dirs_exist_ok=True)
+  again = fit(MODEL, _data(), TRAIN, VAL, dataclasses.replace(CONFIG, checkpoint_every=1),
+              tmp_path, progress=False)  # nothing left to train: read back
+  assert again.history == straight.history and again.best_epoch == straight.best_epoch
+  for a, b in zip(jax.tree.leaves(again.params), jax.tree.leaves(straight.params)):
+    np.testing.assert_array_equal(a, b)
+  with pytest.raises(ValueError, match='checkpoint_every'):
+    TrainConfig(checkpoint_every=0)
 
 
 def test_augmented_graphs_compute_the_member_s_function():

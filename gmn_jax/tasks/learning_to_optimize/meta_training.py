@@ -209,62 +209,64 @@ def meta_train(rule: nn.Module, family: Sequence[Optimizee], config: MetaTrainCo
   run = RunDirectory(pathlib.Path(workdir) / name, json.loads(json.dumps({
       'rule': repr(rule), 'config': dataclasses.asdict(config),
       'family': [dataclasses.asdict(t.spec) for t in family]}, default=str)))
-  lopts = [LearnedOptimizer(rule, task.pg) for task in family]
-  tx = optax.chain(optax.clip_by_global_norm(config.clip_norm), optax.adamw(
-      optax.cosine_decay_schedule(config.learning_rate, max(config.meta_steps, 1)),
-      weight_decay=config.weight_decay))
-  meta_params = lopts[0].init_meta_params(jax.random.key(config.seed))
-  state = {'meta_params': meta_params, 'opt_state': tx.init(meta_params), 'step': np.asarray(0)}
-  state, history = run.restore(state, 'step')
-  traces = {t.spec.label: 0 for t in family}
+  try:
+    lopts = [LearnedOptimizer(rule, task.pg) for task in family]
+    tx = optax.chain(optax.clip_by_global_norm(config.clip_norm), optax.adamw(
+        optax.cosine_decay_schedule(config.learning_rate, max(config.meta_steps, 1)),
+        weight_decay=config.weight_decay))
+    meta_params = lopts[0].init_meta_params(jax.random.key(config.seed))
+    state = {'meta_params': meta_params, 'opt_state': tx.init(meta_params), 'step': np.asarray(0)}
+    state, history = run.restore(state, 'step')
+    traces = {t.spec.label: 0 for t in family}
 
-  def compiled(lopt, task):
-    """`(meta_step, init_particles)` of one architecture; TBPTT has no particles."""
-    if config.estimator == 'tbptt':
-      tbptt = _tbptt_step(lopt, task, config.unroll)
-      estimate = lambda phi, particles, *args: tbptt(phi, *args) + (particles,)
-      init_particles = lambda phi, key, init_scale: ()
-    else:
-      init_particles, estimate = _pes_step(lopt, task, config)
+    def compiled(lopt, task):
+      """`(meta_step, init_particles)` of one architecture; TBPTT has no particles."""
+      if config.estimator == 'tbptt':
+        tbptt = _tbptt_step(lopt, task, config.unroll)
+        estimate = lambda phi, particles, *args: tbptt(phi, *args) + (particles,)
+        init_particles = lambda phi, key, init_scale: ()
+      else:
+        init_particles, estimate = _pes_step(lopt, task, config)
 
-    @jax.jit
-    def meta_step(meta_params, opt_state, particles, key, batch_size, init_scale):
-      traces[task.spec.label] += 1
-      loss, grads, particles = estimate(meta_params, particles, key, batch_size, init_scale)
-      updates, opt_state = tx.update(grads, opt_state, meta_params)
-      return optax.apply_updates(meta_params, updates), opt_state, particles, loss
-    return meta_step, jax.jit(init_particles)
+      @jax.jit
+      def meta_step(meta_params, opt_state, particles, key, batch_size, init_scale):
+        traces[task.spec.label] += 1
+        loss, grads, particles = estimate(meta_params, particles, key, batch_size, init_scale)
+        updates, opt_state = tx.update(grads, opt_state, meta_params)
+        return optax.apply_updates(meta_params, updates), opt_state, particles, loss
+      return meta_step, jax.jit(init_particles)
 
-  steps = [compiled(l, t) for l, t in zip(lopts, family)]
-  particles: dict[int, Any] = {}
-  meta_params, opt_state = state['meta_params'], state['opt_state']
-  lo, hi = np.log(config.init_scales[0]), np.log(config.init_scales[1])
-  for step in progress_lib.bar(range(int(state['step']), config.meta_steps), enabled=progress,
-                               initial=int(state['step']), total=config.meta_steps,
-                               desc=f'meta-training {name}'):
-    rng = np.random.default_rng([config.seed, step])
-    which = int(rng.integers(len(family)))
-    batch_size = int(rng.choice(config.batch_sizes))
-    init_scale = float(np.exp(rng.uniform(lo, hi)))
-    key = jax.random.fold_in(jax.random.key(config.seed + 1), step)
-    meta_step, init_particles = steps[which]
-    if which not in particles:
-      particles[which] = init_particles(meta_params, jax.random.fold_in(key, 1), init_scale)
-    meta_params, opt_state, particles[which], loss = meta_step(
-        meta_params, opt_state, particles[which], key, batch_size, init_scale)
-    loss = float(loss)
-    if not np.isfinite(loss):
-      raise FloatingPointError(
-          f'{name}: the meta-loss is not finite at meta-step {step + 1} (task '
-          f'{family[which].spec.label}, batch {batch_size}, init scale {init_scale:.3g}); '
-          'lower the meta learning rate. The checkpoints before it are kept.')
-    history.append({'step': step + 1, 'meta_loss': loss, 'task': family[which].spec.label,
-                    'batch_size': batch_size, 'init_scale': init_scale})
-    if (step + 1) % config.checkpoint_every == 0 or step + 1 == config.meta_steps:
-      run.save(step + 1, {'meta_params': meta_params, 'opt_state': opt_state,
-                          'step': np.asarray(step + 1)}, history)
-      recent = np.mean([h['meta_loss'] for h in history[-config.checkpoint_every:]])
-      progress_lib.line(f'{name} meta-step {step + 1}/{config.meta_steps}: meta-loss '
-                        f'{recent:.4g}', enabled=progress)
-  run.close()
+    steps = [compiled(l, t) for l, t in zip(lopts, family)]
+    particles: dict[int, Any] = {}
+    meta_params, opt_state = state['meta_params'], state['opt_state']
+    lo, hi = np.log(config.init_scales[0]), np.log(config.init_scales[1])
+    for step in progress_lib.bar(range(int(state['step']), config.meta_steps), enabled=progress,
+                                 initial=int(state['step']), total=config.meta_steps,
+                                 desc=f'meta-training {name}'):
+      rng = np.random.default_rng([config.seed, step])
+      which = int(rng.integers(len(family)))
+      batch_size = int(rng.choice(config.batch_sizes))
+      init_scale = float(np.exp(rng.uniform(lo, hi)))
+      key = jax.random.fold_in(jax.random.key(config.seed + 1), step)
+      meta_step, init_particles = steps[which]
+      if which not in particles:
+        particles[which] = init_particles(meta_params, jax.random.fold_in(key, 1), init_scale)
+      meta_params, opt_state, particles[which], loss = meta_step(
+          meta_params, opt_state, particles[which], key, batch_size, init_scale)
+      loss = float(loss)
+      if not np.isfinite(loss):
+        raise FloatingPointError(
+            f'{name}: the meta-loss is not finite at meta-step {step + 1} (task '
+            f'{family[which].spec.label}, batch {batch_size}, init scale {init_scale:.3g}); '
+            'lower the meta learning rate. The checkpoints before it are kept.')
+      history.append({'step': step + 1, 'meta_loss': loss, 'task': family[which].spec.label,
+                      'batch_size': batch_size, 'init_scale': init_scale})
+      if (step + 1) % config.checkpoint_every == 0 or step + 1 == config.meta_steps:
+        run.save(step + 1, {'meta_params': meta_params, 'opt_state': opt_state,
+                            'step': np.asarray(step + 1)}, history)
+        recent = np.mean([h['meta_loss'] for h in history[-config.checkpoint_every:]])
+        progress_lib.line(f'{name} meta-step {step + 1}/{config.meta_steps}: meta-loss '
+                          f'{recent:.4g}', enabled=progress)
+  finally:  # a checkpoint still being written is finished, whatever happened
+    run.close()
   return MetaTrainResult(meta_params, history, traces)

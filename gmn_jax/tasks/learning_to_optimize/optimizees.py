@@ -24,6 +24,7 @@ import numpy as np
 
 from gmn_jax.graphs import trace
 from gmn_jax.graphs.parameter_graph import ParameterGraph
+from gmn_jax.training.fit import init_params
 from gmn_jax.zoos.datasets import DATASETS, ImageDataset, load_dataset
 from gmn_jax.zoos.cnn.small_cnn import SmallCNN
 
@@ -113,7 +114,7 @@ class Optimizee:
     self.arrays = tuple(jnp.asarray(a) for a in (flat(data.x_train), data.y_train,
                                                  flat(data.x_test), data.y_test))
     example = self.arrays[0][:1]
-    variables = self.model.init(jax.random.key(0), example)
+    variables = init_params(self.model, jax.random.key(0), example)
     self.pg: ParameterGraph = trace(self.model, variables, example)
     self.n_params = int(sum(np.size(v) for v in jax.tree.leaves(variables)))
 
