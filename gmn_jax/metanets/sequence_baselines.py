@@ -30,7 +30,10 @@ import jax.numpy as jnp
 import jraph
 
 from gmn_jax.metanets.batching import graph_index
+from gmn_jax.metanets.features import value_encoding, value_frequencies
 from gmn_jax.metanets.readout import MLP
+
+NORMS = ('layer', 'none')
 
 
 def parameter_sequence(graphs: jraph.GraphsTuple, max_length: int
@@ -71,16 +74,26 @@ def parameter_sequence(graphs: jraph.GraphsTuple, max_length: int
   return values, mask
 
 
+def encode_values(values: jax.Array, kind: str, n_frequencies: int, scale: float
+                  ) -> jax.Array:
+  """`[..., C]` per-value features: the value alone (`kind='linear'`, C = 1) or with the
+  metanetworks' sinusoidal or Fourier features (`features.value_encoding`). Jittable."""
+  return value_encoding(values, value_frequencies(kind, n_frequencies, scale))
+
+
 class DMC(nn.Module):
   """DMC (Eilertsen et al. 2020) over each network's parameter sequence.
 
   Attributes:
     max_length: sequence length L (the longest network's parameter count; longer ones are cut).
-    channels: Conv1d channels per block (each block: conv, ReLU, LayerNorm, max-pool by 2).
+    channels: Conv1d channels per block (each block: conv, ReLU, norm, max-pool by 2).
     kernel: convolution kernel length.
     hidden: widths of the MLP after the mean over positions.
     out_features: width of `globals`.
     activation: of the MLP.
+    norm: of each block: 'layer' (LayerNorm over channels) or 'none'.
+    value_features, n_frequencies, value_scale: each value's input channels
+      (`encode_values`).
   """
 
   max_length: int
@@ -89,14 +102,23 @@ class DMC(nn.Module):
   hidden: Sequence[int] = (64,)
   out_features: int = 1
   activation: Callable = nn.relu
+  norm: str = 'layer'
+  value_features: str = 'linear'
+  n_frequencies: int = 12
+  value_scale: float = 1.0
 
   @nn.compact
   def __call__(self, graphs: jraph.GraphsTuple) -> jraph.GraphsTuple:
+    if self.norm not in NORMS:
+      raise ValueError(f'norm must be one of {NORMS}, not {self.norm!r}')
     values, mask = parameter_sequence(graphs, self.max_length)
-    x, m = values[..., None], mask.astype(values.dtype)[..., None]
+    x = encode_values(values, self.value_features, self.n_frequencies, self.value_scale)
+    m = mask.astype(values.dtype)[..., None]
+    x = x * m
     for c in self.channels:
       x = nn.relu(nn.Conv(c, (self.kernel,), padding='SAME')(x)) * m
-      x = nn.LayerNorm()(x) * m
+      if self.norm == 'layer':
+        x = nn.LayerNorm()(x) * m
       if x.shape[1] >= 2:
         x = nn.max_pool(x, (2,), strides=(2,), padding='SAME')
         m = nn.max_pool(m, (2,), strides=(2,), padding='SAME')
@@ -117,17 +139,23 @@ class ParameterDeepSets(nn.Module):
     hidden: width of the per-value MLP (two layers) and of the readout MLP.
     out_features: width of `globals`.
     activation: of both MLPs.
+    value_features, n_frequencies, value_scale: each value's input features
+      (`encode_values`).
   """
 
   max_length: int
   hidden: int = 64
   out_features: int = 1
   activation: Callable = nn.relu
+  value_features: str = 'linear'
+  n_frequencies: int = 12
+  value_scale: float = 1.0
 
   @nn.compact
   def __call__(self, graphs: jraph.GraphsTuple) -> jraph.GraphsTuple:
     values, mask = parameter_sequence(graphs, self.max_length)
-    phi = MLP((self.hidden, self.hidden), self.activation, name='phi')(values[..., None])
+    x = encode_values(values, self.value_features, self.n_frequencies, self.value_scale)
+    phi = MLP((self.hidden, self.hidden), self.activation, name='phi')(x)
     m = mask.astype(phi.dtype)[..., None]
     pooled = jnp.sum(phi * m, axis=1) / jnp.maximum(jnp.sum(m, axis=1), 1.0)
     out = MLP((self.hidden, self.out_features), self.activation, name='rho')(pooled)
