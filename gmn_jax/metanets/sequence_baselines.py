@@ -3,7 +3,7 @@ data path as the metanetworks (`jraph.GraphsTuple` in and out), read from the gr
 
 - `DMC` (Eilertsen et al. 2020, "Classifying the classifier: dissecting the weight space of
   neural networks"): the network's whole parameter vector as a sequence, zero-padded to the
-  longest network, through Conv1d-ReLU-norm-MaxPool blocks (kernel 5, channels doubling), a mean
+  longest network, through Conv1d-ReLU-MaxPool blocks (kernel 5, channels doubling), a mean
   over positions and an MLP. Sees parameter order, so it is not permutation invariant.
 - `ParameterDeepSets`: DeepSets (Zaheer et al. 2017) over the set of every scalar parameter:
   each value through an MLP on its own, a mean per network, an MLP. No position, layer or type
@@ -14,8 +14,15 @@ The sequence of a graph is every real weight slot of its edges in edge order (ea
 kernel entries in order), then every real per-neuron parameter slot (biases, norm scales and
 shifts, running statistics) in node order: every parameter scalar once, in the template's
 order, which follows the traced program (layer order). Masked slots are skipped, not zeros.
-Departures from the paper's DMC: LayerNorm over channels where it had BatchNorm (the training
-step keeps no mutable state), and biases follow all weights instead of each layer's weights.
+
+Both read each value through the metanetworks' value features by default (the value, and
+sines and cosines of it at octave frequencies, `features.value_encoding`): the GMN reads
+weights that way, and a single linear map of raw values that span orders of magnitude learns
+slowly. Departures from the paper's DMC: no normalisation inside the blocks where it had
+BatchNorm (the training step keeps no mutable state; LayerNorm over the channels of each
+position, `norm='layer'`, divides out the scale of the values it reads; in the diverse
+run's 8 epochs it stayed near the family means), and biases follow all weights instead of
+each layer's weights.
 
 Both jittable; their output graphs carry `globals` `[n_graph, out_features]`.
 """
@@ -86,14 +93,15 @@ class DMC(nn.Module):
 
   Attributes:
     max_length: sequence length L (the longest network's parameter count; longer ones are cut).
-    channels: Conv1d channels per block (each block: conv, ReLU, norm, max-pool by 2).
+    channels: Conv1d channels per block (each block: conv, ReLU, `norm`, max-pool by 2).
     kernel: convolution kernel length.
     hidden: widths of the MLP after the mean over positions.
     out_features: width of `globals`.
     activation: of the MLP.
-    norm: of each block: 'layer' (LayerNorm over channels) or 'none'.
+    norm: of each block: 'none' or 'layer' (LayerNorm over each position's channels, which
+      makes the first block blind to the scale of its input while its biases are small).
     value_features, n_frequencies, value_scale: each value's input channels
-      (`encode_values`).
+      (`encode_values`; `'linear'`: the raw value alone, one channel).
   """
 
   max_length: int
@@ -102,8 +110,8 @@ class DMC(nn.Module):
   hidden: Sequence[int] = (64,)
   out_features: int = 1
   activation: Callable = nn.relu
-  norm: str = 'layer'
-  value_features: str = 'linear'
+  norm: str = 'none'
+  value_features: str = 'sinusoidal'
   n_frequencies: int = 12
   value_scale: float = 1.0
 
@@ -147,7 +155,7 @@ class ParameterDeepSets(nn.Module):
   hidden: int = 64
   out_features: int = 1
   activation: Callable = nn.relu
-  value_features: str = 'linear'
+  value_features: str = 'sinusoidal'
   n_frequencies: int = 12
   value_scale: float = 1.0
 

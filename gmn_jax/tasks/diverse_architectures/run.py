@@ -22,7 +22,7 @@ from gmn_jax.training.fit import TrainConfig, fit, predict
 from gmn_jax.training.graph_set import GraphSet
 
 
-def _longest(graphs: GraphSet) -> int:
+def longest_network(graphs: GraphSet) -> int:
   """The most parameters any network of `graphs` has."""
   return max(sum(int(np.size(l)) for l in jax.tree.leaves(pg.decode(
       jax.tree.map(lambda a: a[0], s)))) for pg, s in zip(graphs.templates, graphs.stacked))
@@ -34,7 +34,7 @@ def build_model(name: str, config: DiverseArchitecturesConfig, graphs: GraphSet)
   budget = graphs.budget(config.train.batch_size)
   sizes = dict(max_kernel_size=budget.kernel_size, max_param_size=budget.param_size)
   method = REGISTRY[name]
-  return method.build(config, sizes, None if method.graph else _longest(graphs))
+  return method.build(config, sizes, None if method.graph else longest_network(graphs))
 
 
 def train_config_for(name: str, config: DiverseArchitecturesConfig, n_train: int) -> TrainConfig:
