@@ -14,7 +14,9 @@ from gmn_jax.zoos.diverse import zoo as zoo_lib
 SETTINGS = {'full': {}, 'fraction': {'data_fraction': 0.1}, 'ood': {'split': 'ood'}}
 # The baselines' own training, picked on the validation split (docs/results/
 # diverse_architectures.md, "Tuning the baselines"); GMN keeps `train`.
-BASELINE_OVERRIDES: dict[str, dict[str, Any]] = {'dmc': {'epochs': 20}, 'deepsets': {'epochs': 20}}
+BASELINE_OVERRIDES: dict[str, dict[str, Any]] = {
+    'dmc': {'epochs': 20, 'learning_rate': 1e-2, 'hidden': 32},
+    'deepsets': {'epochs': 20}}
 
 
 @dataclasses.dataclass(frozen=True)
