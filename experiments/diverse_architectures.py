@@ -5,6 +5,7 @@
     python -m experiments.diverse_architectures --split ood          # train small, test larger
     python -m experiments.diverse_architectures --zoo varying-cnns   # 2D CNNs only
     python -m experiments.diverse_architectures --methods gmn nggnn ngt dmc deepsets statnn
+    python -m experiments.diverse_architectures --sweep --methods dmc deepsets statnn
 
 The default run trains GMN, DMC and DeepSets on all training networks (3 seeds), on 10% of
 them and out of distribution (train on hidden size 8, test on 16), on one zoo, and writes one
@@ -12,6 +13,8 @@ folder per setting and seed (results.json, results.md, predictions.csv, plots) a
 (mean ± sd, and GMN's margins over each baseline). --data-fraction or --split runs that one
 setting alone. The zoo is cached in --workdir/zoo and compiled programs in
 --workdir/jax_cache; a killed run started again with the same flags resumes where it stopped.
+--sweep trains each method of --methods at every learning rate and width of the grid on the
+all-data split and scores it on the validation networks only (sweep.md, sweep.json, sweep.csv).
 """
 
 import argparse
@@ -38,6 +41,12 @@ def parser() -> argparse.ArgumentParser:
                    help='settings of the default run (default: all three)')
   out.add_argument('--seeds', type=int, default=3,
                    help='seeds of the all-data setting (the others run one)')
+  out.add_argument('--sweep', action='store_true',
+                   help='the validation sweep of learning rate x width instead of a run')
+  out.add_argument('--sweep-learning-rates', type=float, nargs='+', default=(1e-3, 3e-3, 1e-2),
+                   help='learning rates of --sweep (default: %(default)s)')
+  out.add_argument('--sweep-hiddens', type=int, nargs='+', default=(16, 32),
+                   help='widths (hidden) of --sweep (default: %(default)s)')
   return out
 
 
@@ -48,6 +57,13 @@ def run(argv=None) -> None:
   workdir = pathlib.Path(args.workdir or f'workdir/diverse_architectures/{zoo}')
   if not jax.config.jax_compilation_cache_dir:  # seeds and settings share compiled steps
     jax.config.update('jax_compilation_cache_dir', str((workdir / 'jax_cache').absolute()))
+  if args.sweep:
+    data = task.load_and_encode(config, workdir)
+    result = task.sweep.sweep(config, data, workdir / 'sweep', args.sweep_learning_rates,
+                              args.sweep_hiddens, progress=True)
+    print(task.sweep.table(result))
+    print(f'\npicked: {result["picked"]}\nreport: {workdir}/sweep/sweep.md')
+    return
   if args.tiny or flags.given(args, 'data_fraction') or flags.given(args, 'split'):
     results = task.train_and_evaluate(config, workdir)
     print(table(results))

@@ -3,7 +3,7 @@ data path as the metanetworks (`jraph.GraphsTuple` in and out), read from the gr
 
 - `DMC` (Eilertsen et al. 2020, "Classifying the classifier: dissecting the weight space of
   neural networks"): the network's whole parameter vector as a sequence, zero-padded to the
-  longest network, through Conv1d-ReLU-norm-MaxPool blocks (kernel 5, channels doubling), a mean
+  longest network, through Conv1d-ReLU-MaxPool blocks (kernel 5, channels doubling), a mean
   over positions and an MLP. Sees parameter order, so it is not permutation invariant.
 - `ParameterDeepSets`: DeepSets (Zaheer et al. 2017) over the set of every scalar parameter:
   each value through an MLP on its own, a mean per network, an MLP. No position, layer or type
@@ -14,8 +14,15 @@ The sequence of a graph is every real weight slot of its edges in edge order (ea
 kernel entries in order), then every real per-neuron parameter slot (biases, norm scales and
 shifts, running statistics) in node order: every parameter scalar once, in the template's
 order, which follows the traced program (layer order). Masked slots are skipped, not zeros.
-Departures from the paper's DMC: LayerNorm over channels where it had BatchNorm (the training
-step keeps no mutable state), and biases follow all weights instead of each layer's weights.
+
+Both read each value through the metanetworks' value features by default (the value, and
+sines and cosines of it at octave frequencies, `features.value_encoding`): the GMN reads
+weights that way, and a single linear map of raw values that span orders of magnitude learns
+slowly. Departures from the paper's DMC: no normalisation inside the blocks where it had
+BatchNorm (the training step keeps no mutable state; LayerNorm over the channels of each
+position, `norm='layer'`, divides out the scale of the values it reads; in the diverse
+run's 8 epochs it stayed near the family means), and biases follow all weights instead of
+each layer's weights.
 
 Both jittable; their output graphs carry `globals` `[n_graph, out_features]`.
 """
@@ -30,7 +37,10 @@ import jax.numpy as jnp
 import jraph
 
 from gmn_jax.metanets.batching import graph_index
+from gmn_jax.metanets.features import value_encoding, value_frequencies
 from gmn_jax.metanets.readout import MLP
+
+NORMS = ('layer', 'none')
 
 
 def parameter_sequence(graphs: jraph.GraphsTuple, max_length: int
@@ -71,16 +81,27 @@ def parameter_sequence(graphs: jraph.GraphsTuple, max_length: int
   return values, mask
 
 
+def encode_values(values: jax.Array, kind: str, n_frequencies: int, scale: float
+                  ) -> jax.Array:
+  """`[..., C]` per-value features: the value alone (`kind='linear'`, C = 1) or with the
+  metanetworks' sinusoidal or Fourier features (`features.value_encoding`). Jittable."""
+  return value_encoding(values, value_frequencies(kind, n_frequencies, scale))
+
+
 class DMC(nn.Module):
   """DMC (Eilertsen et al. 2020) over each network's parameter sequence.
 
   Attributes:
     max_length: sequence length L (the longest network's parameter count; longer ones are cut).
-    channels: Conv1d channels per block (each block: conv, ReLU, LayerNorm, max-pool by 2).
+    channels: Conv1d channels per block (each block: conv, ReLU, `norm`, max-pool by 2).
     kernel: convolution kernel length.
     hidden: widths of the MLP after the mean over positions.
     out_features: width of `globals`.
     activation: of the MLP.
+    norm: of each block: 'none' or 'layer' (LayerNorm over each position's channels, which
+      makes the first block blind to the scale of its input while its biases are small).
+    value_features, n_frequencies, value_scale: each value's input channels
+      (`encode_values`; `'linear'`: the raw value alone, one channel).
   """
 
   max_length: int
@@ -89,14 +110,23 @@ class DMC(nn.Module):
   hidden: Sequence[int] = (64,)
   out_features: int = 1
   activation: Callable = nn.relu
+  norm: str = 'none'
+  value_features: str = 'sinusoidal'
+  n_frequencies: int = 12
+  value_scale: float = 1.0
 
   @nn.compact
   def __call__(self, graphs: jraph.GraphsTuple) -> jraph.GraphsTuple:
+    if self.norm not in NORMS:
+      raise ValueError(f'norm must be one of {NORMS}, not {self.norm!r}')
     values, mask = parameter_sequence(graphs, self.max_length)
-    x, m = values[..., None], mask.astype(values.dtype)[..., None]
+    x = encode_values(values, self.value_features, self.n_frequencies, self.value_scale)
+    m = mask.astype(values.dtype)[..., None]
+    x = x * m
     for c in self.channels:
       x = nn.relu(nn.Conv(c, (self.kernel,), padding='SAME')(x)) * m
-      x = nn.LayerNorm()(x) * m
+      if self.norm == 'layer':
+        x = nn.LayerNorm()(x) * m
       if x.shape[1] >= 2:
         x = nn.max_pool(x, (2,), strides=(2,), padding='SAME')
         m = nn.max_pool(m, (2,), strides=(2,), padding='SAME')
@@ -117,17 +147,23 @@ class ParameterDeepSets(nn.Module):
     hidden: width of the per-value MLP (two layers) and of the readout MLP.
     out_features: width of `globals`.
     activation: of both MLPs.
+    value_features, n_frequencies, value_scale: each value's input features
+      (`encode_values`).
   """
 
   max_length: int
   hidden: int = 64
   out_features: int = 1
   activation: Callable = nn.relu
+  value_features: str = 'sinusoidal'
+  n_frequencies: int = 12
+  value_scale: float = 1.0
 
   @nn.compact
   def __call__(self, graphs: jraph.GraphsTuple) -> jraph.GraphsTuple:
     values, mask = parameter_sequence(graphs, self.max_length)
-    phi = MLP((self.hidden, self.hidden), self.activation, name='phi')(values[..., None])
+    x = encode_values(values, self.value_features, self.n_frequencies, self.value_scale)
+    phi = MLP((self.hidden, self.hidden), self.activation, name='phi')(x)
     m = mask.astype(phi.dtype)[..., None]
     pooled = jnp.sum(phi * m, axis=1) / jnp.maximum(jnp.sum(m, axis=1), 1.0)
     out = MLP((self.hidden, self.out_features), self.activation, name='rho')(pooled)

@@ -70,3 +70,15 @@ def test_summary_gives_mean_sd_over_seeds_and_gmn_margins_per_setting(tmp_path):
   md = (tmp_path / 'summary.md').read_text()
   assert '0.700 ± 0.100' in md and '| ood | +0.300 / +0.300 ✓ |' in md
   assert json.loads((tmp_path / 'summary.json').read_text())['margins'] == margins
+
+
+def test_method_overrides_give_each_method_its_own_training():
+  config = task.DiverseArchitecturesConfig(
+      method_overrides={'dmc': {'learning_rate': 1e-2, 'epochs': 20, 'hidden': 16}})
+  dmc, gmn = config.for_method('dmc'), config.for_method('gmn')
+  assert (dmc.train.learning_rate, dmc.train.epochs, dmc.hidden) == (1e-2, 20, 16)
+  assert gmn.train == config.train and gmn.hidden == config.hidden
+  assert dmc.train.batch_size == config.train.batch_size  # the rest is shared
+  assert set(task.DiverseArchitecturesConfig().method_overrides) <= set(task.REGISTRY)
+  with pytest.raises(ValueError, match='may set'):
+    task.DiverseArchitecturesConfig(method_overrides={'dmc': {'lr': 1e-2}})

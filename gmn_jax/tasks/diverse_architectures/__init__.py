@@ -11,10 +11,11 @@ plots. Settings (`SETTINGS`): all training data, 10% of it, or 'ood' (train on t
 hidden sizes, test on the largest). `run_settings` runs several settings and seeds on one
 encoding of the zoo and writes `summary.md` (mean ± sd).
 
-Modules: `config`, `methods` (the registry), `data` (encoding and split), `run`, `report`.
+Modules: `config`, `methods` (the registry), `data` (encoding and split), `run`, `report`,
+`sweep` (the validation sweep of learning rate and width).
 """
 
-from gmn_jax.tasks.diverse_architectures import report
+from gmn_jax.tasks.diverse_architectures import report, sweep
 from gmn_jax.tasks.diverse_architectures.config import SETTINGS, DiverseArchitecturesConfig
 from gmn_jax.tasks.diverse_architectures.data import (PACKING_SLACK, encode_zoo,
                                                       load_and_encode, split)
@@ -26,4 +27,4 @@ Config = DiverseArchitecturesConfig
 
 __all__ = ['DEFAULT_METHODS', 'METHODS', 'PACKING_SLACK', 'REGISTRY', 'SETTINGS', 'Config',
            'DiverseArchitecturesConfig', 'Encoded', 'encode_zoo', 'evaluate', 'load_and_encode',
-           'report', 'run_settings', 'split', 'train_and_evaluate']
+           'report', 'run_settings', 'split', 'sweep', 'train_and_evaluate']

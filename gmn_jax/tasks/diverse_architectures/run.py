@@ -22,25 +22,29 @@ from gmn_jax.training.fit import TrainConfig, fit, predict
 from gmn_jax.training.graph_set import GraphSet
 
 
-def _longest(graphs: GraphSet) -> int:
+def longest_network(graphs: GraphSet) -> int:
   """The most parameters any network of `graphs` has."""
   return max(sum(int(np.size(l)) for l in jax.tree.leaves(pg.decode(
       jax.tree.map(lambda a: a[0], s)))) for pg, s in zip(graphs.templates, graphs.stacked))
 
 
-def _model(name: str, config: DiverseArchitecturesConfig, graphs: GraphSet) -> nn.Module:
+def build_model(name: str, config: DiverseArchitecturesConfig, graphs: GraphSet) -> nn.Module:
+  """Method `name` as `config.for_method(name)` builds it."""
+  config = config.for_method(name)
   budget = graphs.budget(config.train.batch_size)
   sizes = dict(max_kernel_size=budget.kernel_size, max_param_size=budget.param_size)
   method = REGISTRY[name]
-  return method.build(config, sizes, None if method.graph else _longest(graphs))
+  return method.build(config, sizes, None if method.graph else longest_network(graphs))
 
 
-def _train_config(name: str, config: DiverseArchitecturesConfig, n_train: int) -> TrainConfig:
-  """`config.train` with the method's augmentation (`Method.augment`), its epochs raised to
-  make `config.min_steps` steps on `n_train` networks."""
-  steps_per_epoch = -(-n_train // config.train.batch_size)
-  train = dataclasses.replace(config.train, epochs=max(
-      config.train.epochs, -(-config.min_steps // steps_per_epoch)))
+def train_config_for(name: str, config: DiverseArchitecturesConfig, n_train: int) -> TrainConfig:
+  """The method's training (`config.for_method(name).train`) with its augmentation
+  (`Method.augment`), its epochs raised to make `config.min_steps` steps on `n_train`
+  networks."""
+  train = config.for_method(name).train
+  steps_per_epoch = -(-n_train // train.batch_size)
+  train = dataclasses.replace(train, epochs=max(
+      train.epochs, -(-config.min_steps // steps_per_epoch)))
   return REGISTRY[name].train_config(train)
 
 
@@ -78,9 +82,10 @@ def evaluate(config: DiverseArchitecturesConfig, data: Encoded, workdir: str | p
   histories, predictions = {}, {}
   for name in config.methods:
     tic = time.time()
-    model = _model(name, config, graphs)
-    fitted = fit(model, graphs, train, val, _train_config(name, config, len(train)),
-                 workdir / 'runs', name, progress=progress)
+    model = build_model(name, config, graphs)
+    train_config = train_config_for(name, config, len(train))
+    fitted = fit(model, graphs, train, val, train_config, workdir / 'runs', name,
+                 progress=progress)
     preds = predict(model, fitted.params, graphs, test)
     histories[name], predictions[name] = fitted.history, preds
     note = (f'weights and per-neuron values on {config.probes} noise probes'
@@ -89,7 +94,8 @@ def evaluate(config: DiverseArchitecturesConfig, data: Encoded, workdir: str | p
         **_scores(y, preds, families[test]), 'n_test': len(test),
         'parameters': int(sum(np.size(l) for l in jax.tree.leaves(fitted.params))),
         'best_epoch': fitted.best_epoch, 'train_seconds': round(time.time() - tic, 1),
-        'note': note}
+        'learning_rate': train_config.learning_rate, 'epochs': train_config.epochs,
+        'hidden': config.for_method(name).hidden, 'note': note}
   report_lib.write(workdir, results, histories, data.table, test, predictions)
   return results
 
