@@ -3,6 +3,7 @@ diagnostic of INR classification on weights alone.
 
     python benchmarks/inr_seeds.py                 # 30 images x 6 seeds, the default recipe
     python benchmarks/inr_seeds.py --steps 500     # a longer fit
+    python benchmarks/inr_seeds.py --first-layer dwsnets   # DWSNets' first-layer init
 
 Fits `--seeds` INRs per image (the default INR classification zoo's recipe: DWSNets' SIREN,
 40 full-batch Adam steps at 5e-3, unless overridden) and prints, per layer, how far fitting
@@ -51,7 +52,12 @@ def main() -> None:
   parser.add_argument('--seeds', type=int, default=6)
   parser.add_argument('--steps', type=int, default=None)
   parser.add_argument('--learning-rate', type=float, default=None)
+  parser.add_argument('--first-layer', choices=('sitzmann', 'dwsnets'), default='sitzmann',
+                      help="the first layer's initialisation (see inr_first_layer_init.py)")
   args = parser.parse_args()
+  if args.first_layer == 'dwsnets':
+    from inr_first_layer_init import DwsnetsInitSiren  # pylint: disable=g-import-not-at-top
+    siren_lib.Siren = DwsnetsInitSiren
   config = InrClassificationConfig().zoo
   config = dataclasses.replace(config, max_images=args.images,
                                steps=args.steps or config.steps,
