@@ -14,8 +14,7 @@ This script needs PyTorch, torch_geometric (2.4, no compiled extensions), hydra-
 random-fourier-features-pytorch, and a checkout of the official code; it does not import
 gmn_jax. Run it beside `train_step.py` in the same sitting, e.g.
 
-    PYTHONPATH=/work/official/neural-graphs /work/venv-torch/bin/python \\
-        benchmarks/official_nggnn.py --sizes 32,256
+    /work/venv-torch/bin/python benchmarks/official_nggnn.py --code /work/official/neural-graphs
 """
 
 from __future__ import annotations
@@ -123,11 +122,16 @@ def main():
   parser.add_argument('--sizes', default='32,256', help='comma-separated hidden sizes')
   parser.add_argument('--batch', type=int, default=32)
   parser.add_argument('--steps', type=int, default=0, help='timed steps (default by size)')
+  parser.add_argument('--threads', type=int, default=0,
+                      help='torch intra-op threads (default: torch\'s own choice); on a loaded '
+                      'machine 1 thread avoids OpenMP barriers waiting on a descheduled thread')
   parser.add_argument('--code', default='/work/official/neural-graphs',
                       help='checkout of the official neural-graphs code')
   args = parser.parse_args()
   sys.path.insert(0, args.code)
   import torch  # pylint: disable=import-outside-toplevel
+  if args.threads:
+    torch.set_num_threads(args.threads)
   print(f'torch {torch.__version__}, {torch.get_num_threads()} threads, '
         f'{len(os.sched_getaffinity(0))} CPU cores, load average {os.getloadavg()[0]:.1f}')
   for h in [int(s) for s in args.sizes.split(',')]:
