@@ -6,8 +6,9 @@ A SIREN maps a pixel coordinate in [-1, 1]^2 to the pixel's value: hidden layers
 -> C with omega0 = 30 on a 28x28 grid (1,185 parameters for grey images), in one of two value
 conventions that are not interchangeable (see `CONVENTIONS`).
 
-`fit_sirens` fits one SIREN per image, thousands at once: one jitted program vmaps the
-initialisation and every Adam step over the INRs (full batch: every pixel each step). Neither
+`fit_sirens` fits one SIREN per image, thousands at once in one jitted program: it loops over
+chunks of INRs and vmaps the initialisation and every Adam step within a chunk (full batch:
+every pixel each step). Neither
 DWSNets nor NFN published its fitting recipe (steps, learning rate); ours is `InrZooConfig`'s.
 Its steps compute the sine with a vectorised polynomial (`_sincos`: the sine and, for the
 backward pass, the cosine from one range reduction, within 2e-7 of `jnp.sin`): XLA:CPU calls
