@@ -15,14 +15,15 @@ from gmn_jax.zoos.datasets import ImageDataset, load_dataset
 from gmn_jax.zoos.diverse import (DiverseNet, DiverseZoo, DiverseZooConfig, NetSpec,
                                   generate_diverse_zoo, load_diverse_zoo)
 from gmn_jax.zoos.inr import (CONVENTIONS, InrZoo, InrZooConfig, PublishedInrs, Siren,
-                              fit_sirens, generate_inr_zoo, load_dwsnets_inrs, load_images,
+                              export_dwsnets, fit_sirens, generate_inr_zoo, load_dwsnets_inrs,
+                              load_images,
                               load_inr_zoo, load_nfn_sirens, read_torch_state_dict, render)
 
 __all__ = [
     'cnn', 'datasets', 'diverse', 'inr', 'shards',
     'CONVENTIONS', 'InrZoo', 'InrZooConfig', 'Siren', 'fit_sirens', 'generate_inr_zoo',
     'load_images', 'load_inr_zoo', 'render',
-    'PublishedInrs', 'load_dwsnets_inrs', 'load_nfn_sirens', 'read_torch_state_dict',
+    'PublishedInrs', 'export_dwsnets', 'load_dwsnets_inrs', 'load_nfn_sirens', 'read_torch_state_dict',
     'DiverseNet', 'DiverseZoo', 'DiverseZooConfig', 'NetSpec', 'generate_diverse_zoo',
     'load_diverse_zoo',
     'ImageDataset', 'SmallCNN', 'Zoo', 'ZooArchitecture', 'ZooConfig', 'ZooError',
