@@ -30,9 +30,7 @@ import sys
 import tempfile
 
 import jax
-import jax.numpy as jnp
 import numpy as np
-import optax
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import train_step  # noqa: E402  pylint: disable=wrong-import-position
@@ -89,19 +87,7 @@ def main():
   batch = gmn_jax.batch(graphs, budget)
   y = np.random.default_rng(0).uniform(size=budget.n_graph).astype(np.float32)
   model = _model(args.model, args.hidden)
-  params = jax.jit(model.init)(train_step._key(0), batch)  # pylint: disable=protected-access
-  tx = optax.chain(optax.clip_by_global_norm(10.0), optax.adamw(1e-3, weight_decay=5e-4))
-  state = tx.init(params)
-
-  def loss_fn(p, g, y):
-    pred = model.apply(p, g).globals[:, 0]
-    mask = gmn_jax.graph_mask(g)
-    return jnp.sum(jnp.where(mask, (jax.nn.sigmoid(pred) - y) ** 2, 0)) / jnp.sum(mask)
-
-  def step(p, s, g, y):
-    loss, grads = jax.value_and_grad(loss_fn)(p, g, y)
-    updates, s = tx.update(grads, s, p)
-    return optax.apply_updates(p, updates), s, loss
+  step, params, state = train_step.train_step(model, batch)
 
   compiled = jax.jit(step).lower(params, state, batch, y).compile()
   ops = _hlo_ops(compiled.as_text())

@@ -82,11 +82,12 @@ def _flops(compiled) -> float:
   return float(cost.get('flops', float('nan'))) if cost else float('nan')
 
 
-def benchmark(name: str, model: nn.Module, batches, targets, steps: int) -> dict:
-  """Compiles one train step and times `steps` of it over the batches."""
-  params = jax.jit(model.init)(_key(0), batches[0])
+def train_step(model: nn.Module, example):
+  """`(step, params, opt_state)`: the benchmarked step (sigmoid-MSE on the graph readout,
+  AdamW with weight decay 5e-4 and clipping 10, as in neural graphs), not yet jitted, and its
+  initial state for graphs shaped like `example`."""
+  params = jax.jit(model.init)(_key(0), example)
   tx = optax.chain(optax.clip_by_global_norm(10.0), optax.adamw(1e-3, weight_decay=5e-4))
-  opt_state = tx.init(params)
 
   def loss_fn(p, graphs, y):
     pred = model.apply(p, graphs).globals[:, 0]
@@ -98,6 +99,12 @@ def benchmark(name: str, model: nn.Module, batches, targets, steps: int) -> dict
     updates, state = tx.update(grads, state, p)
     return optax.apply_updates(p, updates), state, loss
 
+  return step, params, tx.init(params)
+
+
+def benchmark(name: str, model: nn.Module, batches, targets, steps: int) -> dict:
+  """Compiles one train step and times `steps` of it over the batches."""
+  step, params, opt_state = train_step(model, batches[0])
   start = time.perf_counter()
   lowered = jax.jit(step, donate_argnums=(0, 1)).lower(params, opt_state, batches[0], targets[0])
   compiled = lowered.compile()
