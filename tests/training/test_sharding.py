@@ -61,7 +61,8 @@ def test_fit_and_zoo_on_two_hosts_of_two_devices(tmp_path):
     np.testing.assert_allclose(result['predictions'], single_preds, rtol=1e-4, atol=1e-6)
     assert result['zoo_written'] == (['shard_00000', 'shard_00001'] if i == 0 else [])
     assert result['zoo_members'] == 6 * 3  # rows: 6 members x 3 snapshots, on both hosts
-  assert (tmp_path / 'hosts/model/checkpoints/1').exists()
+  # process 0 saved the last epoch's checkpoint
+  assert (tmp_path / f'hosts/model/checkpoints/{multihost_run.CONFIG.epochs}').exists()
   zoo = gmn_jax.load_zoo(tmp_path / 'hosts/zoo')  # what process 0 wrote
   (width,) = single_zoo.widths
   for name, column in single_zoo.metrics[width].items():
