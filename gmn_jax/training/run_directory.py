@@ -14,10 +14,8 @@ as much of the log as that checkpoint covers, so records written after it (by a 
 before its next checkpoint) are computed again. Host-side.
 
 Checkpoints are written in the background (orbax's asynchronous save) while training goes
-on; a save waits only for the one before it, and `close` for the last. (Waiting for each save
-as soon as it starts, as this class once did, blocks the run for the whole save, and orbax
-then reports that time as "Waiting for previous save to complete took N seconds" at the next
-save.)
+on; a save waits only for the one before it, and `close` for the last (waiting for each save
+as soon as it starts would block the run for the whole write).
 """
 
 from __future__ import annotations
