@@ -14,10 +14,11 @@ Where it departs: the default value features are octave frequencies (`'sinusoida
 published Gaussian random Fourier features. Both use `sin_turns`, a polynomial sine, since
 XLA's `sin` on CPU would cost more than the rest of the encoder.
 
-Optionally weights are standardised per layer first (neural graphs normalise each layer with
-data-set statistics; without it a permutation-only GMN stays at chance on SIREN INRs):
-`layer_statistics.standardize_per_layer` with `fit_layer_statistics` does that in the data
-path, and the metanetworks' `normalize_weights=True` does it per graph inside the model.
+Optionally weights are standardised per layer first, inside the model: with data-set
+statistics (`layer_statistics=fit_layer_statistics(training graphs).frozen()`, as neural
+graphs does), which keeps each network's scale of each layer relative to the data set, or per
+graph (`normalize_weights=True`), which divides it out (and zeroes a layer holding a single
+value, such as an INR's output bias).
 
 Everything here is jittable except `mean_log_degree` (host-side: it returns a float).
 """
@@ -35,7 +36,7 @@ import numpy as np
 from gmn_jax.metanets import aggregation
 from gmn_jax.graphs.architecture import NodeType
 from gmn_jax.metanets.batching import GraphIndex, graph_index
-from gmn_jax.metanets.layer_statistics import standardize_per_layer
+from gmn_jax.metanets.layer_statistics import LayerStatistics, standardize
 
 VALUE_FEATURES = ('sinusoidal', 'fourier', 'linear')
 
@@ -221,6 +222,9 @@ class GraphEncoder(nn.Module):
     edge_dim: edge vector width.
     value_features, n_frequencies, value_scale: see `SlotEncoder`.
     normalize_weights: standardise values per graph and layer first (`standardize_per_layer`).
+    layer_statistics: data-set statistics (`LayerStatistics.frozen()`, fitted with this
+      `max_layers`) to standardise values per layer with; None: none. Not with
+      `normalize_weights`.
     max_layers: layer indices are clipped to `max_layers - 1`.
     max_positions: positions are taken modulo this (e.g. a large vocabulary).
     hash_size: table size for operation and program ids.
@@ -234,6 +238,7 @@ class GraphEncoder(nn.Module):
   n_frequencies: int = 12
   value_scale: float = 1.0
   normalize_weights: bool = False
+  layer_statistics: LayerStatistics | None = None
   max_layers: int = 64
   max_positions: int = 512
   hash_size: int = 1024
@@ -243,8 +248,8 @@ class GraphEncoder(nn.Module):
   @nn.compact
   def __call__(self, graphs: jraph.GraphsTuple,
                index: GraphIndex) -> tuple[jax.Array, jax.Array]:
-    if self.normalize_weights:
-      graphs = standardize_per_layer(graphs, None, self.max_layers)
+    graphs = standardize(graphs, self.normalize_weights, self.layer_statistics,
+                         self.max_layers)
     nodes, edges = graphs.nodes, graphs.edges
     node_type = jnp.asarray(nodes['type'])
     layer = jnp.clip(jnp.asarray(nodes['layer']), 0, self.max_layers - 1)

@@ -34,7 +34,7 @@ import jraph
 from gmn_jax.metanets import aggregation as agg_ops
 from gmn_jax.metanets import edge_chunks
 from gmn_jax.metanets.batching import GraphIndex, graph_index
-from gmn_jax.metanets.layer_statistics import standardize_per_layer
+from gmn_jax.metanets.layer_statistics import standardize
 from gmn_jax.metanets.metanetwork import Metanetwork
 
 
@@ -307,9 +307,11 @@ class GMN(Metanetwork):
       raise ValueError('edge_chunk and scan_layers cannot be combined: the edge blocks pass '
                        'each layer a function, which nn.scan cannot carry; unroll the '
                        'layers (scan_layers=False)')
-    encoder = self.encoder(self.node_dim, self.edge_dim, normalize_weights=False)
-    if self.normalize_weights:  # per-graph statistics need every edge: computed once, here
-      graphs = standardize_per_layer(graphs, None, encoder.max_layers)
+    encoder = self.encoder(self.node_dim, self.edge_dim, normalize_weights=False,
+                           layer_statistics=None)
+    # Per-graph statistics need every edge: standardised once, here, not per block.
+    graphs = standardize(graphs, self.normalize_weights, self.layer_statistics,
+                         encoder.max_layers)
     whole = edge_chunks.edge_inputs(graphs, index)
     v, _ = encoder(*edge_chunks.restrict(graphs, index, jax.tree.map(lambda x: x[:0], whole)))
     params = {'params': self.variables['params']['encoder']}

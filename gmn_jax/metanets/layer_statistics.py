@@ -24,6 +24,8 @@ class LayerStatistics(NamedTuple):
   """Mean and standard deviation of parameter values per layer.
 
   Edges are keyed by their receiver's layer, node parameters by the node's layer and slot.
+  A metanetwork holds them as a static field (`Metanetwork.layer_statistics`) in the nested
+  tuples of `frozen()`, which are hashable and JSON-able.
 
   Attributes:
     edge_mean: `[..., L]`.
@@ -37,9 +39,16 @@ class LayerStatistics(NamedTuple):
   node_mean: Any
   node_std: Any
 
+  def frozen(self) -> 'LayerStatistics':
+    """The same statistics as nested tuples of Python floats (a module field). Host-side."""
+    as_tuple = lambda a: tuple(map(as_tuple, a)) if np.ndim(a) else float(a)
+    return LayerStatistics(*(as_tuple(np.asarray(a, np.float64)) for a in self))
 
-def _layer_moments(graphs: jraph.GraphsTuple, index: GraphIndex, max_layers: int,
-                   per_graph: bool) -> LayerStatistics:
+
+def _layer_sums(graphs: jraph.GraphsTuple, index: GraphIndex, max_layers: int,
+                per_graph: bool) -> tuple[tuple[jax.Array, ...], tuple[jax.Array, ...]]:
+  """Per (graph and) layer count, sum and sum of squares of the used edge weights
+  `[S]` and node parameters `[S, P]` (S: `max_layers`, times `n_graph` when `per_graph`)."""
   layer = jnp.clip(jnp.asarray(graphs.nodes['layer']), 0, max_layers - 1)
   n_seg = max_layers * (index.n_graph if per_graph else 1)
   edge_seg = layer[index.receivers] + (index.edge_graph * max_layers if per_graph else 0)
@@ -48,18 +57,22 @@ def _layer_moments(graphs: jraph.GraphsTuple, index: GraphIndex, max_layers: int
   wm = jnp.asarray(graphs.edges['mask'], w.dtype)
   p = jnp.asarray(graphs.nodes['param'])
   pm = jnp.asarray(graphs.nodes['param_mask'], p.dtype)
+  sums = lambda values, seg: tuple(jax.ops.segment_sum(v, seg, n_seg) for v in values)
+  return (sums((wm.sum(1), (w * wm).sum(1), (w * w * wm).sum(1)), edge_seg),
+          sums((pm, p * pm, p * p * pm), node_seg))
 
-  def moments(values, seg):
-    count = jax.ops.segment_sum(values[0], seg, n_seg)
-    first = jax.ops.segment_sum(values[1], seg, n_seg)
-    second = jax.ops.segment_sum(values[2], seg, n_seg)
-    mean = first / jnp.maximum(count, 1)
-    var = jax.nn.relu(second / jnp.maximum(count, 1) - mean * mean)
-    std = jnp.sqrt(var)
-    return mean, jnp.where(std > 1e-6, std, 1.0)
 
-  e_mean, e_std = moments(((wm).sum(1), (w * wm).sum(1), (w * w * wm).sum(1)), edge_seg)
-  n_mean, n_std = moments((pm, p * pm, p * p * pm), node_seg)
+def _mean_std(count, first, second, xp=jnp):
+  mean = first / xp.maximum(count, 1)
+  std = xp.sqrt(xp.maximum(second / xp.maximum(count, 1) - mean * mean, 0))
+  return mean, xp.where(std > 1e-6, std, 1.0)
+
+
+def _layer_moments(graphs: jraph.GraphsTuple, index: GraphIndex, max_layers: int,
+                   per_graph: bool) -> LayerStatistics:
+  edge_sums, node_sums = _layer_sums(graphs, index, max_layers, per_graph)
+  e_mean, e_std = _mean_std(*edge_sums)
+  n_mean, n_std = _mean_std(*node_sums)
   if per_graph:
     shape = (index.n_graph, max_layers)
     return LayerStatistics(e_mean.reshape(shape), e_std.reshape(shape),
@@ -68,24 +81,40 @@ def _layer_moments(graphs: jraph.GraphsTuple, index: GraphIndex, max_layers: int
 
 
 def fit_layer_statistics(graphs: jraph.GraphsTuple | Sequence[jraph.GraphsTuple],
-                         max_layers: int = 64) -> LayerStatistics:
+                         max_layers: int = 64, chunk: int = 64) -> LayerStatistics:
   """Per-layer mean and standard deviation of weights and node parameters over a data set.
 
-  Host-side (returns numpy arrays). Layers are the `layer` index of the receiving neuron, so
-  use it on graphs of one architecture, or of architectures whose layers correspond.
+  Host-side (returns float32 numpy arrays; standard deviations of constant layers are 1).
+  Layers are the `layer` index of the receiving neuron, so use it on graphs of one
+  architecture, or of architectures whose layers correspond. A list is summed `chunk` graphs
+  at a time and the sums are added in float64, so that millions of values keep float32
+  accuracy.
 
   Args:
     graphs: a batch (e.g. from `batch`) or a list of graphs from `pg.encode`.
     max_layers: layers at or beyond this share the last statistics.
+    chunk: graphs per compiled sum when `graphs` is a list.
 
   Returns:
     `LayerStatistics` with `edge_*` `[max_layers]` and `node_*` `[max_layers, P]`.
   """
-  if not isinstance(graphs, jraph.GraphsTuple):
-    from gmn_jax.metanets.batching import batch  # pylint: disable=g-import-not-at-top
-    graphs = batch(list(graphs))
-  moments = jax.jit(lambda g: _layer_moments(g, graph_index(g), max_layers, per_graph=False))
-  return LayerStatistics(*(np.asarray(a) for a in moments(graphs)))
+  from gmn_jax.metanets.batching import batch  # pylint: disable=g-import-not-at-top
+  if isinstance(graphs, jraph.GraphsTuple):
+    chunks = [graphs]
+  else:
+    graphs = list(graphs)
+    chunks = [batch(graphs[k:k + chunk]) for k in range(0, len(graphs), chunk)]
+  layer_sums = jax.jit(lambda g: _layer_sums(g, graph_index(g), max_layers, per_graph=False))
+  edge, node = [0.0] * 3, [np.zeros((max_layers, 0))] * 3
+  for part in chunks:
+    e, n = jax.device_get(layer_sums(part))
+    edge = [a + np.asarray(b, np.float64) for a, b in zip(edge, e)]
+    width = max(node[0].shape[1], n[0].shape[1])
+    pad = lambda a: np.pad(np.asarray(a, np.float64), ((0, 0), (0, width - a.shape[1])))
+    node = [pad(a) + pad(b) for a, b in zip(node, n)]
+  e_mean, e_std = _mean_std(*edge, xp=np)
+  n_mean, n_std = _mean_std(*node, xp=np)
+  return LayerStatistics(*(a.astype(np.float32) for a in (e_mean, e_std, n_mean, n_std)))
 
 
 def standardize_per_layer(graphs: jraph.GraphsTuple, statistics: LayerStatistics | None = None,
@@ -130,3 +159,19 @@ def standardize_per_layer(graphs: jraph.GraphsTuple, statistics: LayerStatistics
   w = (w - e_mean[:, None]) / e_std[:, None] * wm
   p = (p - n_mean) / n_std * pm
   return graphs._replace(edges={**graphs.edges, 'weight': w}, nodes={**graphs.nodes, 'param': p})
+
+
+def standardize(graphs: jraph.GraphsTuple, per_graph: bool,
+                statistics: LayerStatistics | None, max_layers: int = 64) -> jraph.GraphsTuple:
+  """The metanetworks' input standardisation: per graph and layer (`per_graph`), with data-set
+  `statistics`, or none (neither). Jittable.
+
+  Raises:
+    ValueError: both asked for.
+  """
+  if per_graph and statistics is not None:
+    raise ValueError('normalize_weights=True standardises each graph with its own statistics '
+                     'and layer_statistics with the data set\'s: choose one')
+  if per_graph or statistics is not None:
+    return standardize_per_layer(graphs, statistics, max_layers)
+  return graphs

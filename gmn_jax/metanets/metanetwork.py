@@ -15,6 +15,7 @@ import jraph
 
 from gmn_jax.metanets.batching import GraphIndex
 from gmn_jax.metanets.features import GraphEncoder
+from gmn_jax.metanets.layer_statistics import LayerStatistics
 from gmn_jax.metanets.readout import Readout
 
 
@@ -29,6 +30,8 @@ class Metanetwork(nn.Module):
     activation: nonlinearity (of the network and of the readout MLP).
     value_features, n_frequencies, value_scale: value encoding (see `SlotEncoder`).
     normalize_weights: standardise weights per graph and layer before encoding.
+    layer_statistics: or standardise them per layer with these data-set statistics
+      (`fit_layer_statistics(...).frozen()` of the training graphs; see `GraphEncoder`).
     max_kernel_size, max_param_size: K and P slots reserved at init (at least the init
       graphs' K and P; later graphs may be narrower, never wider).
   """
@@ -42,6 +45,7 @@ class Metanetwork(nn.Module):
   n_frequencies: int = 12
   value_scale: float = 1.0
   normalize_weights: bool = False
+  layer_statistics: LayerStatistics | None = None
   max_kernel_size: int = 1
   max_param_size: int = 1
 
@@ -50,6 +54,7 @@ class Metanetwork(nn.Module):
     compact `__call__`); `overrides` replace its settings (e.g. `normalize_weights`)."""
     settings = dict(value_features=self.value_features, n_frequencies=self.n_frequencies,
                     value_scale=self.value_scale, normalize_weights=self.normalize_weights,
+                    layer_statistics=self.layer_statistics,
                     max_kernel_size=self.max_kernel_size, max_param_size=self.max_param_size)
     return GraphEncoder(node_dim, edge_dim, **{**settings, **overrides}, name='encoder')
 

@@ -16,6 +16,7 @@ import jraph
 import numpy as np
 
 from gmn_jax.metanets.batching import Budget, batch, budget_for
+from gmn_jax.metanets.layer_statistics import LayerStatistics, fit_layer_statistics
 from gmn_jax.graphs.parameter_graph import ParameterGraph
 from gmn_jax.graphs.scaling import apply_factors, random_factors, scaling_kinds
 
@@ -66,6 +67,12 @@ class GraphSet:
           self._scaling_kinds[t] = scaling_kinds(self.templates[t])
         g = apply_factors(g, random_factors(self._scaling_kinds[t], rng, max_scale))
     return g
+
+  def layer_statistics(self, indices: np.ndarray, max_layers: int = 64) -> LayerStatistics:
+    """Per-layer mean and standard deviation of the samples `indices` as encoded (not
+    augmented): `fit_layer_statistics` of their graphs, e.g. of the training split for a
+    metanetwork's `layer_statistics`. Host-side."""
+    return fit_layer_statistics([self.graph(int(i)) for i in indices], max_layers)
 
   def _symmetry_pool(self, t: int, size: int = 32) -> list:
     if t not in self._symmetries:

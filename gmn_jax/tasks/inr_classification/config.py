@@ -11,6 +11,9 @@ from gmn_jax.training.fit import TrainConfig
 from gmn_jax.zoos.inr import zoo as inr_zoo_lib
 
 
+NORMALIZATIONS = ('dataset', 'graph', 'none')
+
+
 @dataclasses.dataclass(frozen=True)
 class InrClassificationConfig:
   """Everything one INR classification run depends on.
@@ -24,6 +27,10 @@ class InrClassificationConfig:
       (`LearnedProbes`, as Kofinas et al. 2024 §3), so the output neuron sees K pixel values.
     hidden: node and edge width of GMN and NG-GNN (NG-T: node `2 * hidden`, edge `hidden`).
     layers: message-passing layers of the graph metanetworks.
+    normalization: how graph metanetworks and DeepSets standardise each layer's values before
+      encoding them: `'dataset'` with the training split's per-layer mean and standard
+      deviation (as neural graphs), `'graph'` with each INR's own (which divides out the
+      scale of each of its layers and zeroes its single output bias), `'none'`.
     train: optimisation settings shared by every method (cross-entropy).
     seed: of the split.
   """
@@ -37,12 +44,16 @@ class InrClassificationConfig:
   probes: int = 16
   hidden: int = 32
   layers: int = 2
+  normalization: str = 'graph'
   train: TrainConfig = dataclasses.field(default_factory=lambda: TrainConfig(
       epochs=4, batch_size=32, learning_rate=3e-3, loss='cross_entropy'))
   seed: int = 0
 
   def __post_init__(self):
     object.__setattr__(self, 'methods', check_methods(self.methods, REGISTRY))
+    if self.normalization not in NORMALIZATIONS:
+      raise ValueError(f'unknown normalization {self.normalization!r}; choose from '
+                       f'{NORMALIZATIONS}')
     if self.train.loss != 'cross_entropy':
       raise ValueError("INR classification trains with TrainConfig(loss='cross_entropy')")
 

@@ -27,7 +27,8 @@ def _nggnn(c, common, k, _):
 def _scalegmn(c, common, k, _):
   # Equivariant to the sine neurons' sign flips too; per-layer standardisation would not be
   # (a flipped or scaled neuron changes its layer's statistics), so it reads the raw values.
-  kwargs = {key: value for key, value in common.items() if key != 'normalize_weights'}
+  kwargs = {key: value for key, value in common.items()
+            if key not in ('normalize_weights', 'layer_statistics')}
   return ScaleGMN(hidden_dim=c.hidden, num_layers=c.layers, out_features=k, **kwargs)
 
 

@@ -49,17 +49,25 @@ def encode_inr_zoo(zoo: inr_zoo_lib.InrZoo) -> GraphSet:
 
 
 def build_model(name: str, config: InrClassificationConfig, graphs: GraphSet,
-                zoo_config: inr_zoo_lib.InrZooConfig, num_classes: int) -> nn.Module:
+                zoo_config: inr_zoo_lib.InrZooConfig, num_classes: int,
+                train: np.ndarray | None = None) -> nn.Module:
   """The Flax module of method `name` (`REGISTRY`) for these graphs. Host-side.
 
-  Graph metanetworks and DeepSets standardise each layer's weights per graph
-  (`normalize_weights`: SIREN weights are ~0.01 after the first layer, ~1 in it); `*_probes`
-  methods are wrapped in `LearnedProbes` with the zoo's omega0 and output offset.
+  Graph metanetworks and DeepSets standardise each layer's weights as `config.normalization`
+  says (SIREN weights are ~0.01 after the first layer, ~1 in it): `'dataset'` with the
+  statistics of the `train` rows (required then), `'graph'` per INR; `*_probes` methods are
+  wrapped in `LearnedProbes` with the zoo's omega0 and output offset.
   """
   method = REGISTRY[name]
   budget = graphs.budget(config.train.batch_size)
-  common = dict(readout_hidden=2 * config.hidden, normalize_weights=True,
-                max_kernel_size=budget.kernel_size, max_param_size=budget.param_size)
+  common = dict(readout_hidden=2 * config.hidden, max_kernel_size=budget.kernel_size,
+                max_param_size=budget.param_size)
+  if config.normalization == 'graph':
+    common['normalize_weights'] = True
+  elif config.normalization == 'dataset':
+    if train is None:
+      raise ValueError("normalization='dataset' needs the training rows (`train`)")
+    common['layer_statistics'] = graphs.layer_statistics(train).frozen()
   model = method.build(config, common, num_classes, graphs.templates[0])
   if method.probes:
     model = LearnedProbes(model, n_probes=config.probes, omega0=zoo_config.omega0,
@@ -105,7 +113,7 @@ def train_and_evaluate(config: InrClassificationConfig, workdir: str | pathlib.P
   logits, histories = {}, {}
   for name in config.methods:
     tic = time.time()
-    model = build_model(name, config, graphs, config.zoo, zoo.num_classes)
+    model = build_model(name, config, graphs, config.zoo, zoo.num_classes, train)
     fitted = fit(model, graphs, train, val, _train_config(name, config), workdir / 'runs', name,
                  progress=progress)
     logits[name] = predict(model, fitted.params, graphs, test, loss='cross_entropy')

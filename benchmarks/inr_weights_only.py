@@ -1,0 +1,161 @@
+"""Why a weights-only graph metanetwork does (not) fit its INR training set: one change at a time.
+
+Trains the INR classification task's weights-only NG-GNN (or GMN) on a run's zoo and split,
+with the task's own model builder, augmentation and optimiser, and prints the training loss in
+windows of steps (does it leave ln 10 = 2.303 within the epoch?) and the validation and test
+accuracy at the end, for each variant asked for:
+
+    python benchmarks/inr_weights_only.py /tmp/inr-work/default \
+        --variant graph --variant dataset --variant dataset,fourier --epochs 1
+
+A variant is comma-separated changes to the default (per-INR standardisation, the task's
+augmentation, warm-up then cosine decay): `graph`, `dataset`, `none` (normalisation),
+`noflip` (permutations only), `noaug`, `fourier` (neural graphs' value encoding: 128 Gaussian
+random frequencies of scale 3), `constant` (warm-up, then a constant learning rate, as neural
+graphs), `gmn` (GMN instead of NG-GNN), `stdreadout` (the readout MLP's input, the pooled
+vectors, standardised per feature with their training-set statistics at initialisation),
+`lnreadout` (the same standardised per graph over its features), `readoutonly` (only the
+readout trains: the message passing stays at its random initialisation), `lr=X` (the
+learning rate). Host-side driver; minutes per variant on 2 cores.
+"""
+
+import argparse
+import dataclasses
+import pathlib
+import time
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from gmn_jax.tasks.inr_classification import (InrClassificationConfig, build_model,
+                                              encode_inr_zoo, split_by_image)
+from gmn_jax.training.fit import init_params
+from gmn_jax.zoos.inr import zoo as inr_zoo
+
+CHANGES = ('graph', 'dataset', 'none', 'noflip', 'noaug', 'fourier', 'constant', 'gmn',
+           'stdreadout', 'lnreadout', 'readoutonly')
+
+
+def _readout_input(model, params, transform):
+  """`model.apply` with the readout MLP's input (the pooled vectors) passed through
+  `transform` (None: unchanged), and that input returned too."""
+  def apply(p, g):
+    box = []
+
+    def intercept(f, args, kwargs, context):
+      if context.module.name == 'graph_mlp' and context.method_name == '__call__':
+        x = args[0] if transform is None else transform(args[0])
+        box.append(x)
+        return f(x, *args[1:], **kwargs)
+      return f(*args, **kwargs)
+    with nn.intercept_methods(intercept):
+      out = model.apply(p, g).globals
+    return out, box[0]
+  return apply
+
+
+def run_variant(variant: str, zoo, graphs, split, epochs: int, seed: int, window: int) -> dict:
+  changes = variant.split(',')
+  lr = [float(c[3:]) for c in changes if c.startswith('lr=')]
+  changes = [c for c in changes if not c.startswith('lr=')]
+  unknown = set(changes) - set(CHANGES)
+  if unknown:
+    raise SystemExit(f'unknown changes {sorted(unknown)}; choose from {CHANGES}')
+  normalization = next((c for c in changes if c in ('graph', 'dataset', 'none')), 'graph')
+  config = InrClassificationConfig(normalization=normalization)
+  config = dataclasses.replace(config, train=dataclasses.replace(
+      config.train, seed=seed, **({'learning_rate': lr[0]} if lr else {})))
+  train, val, test = split
+  name = 'gmn' if 'gmn' in changes else 'nggnn'
+  model = build_model(name, config, graphs, zoo.config, zoo.num_classes, train)
+  if 'fourier' in changes:
+    model = model.clone(value_features='fourier', n_frequencies=128, value_scale=3.0)
+  tc = config.train
+  budget = graphs.budget(tc.batch_size)
+  steps = epochs * -(-len(train) // tc.batch_size)
+  warmup = max(1, int(tc.warmup_fraction * steps))
+  if 'constant' in changes:
+    schedule = optax.join_schedules([optax.linear_schedule(0.0, tc.learning_rate, warmup),
+                                     optax.constant_schedule(tc.learning_rate)], [warmup])
+  else:  # the task's own (`fit`)
+    schedule = optax.warmup_cosine_decay_schedule(0.0, tc.learning_rate, warmup, max(steps, 2))
+  tx = optax.chain(optax.clip_by_global_norm(tc.clip_norm),
+                   optax.adamw(schedule, weight_decay=tc.weight_decay))
+  first = next(graphs.batches(train[:1], tc.batch_size, budget))[0]
+  params = init_params(model, jax.random.key(seed), first)
+  opt_state = tx.init(params)
+  transform = None
+  if 'stdreadout' in changes:  # the pooled vectors standardised with statistics at init
+    probe = jax.jit(_readout_input(model, params, None))
+    pooled = np.concatenate([np.asarray(probe(params, g)[1])[m] for g, _, m in
+                             graphs.batches(train[:512], tc.batch_size, budget)])
+    mean, std = pooled.mean(0), pooled.std(0)
+    std = np.where(std > 1e-6, std, 1.0)
+    transform = lambda x: (x - mean) / std
+  elif 'lnreadout' in changes:  # per graph, over the pooled features (no statistics)
+    transform = lambda x: (x - x.mean(-1, keepdims=True)) / (x.std(-1, keepdims=True) + 1e-6)
+  forward = _readout_input(model, params, transform)
+
+  @jax.jit
+  def step(params, opt_state, g, y, mask):
+    def loss_fn(p):
+      err = optax.softmax_cross_entropy_with_integer_labels(forward(p, g)[0],
+                                                            y.astype(jnp.int32))
+      return jnp.sum(jnp.where(mask, err, 0.0)) / jnp.maximum(mask.sum(), 1)
+    loss, grads = jax.value_and_grad(loss_fn)(params)
+    if 'readoutonly' in changes:
+      grads = jax.tree_util.tree_map_with_path(
+          lambda path, x: x if 'readout' in jax.tree_util.keystr(path) else 0 * x, grads)
+    updates, opt_state = tx.update(grads, opt_state, params)
+    return optax.apply_updates(params, updates), opt_state, loss
+
+  logits_fn = jax.jit(lambda p, g: forward(p, g)[0])
+  augment = 'noaug' not in changes
+  max_scale = 1.0 if 'noflip' in changes else tc.max_scale
+  losses, tic = [], time.time()
+  for epoch in range(epochs):
+    rng = np.random.default_rng([seed, epoch])
+    order = rng.permutation(train)
+    for g, y, mask in graphs.batches(order, tc.batch_size, budget, rng if augment else None,
+                                     max_scale):
+      params, opt_state, loss = step(params, opt_state, g, y, mask)
+      losses.append(float(loss))
+
+  def accuracy(rows):
+    preds = np.concatenate([np.asarray(logits_fn(params, g))[m].argmax(1)
+                            for g, _, m in graphs.batches(rows, tc.batch_size, budget)])
+    return float(np.mean(preds == graphs.targets[rows]))
+
+  windows = [float(np.mean(losses[k:k + window])) for k in range(0, len(losses), window)]
+  return {'variant': variant, 'seed': seed, 'steps': len(losses), 'loss_windows': windows,
+          'loss_mean': float(np.mean(losses)), 'val': accuracy(val), 'test': accuracy(test),
+          'train_accuracy_1000': accuracy(train[:1000]), 'seconds': time.time() - tic}
+
+
+def main() -> None:
+  parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+  parser.add_argument('workdir', help='an INR classification work directory (its zoo)')
+  parser.add_argument('--variant', action='append', required=True)
+  parser.add_argument('--epochs', type=int, default=1)
+  parser.add_argument('--seed', type=int, default=0)
+  parser.add_argument('--window', type=int, default=22)
+  args = parser.parse_args()
+  zoo = inr_zoo.load_inr_zoo(pathlib.Path(args.workdir) / 'zoo')
+  graphs = encode_inr_zoo(zoo)
+  split = split_by_image(InrClassificationConfig(), zoo)
+  print(f'{len(split[0])} / {len(split[1])} / {len(split[2])} INRs; ln 10 = {np.log(10):.3f}',
+        flush=True)
+  for variant in args.variant:
+    r = run_variant(variant, zoo, graphs, split, args.epochs, args.seed, args.window)
+    print(f"{r['variant']:24s} seed {r['seed']}: training loss by {args.window} steps "
+          f"{' '.join(f'{x:.3f}' for x in r['loss_windows'])} (mean {r['loss_mean']:.3f}); "
+          f"training accuracy (first 1000, after) {100 * r['train_accuracy_1000']:.1f}%, "
+          f"val {100 * r['val']:.1f}%, test {100 * r['test']:.1f}%; {r['seconds']:.0f} s",
+          flush=True)
+
+
+if __name__ == '__main__':
+  main()
