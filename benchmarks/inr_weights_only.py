@@ -15,8 +15,9 @@ random frequencies of scale 3), `constant` (warm-up, then a constant learning ra
 graphs), `gmn` (GMN instead of NG-GNN), `stdreadout` (the readout MLP's input, the pooled
 vectors, standardised per feature with their training-set statistics at initialisation),
 `lnreadout` (the same standardised per graph over its features), `readoutonly` (only the
-readout trains: the message passing stays at its random initialisation), `lr=X` (the
-learning rate). Host-side driver; minutes per variant on 2 cores.
+readout trains: the message passing stays at its random initialisation), `smallembed` (the
+encoder's embeddings of type, layer, position and operation, the same in every INR, drawn
+10 times smaller), `lr=X` (the learning rate). Host-side driver; minutes per variant on 2 cores.
 """
 
 import argparse
@@ -36,7 +37,7 @@ from gmn_jax.training.fit import init_params
 from gmn_jax.zoos.inr import zoo as inr_zoo
 
 CHANGES = ('graph', 'dataset', 'none', 'noflip', 'noaug', 'fourier', 'constant', 'gmn',
-           'stdreadout', 'lnreadout', 'readoutonly')
+           'stdreadout', 'lnreadout', 'readoutonly', 'smallembed')
 
 
 def _readout_input(model, params, transform):
@@ -86,6 +87,9 @@ def run_variant(variant: str, zoo, graphs, split, epochs: int, seed: int, window
                    optax.adamw(schedule, weight_decay=tc.weight_decay))
   first = next(graphs.batches(train[:1], tc.batch_size, budget))[0]
   params = init_params(model, jax.random.key(seed), first)
+  if 'smallembed' in changes:  # the encoder's type, layer, position and op embeddings / 10
+    params = jax.tree_util.tree_map_with_path(
+        lambda path, x: x / 10 if 'embedding' in jax.tree_util.keystr(path) else x, params)
   opt_state = tx.init(params)
   transform = None
   if 'stdreadout' in changes:  # the pooled vectors standardised with statistics at init

@@ -22,6 +22,7 @@ from gmn_jax.metanets.gmn import GMN
 from gmn_jax.metanets.inr_probes import LearnedProbes, siren_probe_values
 from gmn_jax.metanets.metanetwork import Metanetwork
 from gmn_jax.metanets.neural_graphs import NGGNN, NGT
+from gmn_jax.metanets.readout import fit_readout_statistics
 from gmn_jax.metanets.scalegmn import ScaleGMN, with_scaling_kinds
 from gmn_jax.metanets.sequence_baselines import DMC, ParameterDeepSets, parameter_sequence
 from gmn_jax.metanets.sharded import edge_shardings, shard_edges
@@ -30,7 +31,7 @@ __all__ = [
     'DMC', 'LearnedProbes', 'ParameterDeepSets', 'parameter_sequence', 'siren_probe_values',
     'Budget', 'EditScales', 'Editor', 'EdgeDeepSets', 'FlatEditor', 'GMN', 'LayerStatistics',
     'Metanetwork', 'NGGNN', 'NGT', 'ScaleGMN', 'StatNN', 'WeightMLP', 'batch', 'budget_for',
-    'edge_shardings', 'fit_layer_statistics', 'graph_mask', 'index_features', 'mean_log_degree',
-    'pad_features', 'round_edges', 'scan_edge_blocks', 'shard_edges', 'standardize_per_layer',
-    'unbatch', 'with_scaling_kinds',
+    'edge_shardings', 'fit_layer_statistics', 'fit_readout_statistics', 'graph_mask',
+    'index_features', 'mean_log_degree', 'pad_features', 'round_edges', 'scan_edge_blocks',
+    'shard_edges', 'standardize_per_layer', 'unbatch', 'with_scaling_kinds',
 ]

@@ -32,6 +32,8 @@ class Metanetwork(nn.Module):
     normalize_weights: standardise weights per graph and layer before encoding.
     layer_statistics: or standardise them per layer with these data-set statistics
       (`fit_layer_statistics(...).frozen()` of the training graphs; see `GraphEncoder`).
+    readout_statistics: standardise the invariant readout MLP's input with these
+      (`Readout.input_statistics`, from `fit_readout_statistics`); None: raw.
     max_kernel_size, max_param_size: K and P slots reserved at init (at least the init
       graphs' K and P; later graphs may be narrower, never wider).
   """
@@ -46,6 +48,7 @@ class Metanetwork(nn.Module):
   value_scale: float = 1.0
   normalize_weights: bool = False
   layer_statistics: LayerStatistics | None = None
+  readout_statistics: tuple[tuple[float, ...], tuple[float, ...]] | None = None
   max_kernel_size: int = 1
   max_param_size: int = 1
 
@@ -70,5 +73,5 @@ class Metanetwork(nn.Module):
     """The output graph (see `Readout`) from the final node and edge vectors."""
     return Readout(self.out_features, self.readout_hidden, self.edge_readout,
                    self.residual_init, self.activation, self.max_kernel_size,
-                   self.max_param_size, name='readout')(graphs, index, nodes, edges,
-                                                        graph_features, pooled_edges)
+                   self.max_param_size, self.readout_statistics,
+                   name='readout')(graphs, index, nodes, edges, graph_features, pooled_edges)

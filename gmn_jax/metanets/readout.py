@@ -2,7 +2,10 @@
 
 - Invariant: node vectors are averaged per graph and per kind of neuron (inputs, hidden,
   outputs, heads/blocks), edge vectors per graph; the concatenation goes through an MLP into
-  `globals` `[n_graph, out_features]`. Padding nodes and edges belong to padding graphs, so
+  `globals` `[n_graph, out_features]`, optionally standardised first with fixed per-feature
+  statistics of the training graphs (`input_statistics`, from `fit_readout_statistics` at
+  initialisation): the pooled vectors of different networks can differ by a small fraction of
+  their size, which an MLP fed them raw learns from slowly. Padding nodes and edges belong to padding graphs, so
   they never enter a real graph's pool. Lim et al. (2024) pool edges only; neural graphs
   concatenates the output neurons' vectors, which needs one fixed architecture: pooling the
   output neurons as their own kind keeps their information for any architecture.
@@ -11,17 +14,19 @@
   `edge_readout='residual'` the output is `theta + gamma * delta` with learned scalars gamma
   (Lim et al. 2024, editing), so that gamma = 0 is the identity on the input parameters.
 
-Jittable.
+Jittable, except `fit_readout_statistics` (host-side).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import jraph
+import numpy as np
 
 from gmn_jax.metanets import aggregation
 from gmn_jax.metanets.batching import GraphIndex
@@ -79,6 +84,8 @@ class Readout(nn.Module):
     residual_init: initial gamma.
     activation: of the invariant MLP.
     max_kernel_size, max_param_size: slots reserved at init (see `SlotDecoder`).
+    input_statistics: `(mean, std)`, tuples over the invariant MLP's input features, to
+      standardise that input with (`fit_readout_statistics`); None: read it raw.
   """
 
   out_features: int = 1
@@ -88,6 +95,7 @@ class Readout(nn.Module):
   activation: Callable = nn.silu
   max_kernel_size: int = 1
   max_param_size: int = 1
+  input_statistics: tuple[tuple[float, ...], tuple[float, ...]] | None = None
 
   @nn.compact
   def __call__(self, graphs: jraph.GraphsTuple, index: GraphIndex, nodes: jax.Array,
@@ -99,6 +107,12 @@ class Readout(nn.Module):
     pooled = pool_graphs(graphs, index, nodes, edges, pooled_edges)
     if graph_features is not None:
       pooled = jnp.concatenate([pooled, graph_features], axis=-1)
+    if self.input_statistics is not None:
+      mean, std = (jnp.asarray(a, pooled.dtype) for a in self.input_statistics)
+      if mean.shape != pooled.shape[-1:]:
+        raise ValueError(f'input_statistics hold {mean.shape[0]} features, the readout reads '
+                         f'{pooled.shape[-1]}: fit them on this model (fit_readout_statistics)')
+      pooled = (pooled - mean) / std
     out = MLP((self.hidden, self.out_features), self.activation, name='graph_mlp')(pooled)
 
     weight = jnp.asarray(graphs.edges['weight'])
@@ -117,3 +131,33 @@ class Readout(nn.Module):
         nodes={**graphs.nodes, 'param': delta_p.astype(param.dtype), 'hidden': nodes},
         edges={**graphs.edges, 'weight': delta_w.astype(weight.dtype), 'hidden': edges},
         globals=out)
+
+
+def fit_readout_statistics(model: nn.Module, params: Any,
+                           batches: Iterable[tuple[jraph.GraphsTuple, np.ndarray]]
+                           ) -> tuple[tuple[float, ...], tuple[float, ...]]:
+  """Per-feature mean and standard deviation of the invariant MLP's input (the pooled
+  vectors) of `model` with `params` over the real graphs of `batches` (`(graphs, mask)`
+  pairs), as `Readout.input_statistics` takes them (std 1 where a feature is constant).
+  Host-side driver (one compiled forward pass).
+
+  The statistics are of the model they are fitted on; a model built with them reads the same
+  parameters (they are a static field, not a parameter), e.g. the initial ones.
+  """
+  def pooled(p, graphs):
+    box = []
+
+    def intercept(f, args, kwargs, context):
+      if context.module.name == 'graph_mlp' and context.method_name == '__call__':
+        box.append(args[0])
+      return f(*args, **kwargs)
+    with nn.intercept_methods(intercept):
+      model.apply(p, graphs)
+    if len(box) != 1:
+      raise ValueError(f'{type(model).__name__} has no single invariant readout MLP')
+    return box[0]
+  fn = jax.jit(pooled)
+  values = np.concatenate([np.asarray(fn(params, g))[np.asarray(m, bool)] for g, m in batches])
+  mean, std = values.mean(0), values.std(0)
+  std = np.where(std > 1e-6 * np.maximum(np.abs(mean), 1e-6), std, 1.0)
+  return tuple(map(float, mean)), tuple(map(float, std))

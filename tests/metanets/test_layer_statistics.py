@@ -106,3 +106,25 @@ def test_both_standardisations_at_once_are_refused():
   model = metanets.tiny('gmn', normalize_weights=True, layer_statistics=stats)
   with pytest.raises(ValueError, match='choose one'):
     jax.eval_shape(model.init, jax.random.key(0), graphs[0])
+
+
+def test_readout_statistics_standardise_the_pooled_vectors_and_keep_invariance():
+  pg, zoo, graphs = _zoo()
+  model = metanets.tiny('gmn', layer_statistics=gmn_jax.fit_layer_statistics(graphs).frozen())
+  batch = gmn_jax.batch(graphs)
+  params = metanets.random_params(model, batch)
+  mask = np.arange(len(batch.n_node)) < len(graphs)  # jraph.batch adds no padding graph
+  stats = gmn_jax.fit_readout_statistics(model, params, [(batch, mask)])
+  assert len(stats[0]) == len(stats[1]) and min(stats[1]) > 0
+  calibrated = model.clone(readout_statistics=stats)
+  # The same parameters; the readout's input now has mean 0 and std 1 (or is constant).
+  mean, std = gmn_jax.fit_readout_statistics(calibrated, params, [(batch, mask)])
+  np.testing.assert_allclose(mean, 0, atol=1e-4)
+  assert set(np.round(std, 3)) <= {0.0, 1.0}
+  apply = jax.jit(calibrated.apply)
+  gmn_jax.testing.assert_invariant(lambda g: apply(params, g), pg, zoo[0], key=2, atol=1e-4)
+  # Negative twin: another network's graph gives another output.
+  out = np.asarray(apply(params, batch).globals)
+  assert np.abs(out[0] - out[1]).max() > 1e-3
+  with pytest.raises(ValueError, match='input_statistics hold'):
+    model.clone(readout_statistics=((0.0,), (1.0,))).apply(params, batch)

@@ -31,6 +31,9 @@ class InrClassificationConfig:
       encoding them: `'dataset'` with the training split's per-layer mean and standard
       deviation (as neural graphs), `'graph'` with each INR's own (which divides out the
       scale of each of its layers and zeroes its single output bias), `'none'`.
+    standardize_readout: graph metanetworks standardise their readout MLP's input per
+      feature with its statistics over (up to 512) training INRs at initialisation
+      (`fit_readout_statistics`).
     train: optimisation settings shared by every method (cross-entropy).
     seed: of the split.
   """
@@ -45,6 +48,7 @@ class InrClassificationConfig:
   hidden: int = 32
   layers: int = 2
   normalization: str = 'graph'
+  standardize_readout: bool = False
   train: TrainConfig = dataclasses.field(default_factory=lambda: TrainConfig(
       epochs=4, batch_size=32, learning_rate=3e-3, loss='cross_entropy'))
   seed: int = 0

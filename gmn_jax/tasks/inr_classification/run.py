@@ -8,15 +8,17 @@ import time
 from typing import Any
 
 import flax.linen as nn
+import jax
 import numpy as np
 
 from gmn_jax.metanets.inr_probes import LearnedProbes, check_siren_graph
+from gmn_jax.metanets.readout import fit_readout_statistics
 from gmn_jax.tasks.inr_classification import report as report_lib
 from gmn_jax.tasks.inr_classification.config import InrClassificationConfig
 from gmn_jax.tasks.inr_classification.methods import REGISTRY
 from gmn_jax.training import metrics as metrics_lib
 from gmn_jax.training.encoding import Architecture, encode_architectures
-from gmn_jax.training.fit import TrainConfig, fit, predict
+from gmn_jax.training.fit import TrainConfig, fit, init_params, predict
 from gmn_jax.training.graph_set import GraphSet
 from gmn_jax.zoos.inr import zoo as inr_zoo_lib
 
@@ -56,7 +58,9 @@ def build_model(name: str, config: InrClassificationConfig, graphs: GraphSet,
   Graph metanetworks and DeepSets standardise each layer's weights as `config.normalization`
   says (SIREN weights are ~0.01 after the first layer, ~1 in it): `'dataset'` with the
   statistics of the `train` rows (required then), `'graph'` per INR; `*_probes` methods are
-  wrapped in `LearnedProbes` with the zoo's omega0 and output offset.
+  wrapped in `LearnedProbes` with the zoo's omega0 and output offset. With
+  `config.standardize_readout`, a graph metanetwork's readout input is standardised with its
+  statistics over the first 512 `train` rows under the initial parameters `fit` will draw.
   """
   method = REGISTRY[name]
   budget = graphs.budget(config.train.batch_size)
@@ -68,12 +72,20 @@ def build_model(name: str, config: InrClassificationConfig, graphs: GraphSet,
     if train is None:
       raise ValueError("normalization='dataset' needs the training rows (`train`)")
     common['layer_statistics'] = graphs.layer_statistics(train).frozen()
+  wrap = lambda m: m if not method.probes else LearnedProbes(
+      m, n_probes=config.probes, omega0=zoo_config.omega0, n_layers=len(zoo_config.hidden) + 1,
+      output_offset=zoo_config.conv.output_offset)
   model = method.build(config, common, num_classes, graphs.templates[0])
-  if method.probes:
-    model = LearnedProbes(model, n_probes=config.probes, omega0=zoo_config.omega0,
-                          n_layers=len(zoo_config.hidden) + 1,
-                          output_offset=zoo_config.conv.output_offset)
-  return model
+  if config.standardize_readout and method.graph:
+    if train is None:
+      raise ValueError('standardize_readout needs the training rows (`train`)')
+    # The parameters `fit` starts from: its seed, its first batch's shapes.
+    first = next(graphs.batches(train[:1], config.train.batch_size, budget))[0]
+    params = init_params(wrap(model), jax.random.key(config.train.seed), first)
+    stats = fit_readout_statistics(wrap(model), params, (
+        (g, m) for g, _, m in graphs.batches(train[:512], config.train.batch_size, budget)))
+    model = model.clone(readout_statistics=stats)
+  return wrap(model)
 
 
 def _train_config(name: str, config: InrClassificationConfig) -> TrainConfig:
