@@ -12,12 +12,15 @@ A variant is comma-separated changes to the default (per-INR standardisation, th
 augmentation, warm-up then cosine decay): `graph`, `dataset`, `none` (normalisation),
 `noflip` (permutations only), `noaug`, `fourier` (neural graphs' value encoding: 128 Gaussian
 random frequencies of scale 3), `constant` (warm-up, then a constant learning rate, as neural
-graphs), `gmn` (GMN instead of NG-GNN), `stdreadout` (the readout MLP's input, the pooled
-vectors, standardised per feature with their training-set statistics at initialisation),
+graphs), `gmn` (GMN instead of NG-GNN), `stdreadout` (the task's `standardize_readout`: the readout
+MLP's input, the pooled vectors, standardised per feature with their statistics over 512
+training INRs at initialisation),
 `lnreadout` (the same standardised per graph over its features), `readoutonly` (only the
 readout trains: the message passing stays at its random initialisation), `smallembed` (the
 encoder's embeddings of type, layer, position and operation, the same in every INR, drawn
-10 times smaller), `lr=X` (the learning rate). Host-side driver; minutes per variant on 2 cores.
+10 times smaller), `lr=X` (the learning rate). `--linear-probe dataset` instead measures what the untrained NG-GNN's pooled vectors carry
+(logistic regressions on them; `dataset:gmn` for GMN). Host-side driver; minutes per variant
+on 2 cores.
 """
 
 import argparse
@@ -66,7 +69,8 @@ def run_variant(variant: str, zoo, graphs, split, epochs: int, seed: int, window
   if unknown:
     raise SystemExit(f'unknown changes {sorted(unknown)}; choose from {CHANGES}')
   normalization = next((c for c in changes if c in ('graph', 'dataset', 'none')), 'graph')
-  config = InrClassificationConfig(normalization=normalization)
+  config = InrClassificationConfig(normalization=normalization,
+                                   standardize_readout='stdreadout' in changes)
   config = dataclasses.replace(config, train=dataclasses.replace(
       config.train, seed=seed, **({'learning_rate': lr[0]} if lr else {})))
   train, val, test = split
@@ -74,6 +78,8 @@ def run_variant(variant: str, zoo, graphs, split, epochs: int, seed: int, window
   model = build_model(name, config, graphs, zoo.config, zoo.num_classes, train)
   if 'fourier' in changes:
     model = model.clone(value_features='fourier', n_frequencies=128, value_scale=3.0)
+    if 'stdreadout' in changes:
+      raise SystemExit('fourier with stdreadout: the statistics are of the other encoding')
   tc = config.train
   budget = graphs.budget(tc.batch_size)
   steps = epochs * -(-len(train) // tc.batch_size)
@@ -91,15 +97,8 @@ def run_variant(variant: str, zoo, graphs, split, epochs: int, seed: int, window
     params = jax.tree_util.tree_map_with_path(
         lambda path, x: x / 10 if 'embedding' in jax.tree_util.keystr(path) else x, params)
   opt_state = tx.init(params)
-  transform = None
-  if 'stdreadout' in changes:  # the pooled vectors standardised with statistics at init
-    probe = jax.jit(_readout_input(model, params, None))
-    pooled = np.concatenate([np.asarray(probe(params, g)[1])[m] for g, _, m in
-                             graphs.batches(train[:512], tc.batch_size, budget)])
-    mean, std = pooled.mean(0), pooled.std(0)
-    std = np.where(std > 1e-6, std, 1.0)
-    transform = lambda x: (x - mean) / std
-  elif 'lnreadout' in changes:  # per graph, over the pooled features (no statistics)
+  transform = None  # 'stdreadout': the task's `standardize_readout`, in `build_model`
+  if 'lnreadout' in changes:  # per graph, over the pooled features (no statistics)
     transform = lambda x: (x - x.mean(-1, keepdims=True)) / (x.std(-1, keepdims=True) + 1e-6)
   forward = _readout_input(model, params, transform)
 
@@ -139,10 +138,70 @@ def run_variant(variant: str, zoo, graphs, split, epochs: int, seed: int, window
           'train_accuracy_1000': accuracy(train[:1000]), 'seconds': time.time() - tic}
 
 
+def linear_probes(zoo, graphs, split, normalization: str, name: str = 'nggnn') -> str:
+  """What an untrained metanetwork's pooled vectors carry: logistic regressions on them (and
+  on 18 per-layer statistics of the raw weights), fitted by L-BFGS and by one or ten epochs
+  of Adam 3e-3 at batch 32 (the metanetwork's own budget), standardised or raw."""
+  from sklearn.linear_model import LogisticRegression  # pylint: disable=g-import-not-at-top
+  train, _, test = split
+  y = graphs.targets.astype(int)
+  layers = [np.asarray(leaf).reshape(len(zoo), -1) for leaf in jax.tree.leaves(zoo.params)]
+  stats = np.stack([f(a) for a in layers for f in (lambda a: a.mean(1), lambda a: a.std(1),
+                                                   lambda a: np.linalg.norm(a, axis=1))], 1)
+  config = InrClassificationConfig(normalization=normalization)
+  model = build_model(name, config, graphs, zoo.config, zoo.num_classes, train)
+  budget = graphs.budget(64)
+  params = init_params(model, jax.random.key(0), next(graphs.batches(train[:1], 64, budget))[0])
+  fn = jax.jit(_readout_input(model, params, None))
+  feats = lambda rows: np.concatenate([np.asarray(fn(params, g)[1])[m]
+                                       for g, _, m in graphs.batches(rows, 64, budget)])
+  ptr, pte = feats(train), feats(test)
+  used = ptr.std(0) > 0
+  ratio = np.median(ptr.std(0)[used] / np.sqrt((ptr[:, used] ** 2).mean(0)))
+
+  def standardised(a, b):
+    mean, std = a.mean(0), np.where(a.std(0) > 0, a.std(0), 1.0)
+    return (a - mean) / std, (b - mean) / std
+
+  def lbfgs(a, b):
+    clf = LogisticRegression(max_iter=3000).fit(a, y[train])
+    return clf.score(b, y[test])
+
+  def adam(a, b, epochs):
+    tx = optax.adam(3e-3)
+    p = (jnp.zeros((a.shape[1], 10)), jnp.zeros(10))
+    state = tx.init(p)
+
+    @jax.jit
+    def step(p, state, xb, yb):
+      loss = lambda p: optax.softmax_cross_entropy_with_integer_labels(xb @ p[0] + p[1],
+                                                                       yb).mean()
+      updates, state = tx.update(jax.grad(loss)(p), state)
+      return optax.apply_updates(p, updates), state
+    rng = np.random.default_rng(0)
+    for _ in range(epochs):
+      order = rng.permutation(len(a))
+      for k in range(0, len(a), 32):
+        p, state = step(p, state, a[order[k:k + 32]], y[train][order[k:k + 32]])
+    return float(np.mean((b @ np.asarray(p[0]) + np.asarray(p[1])).argmax(1) == y[test]))
+
+  s_tr, s_te = standardised(ptr, pte)
+  layer_stats = lbfgs(*standardised(stats[train], stats[test]))
+  return (f'{name}, {normalization}, untrained: pooled vectors vary across INRs by a median '
+          f'{ratio:.2f} of their size; logistic regression test accuracy: per-layer statistics '
+          f'of the raw weights (L-BFGS) {100 * layer_stats:.1f}%; pooled vectors standardised '
+          f'L-BFGS {100 * lbfgs(s_tr, s_te):.1f}%, Adam 1 epoch standardised '
+          f'{100 * adam(s_tr, s_te, 1):.1f}% / raw {100 * adam(ptr, pte, 1):.1f}%, 10 epochs '
+          f'{100 * adam(s_tr, s_te, 10):.1f}% / {100 * adam(ptr, pte, 10):.1f}%')
+
+
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
   parser.add_argument('workdir', help='an INR classification work directory (its zoo)')
-  parser.add_argument('--variant', action='append', required=True)
+  parser.add_argument('--variant', action='append', default=[])
+  parser.add_argument('--linear-probe', action='append', default=[],
+                      metavar='NORMALIZATION[:METHOD]',
+                      help="e.g. dataset:gmn: what the untrained model's pooled vectors carry")
   parser.add_argument('--epochs', type=int, default=1)
   parser.add_argument('--seed', type=int, default=0)
   parser.add_argument('--window', type=int, default=22)
@@ -152,6 +211,8 @@ def main() -> None:
   split = split_by_image(InrClassificationConfig(), zoo)
   print(f'{len(split[0])} / {len(split[1])} / {len(split[2])} INRs; ln 10 = {np.log(10):.3f}',
         flush=True)
+  for probe in args.linear_probe:
+    print(linear_probes(zoo, graphs, split, *probe.split(':')), flush=True)
   for variant in args.variant:
     r = run_variant(variant, zoo, graphs, split, args.epochs, args.seed, args.window)
     print(f"{r['variant']:24s} seed {r['seed']}: training loss by {args.window} steps "

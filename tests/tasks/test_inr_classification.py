@@ -43,3 +43,33 @@ def test_split_never_shares_an_image(workdir):
   parts = [set(zoo.records['image'][rows].tolist()) for rows in split_by_image(config, zoo)]
   assert not (parts[0] & parts[1] or parts[0] & parts[2] or parts[1] & parts[2])
   assert sum(map(len, parts)) == len(zoo.images)
+
+
+def test_data_set_normalisation_and_readout_statistics_come_from_the_training_rows():
+  """`build_model` with normalization='dataset' and standardize_readout: the model holds the
+  training rows' per-layer statistics and its readout's statistics; no training rows, no
+  model. Fast: 12 random SIRENs, no fitting."""
+  import jax  # pylint: disable=g-import-not-at-top
+  from gmn_jax.tasks.inr_classification import build_model  # pylint: disable=g-import-not-at-top
+  from gmn_jax.training.encoding import Architecture, encode_architectures  # pylint: disable=g-import-not-at-top
+  from gmn_jax.zoos.inr.zoo import InrZooConfig  # pylint: disable=g-import-not-at-top
+  zoo_config = InrZooConfig.tiny()
+  model = zoo_config.model()
+  coords = np.zeros((1, 2), np.float32)
+  rng = np.random.default_rng(0)
+  one = model.init(jax.random.key(0), coords)
+  variables = jax.tree.map(lambda a: rng.normal(0, 0.5, (12,) + a.shape).astype(np.float32), one)
+  table = {'label': np.arange(12) % 10}
+  graphs = encode_architectures([Architecture('siren', model, variables, table)], coords,
+                                'label', max_abs_param=None).graphs
+  train = np.arange(8)
+  config = InrClassificationConfig(normalization='dataset', standardize_readout=True,
+                                   hidden=8, layers=1)
+  built = build_model('nggnn', config, graphs, zoo_config, 10, train)
+  assert built.layer_statistics == graphs.layer_statistics(train).frozen()
+  assert built.layer_statistics != graphs.layer_statistics(np.arange(12)).frozen()
+  assert built.readout_statistics is not None and not built.normalize_weights
+  with pytest.raises(ValueError, match='training rows'):
+    build_model('nggnn', config, graphs, zoo_config, 10)
+  with pytest.raises(ValueError, match='unknown normalization'):
+    InrClassificationConfig(normalization='batch')
