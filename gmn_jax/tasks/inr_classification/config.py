@@ -31,7 +31,7 @@ class InrClassificationConfig:
       encoding them: `'dataset'` with the training split's per-layer mean and standard
       deviation (as neural graphs), `'graph'` with each INR's own (which divides out the
       scale of each of its layers and zeroes its single output bias), `'none'`.
-    standardize_readout: graph metanetworks standardise their readout MLP's input per
+    standardize_readout: GMN, NG-GNN and NG-T standardise their readout MLP's input per
       feature with its statistics over (up to 512) training INRs at initialisation
       (`fit_readout_statistics`).
     train: optimisation settings shared by every method (cross-entropy).

@@ -12,6 +12,7 @@ import jax
 import numpy as np
 
 from gmn_jax.metanets.inr_probes import LearnedProbes, check_siren_graph
+from gmn_jax.metanets.metanetwork import Metanetwork
 from gmn_jax.metanets.readout import fit_readout_statistics
 from gmn_jax.tasks.inr_classification import report as report_lib
 from gmn_jax.tasks.inr_classification.config import InrClassificationConfig
@@ -59,8 +60,9 @@ def build_model(name: str, config: InrClassificationConfig, graphs: GraphSet,
   says (SIREN weights are ~0.01 after the first layer, ~1 in it): `'dataset'` with the
   statistics of the `train` rows (required then), `'graph'` per INR; `*_probes` methods are
   wrapped in `LearnedProbes` with the zoo's omega0 and output offset. With
-  `config.standardize_readout`, a graph metanetwork's readout input is standardised with its
-  statistics over the first 512 `train` rows under the initial parameters `fit` will draw.
+  `config.standardize_readout`, the readout input of GMN, NG-GNN and NG-T (not ScaleGMN) is
+  standardised with its statistics over the first 512 `train` rows under the initial
+  parameters `fit` will draw.
   """
   method = REGISTRY[name]
   budget = graphs.budget(config.train.batch_size)
@@ -76,7 +78,7 @@ def build_model(name: str, config: InrClassificationConfig, graphs: GraphSet,
       m, n_probes=config.probes, omega0=zoo_config.omega0, n_layers=len(zoo_config.hidden) + 1,
       output_offset=zoo_config.conv.output_offset)
   model = method.build(config, common, num_classes, graphs.templates[0])
-  if config.standardize_readout and method.graph:
+  if config.standardize_readout and method.graph and isinstance(model, Metanetwork):
     if train is None:
       raise ValueError('standardize_readout needs the training rows (`train`)')
     # The parameters `fit` starts from: its seed, its first batch's shapes.
