@@ -128,3 +128,15 @@ def test_readout_statistics_standardise_the_pooled_vectors_and_keep_invariance()
   assert np.abs(out[0] - out[1]).max() > 1e-3
   with pytest.raises(ValueError, match='input_statistics hold'):
     model.clone(readout_statistics=((0.0,), (1.0,))).apply(params, batch)
+
+
+def test_edge_blocks_read_the_same_standardised_values():
+  """GMN's edge pass in blocks standardises once, before the blocks: the same output."""
+  _, _, graphs = _zoo(3)
+  stats = gmn_jax.fit_layer_statistics(graphs).frozen()
+  batch = gmn_jax.batch(graphs)  # 3 x 47 edges
+  whole = metanets.tiny('gmn', layer_statistics=stats)
+  params = metanets.random_params(whole, batch)
+  blocks = whole.clone(edge_chunk=47)
+  np.testing.assert_allclose(jax.jit(blocks.apply)(params, batch).globals,
+                             jax.jit(whole.apply)(params, batch).globals, atol=1e-4)
