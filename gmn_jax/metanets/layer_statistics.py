@@ -6,8 +6,9 @@ stays at chance on SIREN INRs (weights ~0.01 after the first layer, ~1 in it).
 (jittable) applies them, or per-graph statistics when none are given. Inside a metanetwork
 (`features.GraphEncoder`), `layer_statistics=<statistics>.frozen()` standardises with the
 data set's, as neural graphs does, and `normalize_weights=True` with each graph's own, which
-divides out a network's scale of each layer (information: on SIREN INRs of MNIST those scales
-alone classify 24% of test INRs) and zeroes a layer holding one value (an INR's output bias).
+divides out a network's scale of each layer (information: on MNIST SIREN INRs per-layer
+means and scales alone classify 24% of test INRs) and zeroes a layer holding one value (an
+INR's output bias).
 """
 
 from __future__ import annotations
