@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import sys
 import time
 
@@ -51,24 +50,6 @@ from gmn_jax.training.fit import make_train_step  # pylint: disable=g-import-not
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from train_step import small_cnn_zoo  # pylint: disable=g-import-not-at-top,wrong-import-position
-
-_COLLECTIVE = re.compile(r'\b(all-reduce|all-gather|all-to-all|reduce-scatter|'
-                         r'collective-permute)(-start)?\(')
-
-
-def collectives(hlo: str) -> tuple[int, int]:
-  """(collectives in a compiled program's HLO text, those outside its entry computation,
-  i.e. in loop bodies or other called computations)."""
-  total = inside = 0
-  entry = False
-  for line in hlo.splitlines():
-    if line and not line.startswith(' '):  # a computation's header
-      entry = line.startswith('ENTRY')
-    if _COLLECTIVE.search(line):
-      total += 1
-      inside += not entry
-  return total, inside
-
 
 def split_batch(graphs: list, targets: np.ndarray, shards: int, pg):
   """`shards` padded sub-batches of whole graphs, stacked `[shards, ...]`; targets and mask
@@ -107,7 +88,7 @@ def run(model, tx, params, args_for: dict, steps: int) -> dict:
       jax.block_until_ready(compiled(*state, *inputs))
       walls.append(time.perf_counter() - tic)
     out[shards] = {'step_s': float(np.median(walls)), 'plan': plan_bytes(compiled),
-                   'collectives': collectives(compiled.as_text()),
+                   'collectives': mesh_lib.collectives(compiled),
                    'loss': float(result[2]), 'params': jax.device_get(result[0])}
   return out
 
@@ -144,7 +125,7 @@ def main() -> None:
     for shards, r in res.items():
       diff = max(float(np.max(np.abs(a - b))) for a, b in
                  zip(jax.tree.leaves(r['params']), jax.tree.leaves(base['params'])))
-      total, inside = r['collectives']
+      total, inside, _ = r['collectives']
       print(f'{label:28s} {shards:>7d} {1e3 * r["step_s"]:>8.1f} '
             f'{r["step_s"] / base["step_s"]:>8.2f} {r["plan"] / 2 ** 20:>12.1f} '
             f'{r["plan"] / base["plan"]:>8.2f} {f"{total} ({inside})":>22s} '

@@ -137,11 +137,13 @@ def make_train_step(model: nn.Module, tx: optax.GradientTransformation, loss: st
   Without a mesh, `graphs` is one padded batch and `targets`, `mask` are `[n_graph]`. With a
   mesh, they are stacked `[n_data, ...]` sub-batches placed over its `'data'` axis
   (`gmn_jax.mesh.place_batch`) and the state as `gmn_jax.mesh.place_state` places it: each
-  device runs the metanetwork on its own whole graphs, and the one compiled program reduces
-  the loss's terms and the gradient across the devices once, after the backward pass (no
-  collective inside the model; `benchmarks/data_parallel.py` measures it against one device).
-  The updated state keeps `place_state`'s shardings. `traces['train_step']` (when given)
-  counts the traces, i.e. the compilations.
+  device runs the metanetwork on its own whole graphs (a `vmap` over the sub-batches, which
+  XLA's SPMD partitioner splits over `'data'`), and the one compiled program sums the loss's
+  terms and the gradient across the devices after the backward pass: no collective inside a
+  loop, no array gathered (`gmn_jax.mesh.collectives`; `benchmarks/data_parallel.py` times it
+  against one device). The updated state keeps `place_state`'s shardings.
+  `traces['train_step']` (when given) counts the traces, i.e. the compilations. Host-side
+  builder of a jitted function.
   """
   predict_fn = _predict_fn(model, loss, mesh is not None)
 
