@@ -13,14 +13,19 @@ layers, edge updates, the edges streamed in blocks of `--chunk` edges per device
 `GMN(edge_chunk=...)`, `gmn_jax.metanets.edge_chunks`: no edge-sized activation is kept;
 with `--chunk 0` the one-pass edge pass under `remat_layers=True`) reads it; one jitted step
 computes the loss (the mean of the graph prediction) and its gradient with respect to GMN's
-parameters. With 4 devices the edge axis is
-split over a 4-device mesh (`gmn_jax.metanets.sharded.shard_edges`); on this CPU the devices
-are simulated (`--xla_force_host_platform_device_count`), so they share the host's memory and
-cores: the per-device figure is XLA's own buffer plan (`memory_analysis`: arguments + temps of
-one device's program), and the process peak RSS is what the host really used.
+parameters. With 4 devices the edge axis is split over a 4-device mesh
+(`gmn_jax.metanets.sharded.shard_edges`) and each device scans its own edges
+(`GMN(edge_shards=4)` under `jax.set_mesh`); on this CPU the devices are simulated
+(`--xla_force_host_platform_device_count`), so they share the host's memory and cores: the
+per-device figure is XLA's own buffer plan (`memory_analysis`: arguments + temps of one
+device's program).
 
-Each (edges, devices) pair runs in a fresh subprocess, so its peak RSS is its own; a pair that
-runs out of memory is reported as such and the others still run.
+Each graph size runs in a fresh subprocess with as many simulated devices as the largest
+count, and every device count runs in it one after the other, so the printed ratios (step time
+and plan per device against the first count's) compare runs on the same cores in the same
+sitting; the loss and gradient norm of each row are printed beside the first's. The RSS column
+is the process's peak so far (cumulative over its rows); a size that runs out of memory is
+reported as such and the others still run.
 """
 
 from __future__ import annotations
@@ -70,25 +75,25 @@ def _graph(n_edges: int):
 
 
 def _run(n_edges: int, devices: int, hidden: int, layers: int, chunk: int,
-         plan_only: bool) -> dict:
+         plan_only: bool, graph=None) -> dict:
+  """One (edges, devices) row, in this process (which has at least `devices` devices)."""
   import jax
   import jax.numpy as jnp
   import gmn_jax
   from gmn_jax.metanets.edge_chunks import round_edges
   from gmn_jax.metanets.sharded import shard_edges
 
-  graph, pg = _graph(n_edges)
+  graph, pg = graph or _graph(n_edges)
   budget = gmn_jax.budget_for(pg, 1, multiple=8 * devices)
   if chunk:
     budget = round_edges(budget, chunk * devices)
   graph = gmn_jax.batch([graph], budget)
-  del pg
   model = gmn_jax.GMN(node_dim=hidden, edge_dim=hidden, num_layers=layers,
                       readout_hidden=hidden, remat_layers=True, edge_chunk=chunk,
                       edge_shards=devices)
-  params = jax.jit(model.init)(jax.random.key(0), graph)
+  params = jax.jit(model.clone(edge_shards=1).init)(jax.random.key(0), graph)
+  mesh = gmn_jax.make_mesh(data=devices, devices=jax.devices()[:devices])
   if devices > 1:
-    mesh = gmn_jax.make_mesh(data=devices, devices=jax.devices()[:devices])
     graph = shard_edges(graph, mesh)
     params = gmn_jax.mesh.replicate(params, mesh)
 
@@ -96,8 +101,9 @@ def _run(n_edges: int, devices: int, hidden: int, layers: int, chunk: int,
     return jnp.mean(model.apply(p, g).globals[:1])
 
   step = jax.jit(jax.value_and_grad(loss))
-  tic = time.perf_counter()
-  compiled = step.lower(params, graph).compile()
+  with jax.set_mesh(mesh):  # edge_shards > 1: the mesh the edge scans run on
+    tic = time.perf_counter()
+    compiled = step.lower(params, graph).compile()
   compile_s = time.perf_counter() - tic
   plan = compiled.memory_analysis()
   result = {'edges': int(budget.n_edge), 'devices': devices, 'compile_s': compile_s,
@@ -106,11 +112,29 @@ def _run(n_edges: int, devices: int, hidden: int, layers: int, chunk: int,
     return result
   value, grads = compiled(params, graph)
   jax.block_until_ready(grads)
-  tic = time.perf_counter()
-  value, grads = compiled(params, graph)
-  jax.block_until_ready(grads)
-  return {**result, 'step_s': time.perf_counter() - tic, 'loss': float(value),
+  walls = []
+  for _ in range(3):
+    tic = time.perf_counter()
+    value, grads = compiled(params, graph)
+    jax.block_until_ready(grads)
+    walls.append(time.perf_counter() - tic)
+  return {**result, 'step_s': float(sorted(walls)[1]), 'loss': float(value),
+          'grad_norm': float(optax_global_norm(grads)),
           'peak_rss_gib': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / _GIB}
+
+
+def optax_global_norm(tree) -> float:
+  """The gradient's global norm (host-side), to compare the rows' gradients."""
+  import jax
+  import numpy as np
+  return float(np.sqrt(sum(np.sum(np.square(np.asarray(a))) for a in jax.tree.leaves(tree))))
+
+
+def _child(n_edges: int, devices: list[int], args) -> list[dict]:
+  """All device counts of one graph, in this one process (the same graph, the same cores)."""
+  graph = _graph(n_edges)
+  return [_run(n_edges, d, args.hidden, args.layers, args.chunk, args.plan_only, graph)
+          for d in devices]
 
 
 def main() -> None:
@@ -125,35 +149,45 @@ def main() -> None:
                       help="compile only and print XLA's per-device memory plan")
   parser.add_argument('--resnet50', action='store_true',
                       help="ResNet-50's parameter graph instead of the --edges MLPs")
-  parser.add_argument('--child', nargs=2, type=float, help=argparse.SUPPRESS)
+  parser.add_argument('--child', type=float, help=argparse.SUPPRESS)
   args = parser.parse_args()
-  if args.child:
-    print(json.dumps(_run(int(args.child[0]), int(args.child[1]), args.hidden, args.layers,
-                          args.chunk, args.plan_only)))
+  if args.child is not None:
+    print(json.dumps(_child(int(args.child), args.devices, args)))
     return
   edges = (f'edges streamed in blocks of {args.chunk}' if args.chunk
            else 'one-pass edges, remat')
-  print(f'GMN hidden {args.hidden}, {args.layers} layers, {edges}; forward + backward, one graph')
+  print(f'GMN hidden {args.hidden}, {args.layers} layers, {edges}; forward + backward, one graph;'
+        f' load average {os.getloadavg()[0]:.1f}')
   print(f'{"edges":>11} {"devices":>7} {"compile s":>9} {"step s":>8} '
-        f'{"plan/device GiB":>15} {"peak RSS GiB":>12}')
+        f'{"plan/device GiB":>15} {"step / 1 dev":>12} {"plan / 1 dev":>12} {"RSS GiB":>8}')
   for n_edges in [0] if args.resnet50 else args.edges:  # 0: ResNet-50
-    for devices in args.devices:
-      env = dict(os.environ, XLA_FLAGS=f'--xla_force_host_platform_device_count={devices}')
-      run = subprocess.run([sys.executable, __file__, '--child', str(n_edges), str(devices),
-                            '--hidden', str(args.hidden), '--layers', str(args.layers),
-                            '--chunk', str(args.chunk)]
-                           + (['--plan-only'] if args.plan_only else []),
-                           env=env, capture_output=True, text=True)
-      if run.returncode:
-        why = 'out of memory' if run.returncode in (-9, 137) else run.stderr.strip()[-300:]
-        label = f'{int(n_edges):,}' if n_edges else 'ResNet-50'
-        print(f'{label:>11} {devices:>7} failed: {why}')
-        continue
-      r = json.loads(run.stdout.strip().splitlines()[-1])
-      ran = (f'{r["step_s"]:>8.2f}', f'{r["peak_rss_gib"]:>12.2f}') if 'step_s' in r else (
-          f'{"-":>8}', f'{"(not run)":>12}')
-      print(f'{r["edges"]:>11,} {devices:>7} {r["compile_s"]:>9.1f} {ran[0]} '
-            f'{r["device_plan_gib"]:>15.2f} {ran[1]}', flush=True)
+    # One process per graph size, with as many (simulated) devices as the largest count:
+    # every device count runs there, so the ratios compare runs on the same cores.
+    env = dict(os.environ,
+               XLA_FLAGS=f'--xla_force_host_platform_device_count={max(args.devices)}')
+    run = subprocess.run([sys.executable, __file__, '--child', str(n_edges), '--devices',
+                          *map(str, args.devices), '--hidden', str(args.hidden), '--layers',
+                          str(args.layers), '--chunk', str(args.chunk)]
+                         + (['--plan-only'] if args.plan_only else []),
+                         env=env, capture_output=True, text=True)
+    label = f'{int(n_edges):,}' if n_edges else 'ResNet-50'
+    if run.returncode:
+      why = 'out of memory' if run.returncode in (-9, 137) else run.stderr.strip()[-300:]
+      print(f'{label:>11} failed: {why}')
+      continue
+    rows = json.loads(run.stdout.strip().splitlines()[-1])
+    base = rows[0]
+    for r in rows:
+      ran = 'step_s' in r
+      step = f'{r["step_s"]:>8.2f}' if ran else f'{"-":>8}'
+      ratio = f'{r["step_s"] / base["step_s"]:>12.2f}' if ran else f'{"-":>12}'
+      rss = f'{r["peak_rss_gib"]:>8.2f}' if ran else f'{"-":>8}'
+      print(f'{r["edges"]:>11,} {r["devices"]:>7} {r["compile_s"]:>9.1f} {step} '
+            f'{r["device_plan_gib"]:>15.2f} {ratio} '
+            f'{r["device_plan_gib"] / base["device_plan_gib"]:>12.2f} {rss}', flush=True)
+      if ran and r is not base:
+        print(f'{"":>11} loss {r["loss"]:.6g} vs {base["loss"]:.6g}, gradient norm '
+              f'{r["grad_norm"]:.6g} vs {base["grad_norm"]:.6g}')
 
 
 if __name__ == '__main__':

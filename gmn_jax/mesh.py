@@ -20,6 +20,7 @@ Everything here is host-side (it places arrays; it is never called under jit).
 from __future__ import annotations
 
 import os
+import re
 from typing import Any
 
 import jax
@@ -142,6 +143,29 @@ def place_state(tree: Any, mesh: Mesh) -> Any:
 def replicated(mesh: Mesh) -> NamedSharding:
   """A sharding that keeps a full copy on every device (readable from every host)."""
   return NamedSharding(mesh, P())
+
+
+_COLLECTIVE = re.compile(r'\b(all-reduce|all-gather|all-to-all|reduce-scatter|'
+                         r'collective-permute)(-start)?\(')
+
+
+def collectives(compiled: jax.stages.Compiled) -> tuple[int, int, int]:
+  """How a compiled (jitted, lowered and compiled) program talks across devices: (collective
+  operations in all, those outside its entry computation, i.e. inside loop bodies or other
+  called computations, where they run once per iteration; all-gathers among them). Host-side,
+  for checking that a multi-device step meets its devices only where it should.
+  """
+  total = inside = gathers = 0
+  entry = False
+  for line in compiled.as_text().splitlines():
+    if line and not line.startswith(' '):  # a computation's header
+      entry = line.startswith('ENTRY')
+    found = _COLLECTIVE.search(line)
+    if found:
+      total += 1
+      inside += not entry
+      gathers += found.group(1) == 'all-gather'
+  return total, inside, gathers
 
 
 def writes_files() -> bool:

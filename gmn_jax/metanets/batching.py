@@ -204,12 +204,22 @@ def graph_index(graphs: jraph.GraphsTuple) -> GraphIndex:
   n_graph = graphs.n_node.shape[0]
   n_node = jax.tree_util.tree_leaves(graphs.nodes)[0].shape[0]
   n_edge = graphs.senders.shape[0]
-  graph_ids = jnp.arange(n_graph, dtype=jnp.int32)
-  node_graph = jnp.repeat(graph_ids, graphs.n_node, total_repeat_length=n_node)
-  edge_graph = jnp.repeat(graph_ids, graphs.n_edge, total_repeat_length=n_edge)
   return GraphIndex(jnp.asarray(graphs.senders, jnp.int32),
-                    jnp.asarray(graphs.receivers, jnp.int32), node_graph, edge_graph, n_graph,
-                    n_node, n_edge)
+                    jnp.asarray(graphs.receivers, jnp.int32), _owners(graphs.n_node, n_node),
+                    _owners(graphs.n_edge, n_edge), n_graph, n_node, n_edge)
+
+
+def _owners(counts: jax.Array, total: int) -> jax.Array:
+  """`[total]` int32: the graph of each position, graph g owning `counts[g]` consecutive ones
+  (`jnp.repeat(arange(n_graph), counts, total_repeat_length=total)`). Jittable.
+
+  A binary search of each position in the running counts: position-wise, with no prefix sum
+  over `total`, so an edge axis split over devices stays split (a sharded `jnp.repeat` makes
+  XLA partition its prefix sum as a reduce-window whose cost grows with `total` squared).
+  """
+  ends = jnp.cumsum(jnp.asarray(counts, jnp.int32))
+  ids = jnp.searchsorted(ends, jnp.arange(total, dtype=jnp.int32), side='right')
+  return jnp.minimum(ids, counts.shape[0] - 1).astype(jnp.int32)
 
 
 def graph_mask(graphs: jraph.GraphsTuple) -> jax.Array:

@@ -15,9 +15,11 @@ A network whose edge state is a per-edge function of its inputs and of per-node 
 then keeps O(nodes) memory between layers, at the price of recomputing the earlier layers'
 edge updates in each later layer.
 
-It composes with the edge sharding of `gmn_jax.metanets.sharded`: with `shards` equal to the
-mesh's `'data'` size, each step of the scan takes `chunk` edges from each of the `shards`
-contiguous edge ranges, so every device works on its own edges in every step.
+Every array a block's computation reads besides the block itself (parameters, per-node
+states) is passed explicitly as a `context` pytree, never closed over: that is what lets the
+scan run per device. With the edge sharding of `gmn_jax.metanets.sharded` and `shards` equal to
+the `'data'` size of the mesh set with `jax.set_mesh`, each device scans its own contiguous
+edge range under `jax.shard_map`, and the devices meet once per scan, not once per block.
 """
 
 from __future__ import annotations
@@ -27,7 +29,11 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax
+import jax.numpy as jnp
 import jraph
+from jax.sharding import PartitionSpec as P
+
+from gmn_jax import mesh as mesh_lib
 
 from gmn_jax.metanets.batching import Budget, GraphIndex
 
@@ -50,20 +56,28 @@ class EdgeBlock(NamedTuple):
 
 @dataclasses.dataclass(frozen=True)
 class EdgeStream:
-  """Edge vectors never stored: `vectors(block)` computes `[rows, d]` for a block of `blocks`.
+  """Edge vectors never stored: `vectors(context, block)` computes `[rows, d]` for a block of
+  `blocks`.
 
   Attributes:
     blocks: the whole graph's edge inputs (an `EdgeBlock` of `[n_edge, ...]` arrays).
-    vectors: pure function from an `EdgeBlock` of rows to their edge vectors.
+    vectors: pure function of (`context`, an `EdgeBlock` of rows) to their edge vectors; it
+      closes over no array.
+    context: a pytree of every array `vectors` reads besides the block (parameters, per-node
+      and per-graph arrays; nothing edge-indexed).
   """
 
   blocks: EdgeBlock
-  vectors: Callable[[EdgeBlock], jax.Array]
+  vectors: Callable[[Any, EdgeBlock], jax.Array]
+  context: Any
 
-  def then(self, update: Callable[[EdgeBlock, jax.Array], jax.Array]) -> 'EdgeStream':
-    """The stream of `update(block, vectors(block))`."""
+  def then(self, update: Callable[[Any, EdgeBlock, jax.Array], jax.Array],
+           context: Any) -> 'EdgeStream':
+    """The stream of `update(context, block, vectors(block))` (`update` closes over no
+    array; what it reads is in `context`)."""
     vectors = self.vectors
-    return EdgeStream(self.blocks, lambda block: update(block, vectors(block)))
+    return EdgeStream(self.blocks, lambda c, block: update(c[1], block, vectors(c[0], block)),
+                      (self.context, context))
 
 
 def edge_inputs(graphs: jraph.GraphsTuple, index: GraphIndex) -> EdgeBlock:
@@ -103,44 +117,76 @@ def round_edges(budget: Budget, multiple: int) -> Budget:
   return budget._replace(n_edge=-(-budget.n_edge // multiple) * multiple)
 
 
-def _to_blocks(x: jax.Array, blocks: int, shards: int) -> jax.Array:
-  """`[n_edge, ...]` -> `[blocks, shards, chunk, ...]`: step i takes block i of each shard."""
-  return x.reshape((shards, blocks, -1) + x.shape[1:]).swapaxes(0, 1)
+def _scan(body, context, init, edge_arrays, chunk: int):
+  """`scan_edge_blocks` on the edges at hand (one device's)."""
+  n_edge = jax.tree.leaves(edge_arrays)[0].shape[0]
+  blocks = check_blocks(n_edge, chunk)
+  xs = jax.tree.map(lambda x: x.reshape((blocks, chunk) + x.shape[1:]), edge_arrays)
+  step = jax.checkpoint(lambda carry, block: body(context, carry, block))
+  carry, ys = jax.lax.scan(step, init, xs)
+  return carry, jax.tree.map(lambda y: y.reshape((n_edge,) + y.shape[2:]), ys)
 
 
-def _from_blocks(y: jax.Array) -> jax.Array:
-  """The inverse of `_to_blocks`: `[blocks, shards, chunk, ...]` -> `[n_edge, ...]`."""
-  y = y.swapaxes(0, 1)
-  return y.reshape((-1,) + y.shape[3:])
+def _data_mesh(shards: int) -> jax.sharding.AbstractMesh:
+  """The mesh set with `jax.set_mesh`, checked to have a `'data'` axis of `shards` devices."""
+  mesh = jax.sharding.get_abstract_mesh()
+  size = None if mesh.empty else dict(mesh.shape).get(mesh_lib.DATA_AXIS)
+  if size != shards:
+    raise ValueError(f'edge_shards={shards} streams edges split over a {mesh_lib.DATA_AXIS!r} '
+                     f'mesh axis of {shards} devices, but the mesh set is '
+                     f'{None if mesh.empty else dict(mesh.shape)}; call the model under '
+                     f'`with jax.set_mesh(gmn_jax.make_mesh(data={shards})):` on edges placed '
+                     'with gmn_jax.shard_edges.')
+  return mesh
 
 
-def scan_edge_blocks(body: Callable[[Any, Any], tuple[Any, Any]], init: Any, edge_arrays: Any,
-                     chunk: int, shards: int = 1) -> tuple[Any, Any]:
+def scan_edge_blocks(body: Callable[[Any, Any, Any], tuple[Any, Any]], context: Any,
+                     init: Any, edge_arrays: Any, chunk: int,
+                     shards: int = 1) -> tuple[Any, Any]:
   """Runs `body` over blocks of the edge axis, rematerialised; reassembles its edge outputs.
 
+  With `shards > 1` the edge axis is split over the `'data'` axis of the mesh set with
+  `jax.set_mesh` (`shards` devices, contiguous edge ranges, as `gmn_jax.shard_edges` places
+  them): under `jax.shard_map` each device scans its own edges with a carry of its own, and
+  the carries are summed across the devices once, after the scan; in the backward pass each
+  device accumulates the gradient of `context` over its own blocks, summed across the devices
+  once at the end. No collective runs inside the scan and no edge array is gathered. Jittable.
+
   Args:
-    body: `(carry, block) -> (carry, out)`, pure (no Flax modules: apply parameters with
-      `Module.apply`), where `block` is `edge_arrays` with each leaf `[shards * chunk, ...]`
-      and `out` a pytree of `[shards * chunk, ...]` arrays (or None).
+    body: `(context, carry, block) -> (carry, out)`, pure and closing over no array (no Flax
+      modules: apply parameters with `Module.apply`), where `block` is `edge_arrays` with each
+      leaf `[chunk, ...]` and `out` a pytree of `[chunk, ...]` arrays (or None). The carry is
+      a sum over edges: `body` only adds each block's contribution to it (e.g. with
+      `segment_sum`), so that the devices' carries add up to the whole graph's.
+    context: a pytree of the arrays `body` reads besides the block (parameters, per-node
+      arrays; replicated on every device, nothing edge-indexed).
     init: the initial carry (small: per node or per graph).
     edge_arrays: a pytree of `[n_edge, ...]` arrays.
-    chunk: edges per block and shard.
-    shards: contiguous edge ranges (the mesh's `'data'` size when the edges are sharded).
+    chunk: edges per block (on each device).
+    shards: 1 (the edges at hand), or the size of the mesh's `'data'` axis that the edges are
+      split over.
 
   Returns:
-    `(carry, outputs)`, each output leaf `[n_edge, ...]` in the order of the edges.
+    `(carry, outputs)`, each output leaf `[n_edge, ...]` in the order of the edges (split over
+    `'data'` like the edges when `shards > 1`).
 
   Raises:
-    ValueError: see `check_blocks`.
+    ValueError: see `check_blocks`; and with `shards > 1`, if no mesh with a `'data'` axis of
+      that size is set.
   """
   n_edge = jax.tree.leaves(edge_arrays)[0].shape[0]
-  blocks = check_blocks(n_edge, chunk, shards)
-  xs = jax.tree.map(lambda x: _to_blocks(x, blocks, shards), edge_arrays)
+  check_blocks(n_edge, chunk, shards)
+  if shards == 1:
+    return _scan(body, context, init, edge_arrays, chunk)
+  data = P(mesh_lib.DATA_AXIS)
 
-  def step(carry, block):
-    flat = jax.tree.map(lambda x: x.reshape((-1,) + x.shape[2:]), block)
-    carry, out = body(carry, flat)
-    return carry, jax.tree.map(lambda y: y.reshape((shards, chunk) + y.shape[1:]), out)
+  def local(context, edge_arrays):
+    zeros = jax.tree.map(lambda x: jnp.zeros(x.shape, x.dtype), init)
+    carry, out = _scan(body, context, zeros, edge_arrays, chunk)
+    return jax.lax.psum(carry, mesh_lib.DATA_AXIS), out
 
-  carry, ys = jax.lax.scan(jax.checkpoint(step), init, xs)
-  return carry, jax.tree.map(_from_blocks, ys)
+  # check_vma=False: the context is replicated and each device's copy only meets its own
+  # edges; shard_map sums the context's cotangents over 'data' at its boundary.
+  total, out = jax.shard_map(local, mesh=_data_mesh(shards), in_specs=(P(), data),
+                             out_specs=(P(), data), check_vma=False)(context, edge_arrays)
+  return jax.tree.map(jnp.add, init, total), out

@@ -156,16 +156,17 @@ class GMNLayer(nn.Module):
     if self.update_edges:
       nn.Dense(he, name='edge_hidden')(none)
       nn.Dense(he, name='edge_out')(none)
-    p = self.variables['params']
-    apply = lambda module, name, x: module.apply({'params': p[name]}, x)
+    context = {'t': t, 'p': self.variables['params']}
+    apply = lambda p, module, name, x: module.apply({'params': p[name]}, x)
     dense_h, dense_e = nn.Dense(self.hidden_dim, parent=None), nn.Dense(he, parent=None)
-    norm = lambda e: apply(nn.LayerNorm(parent=None), 'edge_norm', e)
+    norm = lambda p, e: apply(p, nn.LayerNorm(parent=None), 'edge_norm', e)
 
-    def body(carry, block):
+    def body(c, carry, block):
       total, pooled = carry
-      en = norm(stream.vectors(block))
+      t, p = c['layer']['t'], c['layer']['p']
+      en = norm(p, stream.vectors(c['stream'], block))
       s, r, g = block.senders, block.receivers, block.graph
-      for values, ids in self._edge_messages(t, apply(dense_h, 'message_edge', en), s, r, g):
+      for values, ids in self._edge_messages(t, apply(p, dense_h, 'message_edge', en), s, r, g):
         total = total + jax.ops.segment_sum(values, ids, n)
       if pooled is not None:
         pooled = pooled + jax.ops.segment_sum(en, g, n_graph)
@@ -173,8 +174,9 @@ class GMNLayer(nn.Module):
 
     init = (jnp.zeros((n, self.hidden_dim), vn.dtype),
             None if un is None else jnp.zeros((n_graph, he), vn.dtype))
-    (total, pooled), _ = edge_chunks.scan_edge_blocks(body, init, stream.blocks,
-                                                      self.edge_chunk, self.edge_shards)
+    (total, pooled), _ = edge_chunks.scan_edge_blocks(
+        body, {'layer': context, 'stream': stream.context}, init, stream.blocks,
+        self.edge_chunk, self.edge_shards)
     count = agg_ops.segment_count(index.receivers, n, vn.dtype)
     if self.bidirectional:
       count = count + agg_ops.segment_count(index.senders, n, vn.dtype)
@@ -184,10 +186,10 @@ class GMNLayer(nn.Module):
       edges_per_graph = agg_ops.segment_count(index.edge_graph, n_graph, vn.dtype)
       pooled = pooled / jnp.maximum(edges_per_graph, 1)[:, None]
     if self.update_edges:
-      edge_out = lambda x: apply(dense_e, 'edge_out', x)
-      stream = stream.then(lambda block, e: self._edge_update(
-          t, e, apply(dense_e, 'edge_hidden', norm(e)), block.senders, block.receivers,
-          block.graph, edge_out))
+      stream = stream.then(lambda c, block, e: self._edge_update(
+          c['t'], e, apply(c['p'], dense_e, 'edge_hidden', norm(c['p'], e)), block.senders,
+          block.receivers, block.graph, lambda x: apply(c['p'], dense_e, 'edge_out', x)),
+          context)
     return agg, stream, pooled
 
 
@@ -254,7 +256,8 @@ class GMN(Metanetwork):
       multiple of `edge_chunk * edge_shards` (`edge_chunks.round_edges`). Same parameters,
       same outputs up to float rounding.
     edge_shards: with `edge_chunk`, the mesh's `'data'` size when the edges are sharded
-      (`gmn_jax.metanets.sharded.shard_edges`), so each device scans its own edges.
+      (`gmn_jax.metanets.sharded.shard_edges`; call the model under `jax.set_mesh(mesh)`):
+      each device scans its own edges and the devices meet once per edge pass.
     The readout, activation and value-encoding settings: see `Metanetwork`.
   """
 
@@ -314,10 +317,14 @@ class GMN(Metanetwork):
                          encoder.max_layers)
     whole = edge_chunks.edge_inputs(graphs, index)
     v, _ = encoder(*edge_chunks.restrict(graphs, index, jax.tree.map(lambda x: x[:0], whole)))
-    params = {'params': self.variables['params']['encoder']}
     pure = encoder.clone(parent=None)
-    return v, edge_chunks.EdgeStream(
-        whole, lambda block: pure.apply(params, *edge_chunks.restrict(graphs, index, block))[1])
+    # The encoder's parameters and the node- and graph-indexed inputs; the edge-indexed ones
+    # come with each block.
+    context = {'params': {'params': self.variables['params']['encoder']},
+               'graphs': graphs._replace(edges=None, senders=None, receivers=None),
+               'index': index.replace(senders=None, receivers=None, edge_graph=None)}
+    return v, edge_chunks.EdgeStream(whole, lambda c, block: pure.apply(
+        c['params'], *edge_chunks.restrict(c['graphs'], c['index'], block))[1], context)
 
   def _final_edges(self, stream: edge_chunks.EdgeStream,
                    index: GraphIndex) -> tuple[jax.Array, jax.Array]:
@@ -326,15 +333,16 @@ class GMN(Metanetwork):
     differentiated) and their per-graph means `[n_graph, edge_dim]`, block by block."""
     norm = nn.LayerNorm(name='final_edge_norm')
     norm(jnp.zeros((0, self.edge_dim)))
-    params = {'params': self.variables['params']['final_edge_norm']}
     pure = norm.clone(parent=None)
 
-    def body(pooled, block):
-      en = pure.apply(params, stream.vectors(block))
+    def body(c, pooled, block):
+      en = pure.apply(c['params'], stream.vectors(c['stream'], block))
       return pooled + jax.ops.segment_sum(en, block.graph, index.n_graph), en
 
+    context = {'params': {'params': self.variables['params']['final_edge_norm']},
+               'stream': stream.context}
     init = jnp.zeros((index.n_graph, self.edge_dim))
-    pooled, e = edge_chunks.scan_edge_blocks(body, init, stream.blocks, self.edge_chunk,
-                                             self.edge_shards)
+    pooled, e = edge_chunks.scan_edge_blocks(body, context, init, stream.blocks,
+                                             self.edge_chunk, self.edge_shards)
     count = agg_ops.segment_count(index.edge_graph, index.n_graph, pooled.dtype)
     return e, pooled / jnp.maximum(count, 1)[:, None]

@@ -13,7 +13,9 @@ parameters, same outputs up to float rounding); with `GMN(remat_layers=True)` th
 pass keeps only each layer's input, so per device the memory is about one layer's edge
 activations over the shard count; with `GMN(edge_chunk=B, edge_shards=n)` no edge vector is
 kept at all (`gmn_jax.metanets.edge_chunks`), each device streams its own edges in blocks of
-`B`, and the memory per device is its share of the input edge arrays plus O(nodes).
+`B` under `jax.shard_map` (call the model under `jax.set_mesh(mesh)`), the devices meet once
+per edge pass, and the memory per device is its share of the input edge arrays plus O(nodes)
+plus one block's temporaries.
 
 Host-side placement; the model call itself is the ordinary jitted one.
 """

@@ -128,6 +128,48 @@ def _predict_fn(model: nn.Module, loss: str = 'mse', sharded: bool = False):
   return jax.vmap(predict, in_axes=(None, 0)) if sharded else predict
 
 
+def make_train_step(model: nn.Module, tx: optax.GradientTransformation, loss: str = 'mse',
+                    mesh: Mesh | None = None, traces: dict[str, int] | None = None) -> Callable:
+  """The jitted train step `fit` runs: `(params, opt_state, graphs, targets, mask) ->
+  (params, opt_state, loss)`, the loss masked to the real graphs (`mask`) and averaged over
+  them, one optax update of its gradient.
+
+  Without a mesh, `graphs` is one padded batch and `targets`, `mask` are `[n_graph]`. With a
+  mesh, they are stacked `[n_data, ...]` sub-batches placed over its `'data'` axis
+  (`gmn_jax.mesh.place_batch`) and the state as `gmn_jax.mesh.place_state` places it: each
+  device runs the metanetwork on its own whole graphs (a `vmap` over the sub-batches, which
+  XLA's SPMD partitioner splits over `'data'`), and the one compiled program sums the loss's
+  terms and the gradient across the devices after the backward pass: no collective inside a
+  loop, no array gathered (`gmn_jax.mesh.collectives`; `benchmarks/data_parallel.py` times it
+  against one device). The updated state keeps `place_state`'s shardings.
+  `traces['train_step']` (when given) counts the traces, i.e. the compilations. Host-side
+  builder of a jitted function.
+  """
+  predict_fn = _predict_fn(model, loss, mesh is not None)
+
+  def train_step(params, opt_state, graphs, targets, mask):
+    if traces is not None:
+      traces['train_step'] += 1
+
+    def loss_fn(p):
+      if loss == 'cross_entropy':
+        error = optax.softmax_cross_entropy_with_integer_labels(
+            predict_fn(p, graphs), targets.astype(jnp.int32))
+        return jnp.sum(jnp.where(mask, error, 0.0)) / jnp.maximum(mask.sum(), 1)
+      error = jnp.where(mask, predict_fn(p, graphs) - targets, 0.0)
+      return jnp.sum(error ** 2) / jnp.maximum(mask.sum(), 1)
+    value, grads = jax.value_and_grad(loss_fn)(params)
+    updates, opt_state = tx.update(grads, opt_state, params)
+    params = optax.apply_updates(params, updates)
+    if mesh is not None:
+      params, opt_state = jax.lax.with_sharding_constraint(
+          (params, opt_state), mesh_lib.state_shardings((params, opt_state), mesh))
+    return params, opt_state, value
+
+  return jax.jit(train_step, out_shardings=None if mesh is None else (
+      None, None, mesh_lib.replicated(mesh)))
+
+
 class _Placement:
   """Where a run's batches and state live: one device (all no-ops, today's path) or a
   mesh (`mesh.py`: sub-batches over `'data'`, the state replicated or FSDP-sharded)."""
@@ -239,25 +281,7 @@ def _fit(model: nn.Module, data: GraphSet, train: np.ndarray, val: np.ndarray,
   predict_fn = _predict_fn(model, config.loss, place.mesh is not None)
   select = _SELECT[config.loss]
   traces = {'train_step': 0}
-
-  def train_step(params, opt_state, graphs, targets, mask):
-    traces['train_step'] += 1
-
-    def loss_fn(p):
-      if config.loss == 'cross_entropy':
-        error = optax.softmax_cross_entropy_with_integer_labels(
-            predict_fn(p, graphs), targets.astype(jnp.int32))
-        return jnp.sum(jnp.where(mask, error, 0.0)) / jnp.maximum(mask.sum(), 1)
-      error = jnp.where(mask, predict_fn(p, graphs) - targets, 0.0)
-      return jnp.sum(error ** 2) / jnp.maximum(mask.sum(), 1)
-    loss, grads = jax.value_and_grad(loss_fn)(params)
-    updates, opt_state = tx.update(grads, opt_state, params)
-    return optax.apply_updates(params, updates), opt_state, loss
-
-  train_step = place.jit(train_step, None if place.mesh is None else (
-      mesh_lib.state_shardings(state['params'], place.mesh),
-      mesh_lib.state_shardings(state['opt_state'], place.mesh),
-      mesh_lib.replicated(place.mesh)))
+  train_step = make_train_step(model, tx, config.loss, place.mesh, traces)
   evaluate = place.jit(predict_fn)
   for epoch in range(int(state['epoch']), config.epochs):
     rng = np.random.default_rng([config.seed, epoch])

@@ -44,21 +44,29 @@ def _assert_same(got, want):
   assert np.std(out.globals[:2]) > 0  # two different graphs give two different outputs
 
 
-def _sharded_equals(model, sharded_model, unsharded_models=()):
+def _sharded_equals(model, sharded_model, unsharded_models=(), streamed=False):
   """Outputs and gradients of `sharded_model` on 4 edge shards (and of `unsharded_models` on
-  one device) are `model`'s on one device."""
+  one device) are `model`'s on one device. `streamed`: the sharded model streams its edges
+  (`edge_shards=4`), and its compiled step has no collective inside a loop and gathers no
+  edge array."""
   assert jax.device_count() == 4
   graphs = _batch(4)
   params = metanets.random_params(model, graphs)
   want = _step(model)(params, graphs)
   for other in unsharded_models:
     _assert_same(_step(other)(params, graphs), want)
-  sharded = shard_edges(graphs, gmn_jax.make_mesh())
+  mesh = gmn_jax.make_mesh()
+  sharded = shard_edges(graphs, mesh)
   assert len(sharded.senders.sharding.device_set) == 4
   assert sharded.senders.addressable_shards[0].data.shape[0] == graphs.senders.shape[0] // 4
-  got = _step(sharded_model)(params, sharded)
+  with jax.set_mesh(mesh):
+    step = _step(sharded_model)
+    got = step(params, sharded)
+    total, in_loops, gathers = gmn_jax.mesh.collectives(step.lower(params, sharded).compile())
   assert got[0][1].edges['weight'].sharding.spec[0] == 'data'  # edge outputs stay split
   _assert_same(got, want)
+  if streamed:  # the devices meet after each edge scan, not in it
+    assert total > 0 and in_loops == 0 and gathers == 0, (total, in_loops, gathers)
 
 
 def test_edge_sharded_gmn_equals_unsharded():
@@ -73,8 +81,8 @@ def test_edge_sharded_gmn_equals_unsharded():
 def test_edge_blocks_equal_one_pass_on_one_device_and_on_each_shard():
   """`edge_chunk` (edge vectors streamed block by block, `edge_chunks.EdgeStream`) has the
   one-pass GMN's parameter names and initial values, and its outputs and gradients: on one
-  device, and with `edge_shards=4` on edge-sharded graphs (each scan step takes a block of
-  every shard). Globals, both directions, edge updates recomputed in the later layer, sum
+  device, and with `edge_shards=4` on edge-sharded graphs (each device scans its own
+  blocks). Globals, both directions, edge updates recomputed in the later layer, sum
   and mean with degree scalers, weights standardised per layer."""
   model = gmn_jax.GMN(node_dim=8, edge_dim=8, num_layers=2, readout_hidden=8,
                       edge_readout='direct', use_globals=True, global_dim=8,
@@ -87,7 +95,16 @@ def test_edge_blocks_equal_one_pass_on_one_device_and_on_each_shard():
   assert jax.tree.structure(init) == jax.tree.structure(init_chunked)
   for a, b in zip(jax.tree.leaves(init), jax.tree.leaves(init_chunked)):
     np.testing.assert_array_equal(a, b)
-  _sharded_equals(model, chunked.clone(edge_shards=4), unsharded_models=[chunked])
+  _sharded_equals(model, chunked.clone(edge_shards=4), unsharded_models=[chunked],
+                  streamed=True)
+
+
+def test_streamed_edge_shards_need_the_mesh_set():
+  model = gmn_jax.GMN(node_dim=4, edge_dim=4, num_layers=1, readout_hidden=4,
+                      edge_chunk=CHUNK, edge_shards=4)
+  graphs = shard_edges(_batch(4), gmn_jax.make_mesh())
+  with pytest.raises(ValueError, match=r'jax.set_mesh\(gmn_jax.make_mesh\(data=4\)\)'):
+    jax.eval_shape(model.init, jax.random.key(0), graphs)
 
 
 def test_an_edge_count_the_shards_do_not_divide_is_refused():

@@ -189,3 +189,22 @@ def test_slot_encoder_ignores_masked_and_padded_slots(kind):
   np.testing.assert_allclose(apply(params, wide, wide_mask), out, atol=1e-5)
   with pytest.raises(ValueError, match='initialised with 5'):
     encoder.apply(params, jnp.zeros((6, 7)), jnp.ones((6, 7), bool))
+
+
+def test_graph_index_gives_each_node_and_edge_its_graph():
+  """Graph ids equal `jnp.repeat` of the counts (found by binary search, so that an edge axis
+  split over devices stays split): graphs without edges, several padding graphs, and counts
+  that do not fill the arrays (the rest goes to the last graph)."""
+  from gmn_jax.metanets.batching import graph_index  # pylint: disable=g-import-not-at-top
+  n_edge = np.asarray([3, 0, 5, 0, 0, 2], np.int32)
+  n_node = np.asarray([2, 1, 4, 1, 0, 3], np.int32)
+  graphs = jraph.GraphsTuple(nodes={'x': np.zeros((12, 1))}, edges={}, senders=np.zeros(11),
+                             receivers=np.zeros(11), globals=None, n_node=n_node,
+                             n_edge=n_edge)
+  index = jax.jit(graph_index)(graphs)
+  ids = jnp.arange(6)
+  np.testing.assert_array_equal(index.edge_graph,
+                                jnp.repeat(ids, n_edge, total_repeat_length=11))
+  np.testing.assert_array_equal(index.node_graph,
+                                jnp.repeat(ids, n_node, total_repeat_length=12))
+  np.testing.assert_array_equal(index.edge_graph, [0, 0, 0, 2, 2, 2, 2, 2, 5, 5, 5])

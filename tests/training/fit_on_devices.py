@@ -12,10 +12,12 @@ import shutil
 
 import jax
 import numpy as np
+import optax
 import pytest
 
+from gmn_jax import mesh as mesh_lib
 from gmn_jax.mesh import make_mesh
-from gmn_jax.training.fit import TrainConfig, fit, predict
+from gmn_jax.training.fit import TrainConfig, fit, init_params, make_train_step, predict
 from tests.training.test_fit import CONFIG as _CONFIG
 from tests.training.test_fit import MODEL as _MODEL
 from tests.training.test_fit import TRAIN as _TRAIN
@@ -85,3 +87,29 @@ def test_a_batch_the_shards_do_not_divide_is_refused(one, tmp_path):
     fit(_MODEL, one[0], _TRAIN, _VAL, TrainConfig(epochs=1, batch_size=6), tmp_path,
         progress=False, mesh=make_mesh())
   assert not (tmp_path / 'model').exists()  # refused before anything is written
+
+
+def test_one_train_step_on_four_devices_is_one_devices_step():
+  """`fit`'s step on 4 sub-batches of 2 graphs, one per device, has one device's loss and
+  updated parameters on the batch of 8, and meets the devices only after the backward pass:
+  no collective inside a loop, nothing gathered."""
+  data = _data()
+  batch = _TRAIN[:8]
+  graphs, targets, mask = next(data.batches(batch, 8, data.budget(8)))
+  mesh = make_mesh()
+  stacked = mesh_lib.place_batch(next(data.batches(batch, 8, data.budget(2), shards=4)), mesh)
+  tx = optax.adamw(1e-2)
+  params = init_params(_MODEL, jax.random.key(0), graphs)
+  state = (params, tx.init(params))
+  want = make_train_step(_MODEL, tx)(*state, graphs, targets, mask)
+  step = make_train_step(_MODEL, tx, mesh=mesh)
+  got = step(*mesh_lib.place_state(state, mesh), *stacked)
+  np.testing.assert_allclose(got[2], want[2], rtol=1e-5)
+  for a, b, p in zip(jax.tree.leaves(got[0]), jax.tree.leaves(want[0]), jax.tree.leaves(params)):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+    assert len(a.sharding.device_set) == 4
+  assert max(float(np.max(np.abs(a - p))) for a, p in
+             zip(jax.tree.leaves(want[0]), jax.tree.leaves(params))) > 1e-3  # a real update
+  total, in_loops, gathers = mesh_lib.collectives(
+      step.lower(*mesh_lib.place_state(state, mesh), *stacked).compile())
+  assert total > 0 and in_loops == 0 and gathers == 0, (total, in_loops, gathers)
