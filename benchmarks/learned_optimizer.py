@@ -70,8 +70,10 @@ def main() -> None:
   for method in methods:
     lopt = LearnedOptimizer(make_rule(method, config), task.pg)
     meta_params = lopt.init_meta_params(jax.random.key(0))
-    meta_step = jax.jit(_tbptt_step(lopt, task, unroll))
-    compile_s, meta_s = _timed(meta_step, meta_params, key, 64, 1.0, repeats=args.repeats)
+    init_run, run = _tbptt_step(lopt, task, unroll, 1)
+    meta_step = jax.jit(run)
+    compile_s, meta_s = _timed(meta_step, meta_params, init_run(meta_params, key, 1.0), key, 64,
+                               1.0, repeats=args.repeats)
     tx = lopt.as_optax(meta_params)
     _, step_s = _timed(_train_step(task, tx), params, tx.init(params), key,
                        repeats=20 * args.repeats)

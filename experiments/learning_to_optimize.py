@@ -4,6 +4,7 @@ LSTM learned optimizers, Adam and SGD with momentum, on held-out tasks.
     python -m experiments.learning_to_optimize                    # the default run
     python -m experiments.learning_to_optimize --tiny             # the test config (minutes)
     python -m experiments.learning_to_optimize --estimator pes    # PES instead of truncated BP
+    python -m experiments.learning_to_optimize --truncations 4    # 4 unrolls per inner run
 
 Writes results.json, results.md, curves.npz, curves.png and meta_loss.png to --workdir; a
 killed run started again with the same flags resumes meta-training from its checkpoints.
@@ -15,7 +16,7 @@ from experiments import flags
 from gmn_jax.tasks import learning_to_optimize as task
 
 ALIASES = {'meta_steps': 'meta.meta_steps', 'unroll': 'meta.unroll',
-           'estimator': 'meta.estimator'}
+           'estimator': 'meta.estimator', 'truncations': 'meta.truncations'}
 
 
 def parser() -> argparse.ArgumentParser:

@@ -9,8 +9,12 @@ so every parameter has exactly one slot), runs the rule and decodes its per-slot
 
     delta_theta = scale * 0.01 * exp(0.01 * magnitude),   theta <- theta + delta_theta
 
-(Kofinas et al. 2024, after Metz et al. 2019). `step` is the pure function meta-training
-differentiates; `as_optax(meta_params)` wraps it for any optax training loop:
+(Kofinas et al. 2024, after Metz et al. 2019). `Stabilisers` switches on what Metz et al.
+2022's `learned_optimization` does to keep learned steps in check: a smaller fixed step scale
+(`step = 1e-3 * direction * exp(1e-3 * magnitude)`, so that the initial update is small),
+features normalised per tensor, the step count as features (`optimizer_features`), and a
+clip on each parameter's step. `step` is the pure function meta-training differentiates;
+`as_optax(meta_params)` wraps it for any optax training loop:
 
     pg = gmn_jax.trace(model, variables, x)
     lopt = LearnedOptimizer(GraphRule(gmn_jax.GMN(...)), pg)
@@ -28,6 +32,7 @@ Jittable: `init_state`, `step` and the optax transformation; `init_meta_params` 
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, NamedTuple
 
 import flax.linen as nn
@@ -41,6 +46,45 @@ from gmn_jax.training import optimizer_features as F
 from gmn_jax.training.update_rules import RuleInputs
 
 STEP_SCALE = 0.01  # delta = scale * STEP_SCALE * exp(STEP_SCALE * magnitude)
+FEATURES = ('log_sign', 'tensor')
+
+
+@dataclasses.dataclass(frozen=True)
+class Stabilisers:
+  """How a learned optimizer reads its inputs and turns its outputs into steps.
+
+  The defaults are the neural-graphs paper's rule; `Stabilisers.lopt()` is
+  `learned_optimization`'s (Metz et al. 2022) with a clip.
+
+  Attributes:
+    step_scale: the fixed scale a of `delta = a * direction * exp(b * magnitude)`.
+    exp_scale: b of the same formula.
+    features: `'log_sign'` (14 log-magnitudes and signs, gradients over their network-wide
+      root mean square) or `'tensor'` (the 7 raw numbers each over its tensor's root mean
+      square; the graph channels too).
+    time_features: whether every parameter also reads `optimizer_features.time_features` of
+      the step count.
+    step_clip: each parameter's step is clipped to `[-step_clip, step_clip]` (None: no clip).
+  """
+
+  step_scale: float = STEP_SCALE
+  exp_scale: float = STEP_SCALE
+  features: str = 'log_sign'
+  time_features: bool = False
+  step_clip: float | None = None
+
+  def __post_init__(self):
+    if self.features not in FEATURES:
+      raise ValueError(f'unknown features {self.features!r}; choose from {FEATURES}')
+    if self.step_scale <= 0 or (self.step_clip is not None and self.step_clip <= 0):
+      raise ValueError('step_scale and step_clip must be positive')
+
+  @classmethod
+  def lopt(cls) -> 'Stabilisers':
+    """Every stabiliser: scale 1e-3, per-tensor features, the step count, steps clipped to
+    0.1."""
+    return cls(step_scale=1e-3, exp_scale=1e-3, features='tensor', time_features=True,
+               step_clip=0.1)
 
 
 class LearnedOptimizerState(NamedTuple):
@@ -65,13 +109,17 @@ class LearnedOptimizer:
   Args:
     rule: a module of `gmn_jax.training.update_rules`.
     pg: the optimizee's `ParameterGraph`.
+    stabilisers: input features and step formula (`Stabilisers`).
   """
 
-  def __init__(self, rule: nn.Module, pg: ParameterGraph):
+  def __init__(self, rule: nn.Module, pg: ParameterGraph,
+               stabilisers: Stabilisers = Stabilisers()):
     self.rule = rule
     self.pg = pg
-    self._shapes = ((pg.n_edge, pg.kernel_size, F.N_FEATURES),
-                    (pg.n_node, pg.node_param_size, F.N_FEATURES))
+    self.stabilisers = stabilisers
+    n = F.N_FEATURES if stabilisers.features == 'log_sign' else F.N_RAW
+    n += len(F.TIMESCALES) if stabilisers.time_features else 0
+    self._shapes = ((pg.n_edge, pg.kernel_size, n), (pg.n_node, pg.node_param_size, n))
 
   def _slots(self, tree: Any) -> tuple[jax.Array, jax.Array]:
     """A pytree whose leaves have one trailing channel axis `[*shape, C]` -> edge slots
@@ -81,19 +129,29 @@ class LearnedOptimizer:
     return (jnp.moveaxis(graphs.edges['weight'], 0, -1),
             jnp.moveaxis(graphs.nodes['param'], 0, -1))
 
-  def _inputs(self, params: Any, grads: Any, momenta: Any) -> RuleInputs:
-    edge_raw, node_raw = self._slots(F.raw_channels(params, grads, momenta))
+  def _inputs(self, params: Any, grads: Any, momenta: Any, step: jax.Array) -> RuleInputs:
+    raw = F.raw_channels(params, grads, momenta)
+    tensor = self.stabilisers.features == 'tensor'
+    edge_raw, node_raw = self._slots(F.tensor_normalised(raw) if tensor else raw)
     template = self.pg.graph_from_features(edge_raw[..., 0], node_raw[..., 0])
     edge_mask, node_mask = template.edges['mask'], template.nodes['param_mask']
-    rms = F.channel_rms(edge_raw, edge_mask, node_raw, node_mask)
+    rms = (jnp.ones((F.N_RAW,), edge_raw.dtype) if tensor
+           else F.channel_rms(edge_raw, edge_mask, node_raw, node_mask))
     edge_in, node_in = F.graph_channels(edge_raw, edge_mask, node_raw, node_mask, rms)
+    if tensor:
+      edge_x, node_x = edge_raw, node_raw
+    else:
+      edge_x, node_x = F.log_sign_features(edge_raw, rms), F.log_sign_features(node_raw, rms)
+    if self.stabilisers.time_features:
+      t = F.time_features(step).astype(edge_x.dtype)
+      with_t = lambda x: jnp.concatenate([x, jnp.broadcast_to(t, x.shape[:-1] + t.shape)], -1)
+      edge_x, node_x = with_t(edge_x), with_t(node_x)
     graph = template._replace(
         edges={**template.edges, 'weight': edge_in,
                'mask': jnp.tile(edge_mask, (1, F.GRAPH_CHANNELS))},
         nodes={**template.nodes, 'param': node_in,
                'param_mask': jnp.tile(node_mask, (1, F.GRAPH_CHANNELS))})
-    return RuleInputs(F.log_sign_features(edge_raw, rms), F.log_sign_features(node_raw, rms),
-                      graph)
+    return RuleInputs(edge_x, node_x, graph)
 
   def init_meta_params(self, key: jax.Array) -> Any:
     """The rule's initial parameters (host-side driver of one jitted `rule.init` on zero
@@ -104,7 +162,8 @@ class LearnedOptimizer:
           jnp.zeros((self.pg.n_edge, self.pg.kernel_size), self.pg.dtype),
           jnp.zeros((self.pg.n_node, self.pg.node_param_size), self.pg.dtype)))
       state = self.init_state(params)
-      return self.rule.init(key, self._inputs(params, params, state.momenta), state.carry)
+      return self.rule.init(key, self._inputs(params, params, state.momenta, state.step),
+                            state.carry)
 
     return jax.jit(init)(key)
 
@@ -122,9 +181,15 @@ class LearnedOptimizer:
       ValueError: if `params` is not the pytree `pg` was traced with (structure or shapes).
     """
     momenta = F.update_momenta(state.momenta, grads)
-    inputs = self._inputs(params, grads, momenta)
+    inputs = self._inputs(params, grads, momenta, state.step)
     out_edges, out_nodes, carry = self.rule.apply(meta_params, inputs, state.carry)
-    delta = lambda out: out[..., 0] * STEP_SCALE * jnp.exp(STEP_SCALE * out[..., 1])
+    a, b, clip = (self.stabilisers.step_scale, self.stabilisers.exp_scale,
+                  self.stabilisers.step_clip)
+
+    def delta(out):
+      step = out[..., 0] * a * jnp.exp(b * out[..., 1])
+      return step if clip is None else jnp.clip(step, -clip, clip)
+
     template = inputs.graph
     edge_mask = template.edges['mask'][:, :self.pg.kernel_size]
     node_mask = template.nodes['param_mask'][:, :self.pg.node_param_size]

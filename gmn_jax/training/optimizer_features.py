@@ -12,6 +12,12 @@ The graph metanetwork also reads a few raw channels per parameter on the optimiz
 (`graph_channels`): the value, and the gradient and one momentum each divided by their root
 mean square over the whole network (an invariant of every neuron permutation).
 
+The stabilised variant (Metz et al. 2022's `learned_optimization` MLP optimizer) reads the 7
+raw numbers each divided by their root mean square over their own tensor at this step
+(`tensor_normalised`: `x / sqrt(1e-5 + mean_tensor x^2)`, invariant under the neuron
+permutations, which move entries within a tensor), and the step count as `time_features`,
+`tanh(t / s - 1)` for timescales s = 1 ... 3000, the same for every parameter.
+
 Everything here is jittable and works leaf by leaf on parameter pytrees, or on slot arrays.
 """
 
@@ -29,6 +35,8 @@ GRAPH_CHANNELS = 3  # value, normalised gradient, normalised 0.9-momentum
 _EPS = 1e-8
 _LOG_SCALE = 0.1  # log|x| spans about [-18, 3]: keep the inputs near unit scale
 _FLOOR = 1e-3  # gradients and momenta below 1e-3 of their network-wide RMS count as zero
+_TENSOR_EPS = 1e-5  # tensor_normalised: x / sqrt(1e-5 + mean x^2), as learned_optimization
+TIMESCALES = (1, 3, 10, 30, 100, 300, 1000, 3000)
 
 
 def init_momenta(params: Any) -> Any:
@@ -47,6 +55,26 @@ def raw_channels(params: Any, grads: Any, momenta: Any) -> Any:
   """The 7 raw numbers per parameter, leaves `[*shape, 7]`: value, gradient, 5 momenta."""
   return jax.tree.map(lambda p, g, m: jnp.concatenate([p[..., None], g[..., None], m], -1),
                       params, grads, momenta)
+
+
+def tensor_normalised(raw: Any) -> Any:
+  """Leaves `[*shape, C]` with each channel divided by `sqrt(1e-5 + mean x^2)` over the leaf's
+  entries (one tensor of the optimizee): the per-tensor second-moment normalisation of
+  `learned_optimization`'s MLP optimizer. The 1e-5 keeps a tensor of float noise (a gradient
+  that is zero in exact arithmetic) near zero rather than blowing it up to unit scale."""
+
+  def normalise(x):
+    axes = tuple(range(x.ndim - 1))
+    return x * jax.lax.rsqrt(_TENSOR_EPS + jnp.mean(jnp.square(x), axis=axes, keepdims=True))
+
+  return jax.tree.map(normalise, raw)
+
+
+def time_features(step: jax.Array) -> jax.Array:
+  """`[len(TIMESCALES)]`: `tanh(step / s - 1)` per timescale s, so that a rule can change its
+  steps with the step count (e.g. decay them past its meta-training truncation)."""
+  scales = jnp.asarray(TIMESCALES, jnp.float32)
+  return jnp.tanh(jnp.asarray(step, jnp.float32) / scales - 1.0)
 
 
 def channel_rms(edge_raw: jax.Array, edge_mask: jax.Array, node_raw: jax.Array,

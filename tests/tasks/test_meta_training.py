@@ -1,19 +1,44 @@
 """Meta-training with persistent ES on a family of two architectures: the meta-step compiles
 once per architecture whatever batch sizes and initialisation scales are drawn, the meta-loss
-stays finite and the meta-parameters move."""
+stays finite and the meta-parameters move. Truncated backpropagation with several
+truncations per inner run carries the optimizee and the step count from one meta-step to the
+next and restarts after the last truncation."""
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from gmn_jax.tasks.learning_to_optimize.meta_training import MetaTrainConfig, meta_train
+from gmn_jax.tasks.learning_to_optimize.meta_training import (MetaTrainConfig, _tbptt_step,
+                                                              meta_train)
 from gmn_jax.tasks.learning_to_optimize.optimizees import Optimizee, OptimizeeSpec
 from gmn_jax.training.learned_optimizer import LearnedOptimizer
 from gmn_jax.training.update_rules import PerParameterMLP
 
-pytestmark = pytest.mark.slow  # meta-trains for real to count compilations (~80 s)
+
+def test_tbptt_truncations_carry_the_optimizee_then_restart():
+  task = Optimizee(OptimizeeSpec('mlp', 4, 1), 16)
+  lopt = LearnedOptimizer(PerParameterMLP((4,)), task.pg)
+  meta_params = lopt.init_meta_params(jax.random.key(0))
+  init_run, run = _tbptt_step(lopt, task, unroll=2, truncations=3)
+  run = jax.jit(run)
+  carry = init_run(meta_params, jax.random.key(1), 1.0)
+  carries = []
+  for i in range(4):
+    loss, grad, carry = run(meta_params, carry, jax.random.key(10 + i), 16, 1.0)
+    assert np.isfinite(float(loss)) and all(np.all(np.isfinite(g)) for g in jax.tree.leaves(grad))
+    carries.append(carry)
+  assert [int(c[1].step) for c in carries] == [2, 4, 6, 2]  # the 4th meta-step restarts
+  # the 2nd meta-step continues from the 1st's optimizee: moving it moves the result
+  leaf = lambda c: jax.tree.leaves(c[0])[0]
+  _, _, same = run(meta_params, carries[0], jax.random.key(11), 16, 1.0)
+  moved = (jax.tree.map(lambda p: p + 0.1, carries[0][0]), carries[0][1])
+  _, _, other = run(meta_params, moved, jax.random.key(11), 16, 1.0)
+  assert jnp.allclose(leaf(same), leaf(carries[1]))
+  assert not jnp.allclose(leaf(other), leaf(carries[1]))
 
 
+@pytest.mark.slow  # meta-trains for real to count compilations (~80 s)
 def test_pes_compiles_once_per_architecture(tmp_path):
   family = [Optimizee(OptimizeeSpec('cnn', 2, 1), 16), Optimizee(OptimizeeSpec('mlp', 4, 1), 16)]
   rule = PerParameterMLP((4,))

@@ -17,7 +17,8 @@ import pytest
 
 import gmn_jax
 import gmn_jax.testing as gt
-from gmn_jax.training.learned_optimizer import LearnedOptimizer, graph_of_update
+from gmn_jax.training import optimizer_features as F
+from gmn_jax.training.learned_optimizer import LearnedOptimizer, Stabilisers, graph_of_update
 from gmn_jax.training.update_rules import GraphRule, PerParameterLSTM, PerParameterMLP
 
 FAMILIES = ('mlp', 'cnn_bn', 'resnet', 'vit')
@@ -35,9 +36,9 @@ def _meta_params(kind: str, traced_first):
   return LearnedOptimizer(_graph_rule(kind), traced_first).init_meta_params(jax.random.key(0))
 
 
-def _check(rule, meta_params, pg, variables, apply):
+def _check(rule, meta_params, pg, variables, apply, stabilisers=Stabilisers()):
   loss = lambda v: jnp.mean(apply(v) ** 2)
-  fn = jax.jit(graph_of_update(LearnedOptimizer(rule, pg), loss, meta_params))
+  fn = jax.jit(graph_of_update(LearnedOptimizer(rule, pg, stabilisers), loss, meta_params))
   gt.assert_equivariant(fn, pg, variables, jax.random.key(1), n=2)
   gt.assert_not_equivariant(fn, pg, variables, jax.random.key(2))
 
@@ -58,6 +59,46 @@ def test_other_rules_are_equivariant(traced, kind, family):
   rule = {'mlp': PerParameterMLP((8,)), 'lstm': PerParameterLSTM(4)}.get(kind) or _graph_rule(kind)
   meta_params = LearnedOptimizer(rule, pg).init_meta_params(jax.random.key(0))
   _check(rule, meta_params, pg, variables, apply)
+
+
+@pytest.mark.parametrize('kind,family', [('gmn', 'cnn_bn'), ('mlp', 'mlp'), ('lstm', 'mlp')])
+def test_stabilised_rules_are_equivariant(traced, kind, family):
+  """Per-tensor features, the step count and the clip keep every rule's symmetry (the
+  per-tensor root mean square is a permutation invariant; a BatchNorm'd bias's float-noise
+  gradient stays near zero)."""
+  pg, variables, apply = traced(family)
+  rule = {'mlp': PerParameterMLP((8,)), 'lstm': PerParameterLSTM(4)}.get(kind) or _graph_rule(kind)
+  meta_params = LearnedOptimizer(rule, pg, Stabilisers.lopt()).init_meta_params(
+      jax.random.key(0))
+  _check(rule, meta_params, pg, variables, apply, Stabilisers.lopt())
+
+
+def test_stabilised_steps_are_small_clipped_and_read_the_step_count(traced):
+  pg, variables, apply = traced('mlp')
+  grads = jax.grad(lambda v: jnp.mean(apply(v) ** 2))(variables)
+  rule = PerParameterMLP((8,))
+  plain = LearnedOptimizer(rule, pg)
+  meta_params = plain.init_meta_params(jax.random.key(0))
+  big = lambda u: max(float(jnp.max(jnp.abs(x))) for x in jax.tree.leaves(u))
+  lopt = LearnedOptimizer(rule, pg, Stabilisers.lopt())
+  lopt_params = lopt.init_meta_params(jax.random.key(0))
+  state = lopt.init_state(variables)
+  updates, _ = lopt.step(lopt_params, variables, grads, state)
+  assert 0 < big(updates) < 0.01
+  small = LearnedOptimizer(rule, pg, Stabilisers(step_scale=1e-3, exp_scale=1e-3))
+  ratio = big(small.step(meta_params, variables, grads, state)[0]) / big(
+      plain.step(meta_params, variables, grads, state)[0])
+  assert 0.08 < ratio < 0.12  # the same rule's outputs give 10x smaller steps
+  clipped = LearnedOptimizer(rule, pg, Stabilisers(step_scale=10.0, step_clip=1e-3))
+  assert big(clipped.step(meta_params, variables, grads, plain.init_state(variables))[0]) \
+      == pytest.approx(1e-3)
+  later, _ = lopt.step(lopt_params, variables, grads, state._replace(step=jnp.int32(100)))
+  assert not all(jnp.allclose(a, b) for a, b in zip(jax.tree.leaves(updates),
+                                                      jax.tree.leaves(later)))
+  normalised = F.tensor_normalised({'a': jnp.full((3, 2), 1e3), 'b': jnp.full((4, 1), 1e-9)})
+  assert jnp.allclose(normalised['a'], 1.0, atol=1e-6) and jnp.max(normalised['b']) < 1e-6
+  with pytest.raises(ValueError, match='features'):
+    Stabilisers(features='rms')
 
 
 def test_optax_contract(traced):

@@ -18,6 +18,12 @@ budgets (8x8 digits instead of Fashion-MNIST/CIFAR-10, unrolls of 50 instead of 
 steps, 100 meta-steps instead of 1,000, meta learning rate 1e-3 instead of 3e-4), so that
 the default run fits a CPU.
 
+`config.stabilisers` (`gmn_jax.training.learned_optimizer.Stabilisers`) and
+`config.meta.truncations` switch on, for every learned optimizer alike, the stabilisers of
+Metz et al. 2022's `learned_optimization` (a small fixed step scale, per-tensor features, the
+step count as features, a clipped step) and truncated backpropagation over several unrolls
+of one inner run; `benchmarks/l2o_ablation.py` measures each.
+
 Modules: `config`, `methods` (the registry), `optimizees` (the task family),
 `meta_training`, `run`, `report`.
 """

