@@ -8,8 +8,10 @@ import time
 from typing import Any
 
 import flax.linen as nn
+import jax
 import numpy as np
 
+from gmn_jax.metanets.baselines import StatNN, WeightMLP, flat_parameters, standardization
 from gmn_jax.metanets.inr_probes import LearnedProbes, check_siren_graph
 from gmn_jax.tasks.inr_classification import report as report_lib
 from gmn_jax.tasks.inr_classification.config import InrClassificationConfig
@@ -49,23 +51,41 @@ def encode_inr_zoo(zoo: inr_zoo_lib.InrZoo) -> GraphSet:
 
 
 def build_model(name: str, config: InrClassificationConfig, graphs: GraphSet,
-                zoo_config: inr_zoo_lib.InrZooConfig, num_classes: int) -> nn.Module:
+                zoo_config: inr_zoo_lib.InrZooConfig, num_classes: int,
+                train: np.ndarray | None = None) -> nn.Module:
   """The Flax module of method `name` (`REGISTRY`) for these graphs. Host-side.
 
   Graph metanetworks and DeepSets standardise each layer's weights per graph
   (`normalize_weights`: SIREN weights are ~0.01 after the first layer, ~1 in it); `*_probes`
-  methods are wrapped in `LearnedProbes` with the zoo's omega0 and output offset.
+  methods are wrapped in `LearnedProbes` with the zoo's omega0 and output offset. The flat
+  MLP and StatNN standardise their inputs entry by entry with the statistics of the `train`
+  rows (DWSNets' per-position training-set mean and deviation); without `train` they read
+  raw values.
   """
   method = REGISTRY[name]
   budget = graphs.budget(config.train.batch_size)
   common = dict(readout_hidden=2 * config.hidden, normalize_weights=True,
                 max_kernel_size=budget.kernel_size, max_param_size=budget.param_size)
   model = method.build(config, common, num_classes, graphs.templates[0])
+  if train is not None and isinstance(model, (WeightMLP, StatNN)):
+    mean, std = standardization(_inputs(model, graphs, train))
+    model = model.clone(input_mean=mean, input_std=std)
   if method.probes:
     model = LearnedProbes(model, n_probes=config.probes, omega0=zoo_config.omega0,
                           n_layers=len(zoo_config.hidden) + 1,
                           output_offset=zoo_config.conv.output_offset)
   return model
+
+
+def _inputs(model: WeightMLP | StatNN, graphs: GraphSet, rows: np.ndarray) -> np.ndarray:
+  """What `model` reads of the `rows`, before its standardisation: the flat parameters or
+  the statistics (one architecture: the SIREN)."""
+  if isinstance(model, WeightMLP):
+    return flat_parameters(jax.tree.map(lambda a: a[graphs.row_of[rows]], graphs.stacked[0]))
+  features = jax.jit(model.clone(input_mean=None, input_std=None).features)
+  budget = graphs.budget(64)
+  return np.concatenate([np.asarray(features(g))[m]
+                         for g, _, m in graphs.batches(rows, 64, budget)])
 
 
 def _train_config(name: str, config: InrClassificationConfig) -> TrainConfig:
@@ -80,8 +100,9 @@ def train_and_evaluate(config: InrClassificationConfig, workdir: str | pathlib.P
   checkpointed in `workdir/runs/<method>`.
 
   Returns:
-    The results (also `workdir/results.json`): per method, test accuracy and cross-entropy
-    at the best validation epoch, that epoch and the training time; the zoo's PSNR.
+    The results (also `workdir/results.json`): per method, test and training accuracy and
+    cross-entropy at the best validation epoch (the same parameters), that epoch, the last
+    epoch's mean training loss and the training time; the zoo's PSNR.
   """
   workdir = pathlib.Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
@@ -102,19 +123,22 @@ def train_and_evaluate(config: InrClassificationConfig, workdir: str | pathlib.P
               'describe': inr_zoo_lib.describe_psnr(zoo)},
       'chance': float(np.max(np.bincount(labels[test])) / len(test)),
       'methods': {}, 'zoo_seconds': round(zoo_seconds, 1)}
-  logits, histories = {}, {}
+  logits, train_logits, histories = {}, {}, {}
   for name in config.methods:
     tic = time.time()
-    model = build_model(name, config, graphs, config.zoo, zoo.num_classes)
+    model = build_model(name, config, graphs, config.zoo, zoo.num_classes, train)
     fitted = fit(model, graphs, train, val, _train_config(name, config), workdir / 'runs', name,
                  progress=progress)
     logits[name] = predict(model, fitted.params, graphs, test, loss='cross_entropy')
+    train_logits[name] = predict(model, fitted.params, graphs, train, loss='cross_entropy')
     histories[name] = fitted.history
     results['methods'][name] = {
         'test': metrics_lib.classification(labels[test], logits[name]),
+        'train': metrics_lib.classification(labels[train], train_logits[name]),
+        'final_train_loss': fitted.history[-1]['train_loss'],
         'best_epoch': fitted.best_epoch,
         'val_accuracy': fitted.history[fitted.best_epoch - 1]['val_accuracy'],
         'train_seconds': round(time.time() - tic, 1)}
   results['total_seconds'] = round(time.time() - start, 1)
-  report_lib.write(workdir, results, zoo, test, logits, histories)
+  report_lib.write(workdir, results, zoo, (train, test), (train_logits, logits), histories)
   return results
