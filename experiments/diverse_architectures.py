@@ -32,7 +32,7 @@ import jax
 
 from experiments import flags
 from gmn_jax.tasks import diverse_architectures as task
-from gmn_jax.tasks.diverse_architectures import curve as curve_lib
+curve_lib = task.curve
 from gmn_jax.training.report import table
 
 ALIASES = {'members': 'zoo.num_members', 'dataset': 'zoo.dataset', 'epochs': 'train.epochs'}
