@@ -32,8 +32,9 @@ import jax
 
 from experiments import flags
 from gmn_jax.tasks import diverse_architectures as task
-curve_lib = task.curve
 from gmn_jax.training.report import table
+
+curve_lib = task.curve
 
 ALIASES = {'members': 'zoo.num_members', 'dataset': 'zoo.dataset', 'epochs': 'train.epochs'}
 
