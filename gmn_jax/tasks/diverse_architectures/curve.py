@@ -164,6 +164,7 @@ def plot(path: pathlib.Path, result: dict[str, Any]) -> None:
   ax.set(xscale='log', xlabel='training networks', ylabel='test R²',
          title=f'diverse zoo: {result["rows"]["test"]} test networks')
   ax.set_xticks(result['sizes'], [str(n) for n in result['sizes']])
+  ax.minorticks_off()
   ax.legend(fontsize=8)
   fig.tight_layout()
   fig.savefig(path, dpi=120)
