@@ -4,7 +4,13 @@
   per-neuron parameters (mean, variance and the 0, 25, 50, 75, 100% quantiles) into an MLP.
   Invariant to every neuron permutation, symmetry or not.
 - `WeightMLP`: an MLP on the flattened parameters of one architecture, in the template's
-  edge and node order. Not invariant to anything; it refuses graphs of another architecture.
+  edge and node order (DWSNets' flat-weight baseline, Navon et al. 2023). Not invariant to
+  anything; it refuses graphs of another architecture.
+
+`StatNN` and `WeightMLP` optionally standardise their inputs (the statistics, the flat
+vector) entry by entry with a training set's mean and standard deviation (`input_mean`,
+`input_std`; `standardization` computes them), as DWSNets standardises every parameter
+position by its training-set statistics before its MLP.
 - `EdgeDeepSets`: DeepSets (Zaheer et al. 2017) over the set of edges (and of neurons with
   parameters): each element is encoded on its own (`GraphEncoder`), transformed by an MLP,
   averaged per graph and read out. Blind to which neuron an edge connects.
@@ -16,6 +22,7 @@ also gives per-parameter outputs through `Readout`.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -29,6 +36,22 @@ from gmn_jax.metanets.metanetwork import Metanetwork
 from gmn_jax.metanets.readout import MLP
 
 QUANTILES = (0.0, 0.25, 0.5, 0.75, 1.0)
+
+
+def standardization(x: np.ndarray, floor: float = 1e-8) -> tuple[np.ndarray, np.ndarray]:
+  """Per-column mean and standard deviation of `x` `[n, d]` (float32, `[d]` each), for a
+  model's `input_mean` / `input_std`. Columns whose deviation is below `floor` (constant
+  inputs, e.g. padding slots) get 1, so they become 0 and stay finite. Host-side."""
+  x = np.asarray(x, np.float64)
+  std = x.std(axis=0)
+  return (x.mean(axis=0).astype(np.float32),
+          np.where(std < floor, 1.0, std).astype(np.float32))
+
+
+def _standardize(x: jax.Array, mean, std) -> jax.Array:
+  if mean is None:
+    return x
+  return (x - jnp.asarray(mean, x.dtype)) / jnp.asarray(std, x.dtype)
 
 
 def segment_statistics(values: jax.Array, segment_ids: jax.Array, num_segments: int,
@@ -76,6 +99,8 @@ class StatNN(nn.Module):
     max_layers: layers kept apart.
     max_param_slots: per-neuron parameter slots kept apart.
     activation: of the MLP.
+    input_mean, input_std: `[n_features]` arrays: the features are standardised with them
+      before the MLP (None: read raw).
   """
 
   out_features: int = 1
@@ -83,6 +108,8 @@ class StatNN(nn.Module):
   max_layers: int = 16
   max_param_slots: int = 4
   activation: Callable = nn.relu
+  input_mean: Any = None
+  input_std: Any = None
 
   def features(self, graphs: jraph.GraphsTuple) -> jax.Array:
     """`[n_graph, n_features]` statistics (before the MLP)."""
@@ -106,7 +133,8 @@ class StatNN(nn.Module):
 
   @nn.compact
   def __call__(self, graphs: jraph.GraphsTuple) -> jraph.GraphsTuple:
-    out = MLP(tuple(self.hidden) + (self.out_features,), self.activation)(self.features(graphs))
+    x = _standardize(self.features(graphs), self.input_mean, self.input_std)
+    out = MLP(tuple(self.hidden) + (self.out_features,), self.activation)(x)
     return graphs._replace(globals=out)
 
 
@@ -126,6 +154,9 @@ class WeightMLP(nn.Module):
     out_features: width of `globals`.
     hidden: MLP widths.
     activation: of the MLP.
+    input_mean, input_std: `[n_edge * K + n_node * P]` arrays: the flattened parameters are
+      standardised with them, entry by entry (None: read raw). `flat_parameters` gives the
+      vectors to compute them from.
   """
 
   n_node: int | None = None
@@ -133,6 +164,8 @@ class WeightMLP(nn.Module):
   out_features: int = 1
   hidden: Sequence[int] = (256, 256)
   activation: Callable = nn.relu
+  input_mean: Any = None
+  input_std: Any = None
 
   @classmethod
   def for_architecture(cls, template, **kwargs) -> 'WeightMLP':
@@ -183,6 +216,7 @@ class WeightMLP(nn.Module):
         index.node_graph, local_n].set(p, mode='drop')
     flat = jnp.concatenate([flat_w.reshape(index.n_graph, -1),
                             flat_p.reshape(index.n_graph, -1)], axis=-1)
+    flat = _standardize(flat, self.input_mean, self.input_std)
     hidden = tuple(self.hidden)
     kernel = self.param('input_kernel', nn.initializers.lecun_normal(), (width, hidden[0]))
     bias = self.param('input_bias', nn.initializers.zeros, (hidden[0],))
@@ -190,6 +224,14 @@ class WeightMLP(nn.Module):
     out = MLP(hidden[1:] + (self.out_features,), self.activation, name='mlp')(x)
     out = jnp.where((real & ~matches)[:, None], jnp.nan, out)
     return graphs._replace(globals=out)
+
+
+def flat_parameters(stacked: jraph.GraphsTuple) -> np.ndarray:
+  """`[n, n_edge * K + n_node * P]`: graphs of one architecture stacked on a leading axis
+  (as `jax.vmap(pg.encode)` gives them) flattened in `WeightMLP`'s order. Host-side."""
+  w = np.asarray(stacked.edges['weight'])
+  p = np.asarray(stacked.nodes['param'])
+  return np.concatenate([w.reshape(len(w), -1), p.reshape(len(p), -1)], axis=-1)
 
 
 class EdgeDeepSets(Metanetwork):

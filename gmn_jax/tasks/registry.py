@@ -18,7 +18,8 @@ from typing import Any
 
 SYMMETRIES = 'symmetries'
 PERMUTATIONS = 'permutations'
-AUGMENTS = (SYMMETRIES, PERMUTATIONS)
+NO_AUGMENT = 'none'
+AUGMENTS = (SYMMETRIES, PERMUTATIONS, NO_AUGMENT)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,7 +38,8 @@ class Method:
     augment: the random symmetries it trains with: `SYMMETRIES` (neuron permutations and the
       scale or sign symmetries of each neuron's activation) or `PERMUTATIONS` only (for
       features that cannot learn to ignore a neuron's scale or sign, such as weight
-      statistics and flat weights).
+      statistics), or `NO_AUGMENT` (for inputs in a fixed order that a relabelling of the
+      neurons would scramble: flat weights).
   """
 
   label: str
@@ -52,9 +54,12 @@ class Method:
 
   def train_config(self, train: Any) -> Any:
     """`train` (a `TrainConfig`) with the scale and sign augmentation off for
-    `PERMUTATIONS` methods."""
-    return (train if self.augment == SYMMETRIES
-            else dataclasses.replace(train, max_scale=1.0))
+    `PERMUTATIONS` methods and all augmentation off for `NO_AUGMENT` ones."""
+    if self.augment == SYMMETRIES:
+      return train
+    if self.augment == PERMUTATIONS:
+      return dataclasses.replace(train, max_scale=1.0)
+    return dataclasses.replace(train, augment=False, max_scale=1.0)
 
 
 def check_methods(methods: Sequence[str], registry: Mapping[str, Method]) -> tuple[str, ...]:

@@ -320,3 +320,37 @@ def test_weight_mlp_reads_one_architecture_only():
   out = jax.jit(fixed.apply)(params, gmn_jax.batch([g, other], budget))
   assert out.globals.shape == (3, 1)
   assert np.isfinite(out.globals[0]).all() and np.isnan(out.globals[1]).all()
+
+
+def test_standardised_inputs_are_the_raw_model_on_standardised_values():
+  """`input_mean`/`input_std` standardise WeightMLP's flat vector entry by entry (in
+  `flat_parameters`' order) and StatNN's statistics; a constant column is kept finite."""
+  from gmn_jax.metanets.baselines import flat_parameters, standardization
+  pg, variables = metanets.case('mlp')
+  scaled = [jax.tree.map(lambda a, s=s: a * s + 0.1 * s, variables) for s in (0.5, 1.0, 3.0)]
+  stacked = jax.tree.map(lambda *a: np.stack(a), *[pg.encode(v) for v in scaled])
+  flat = flat_parameters(stacked)
+  assert flat.shape == (3, pg.n_edge * stacked.edges['weight'].shape[-1]
+                        + pg.n_node * stacked.nodes['param'].shape[-1])
+  mean, std = standardization(flat)
+  constant = np.flatnonzero(flat.std(0) == 0)
+  assert constant.size and (std[constant] == 1).all()  # input neurons' empty param slots
+  graphs = gmn_jax.batch([pg.encode(v) for v in scaled])
+  raw = gmn_jax.WeightMLP.for_architecture(pg, hidden=(8,))
+  params = metanets.random_params(raw, graphs)
+  out = raw.clone(input_mean=mean, input_std=std).apply(params, graphs).globals
+  # The same MLP on the standardised flat vectors, applied by hand.
+  p = params['params']
+  x = jax.nn.relu(((flat - mean) / std) @ p['input_kernel'] + p['input_bias'])
+  assert not np.allclose(out, raw.apply(params, graphs).globals, atol=1e-3)  # raw input
+  head = p['mlp']
+  layer = head[sorted(head)[0]]
+  np.testing.assert_allclose(out[:3, 0], (x @ layer['kernel'] + layer['bias'])[:, 0],
+                             rtol=1e-5, atol=1e-5)
+  stat = gmn_jax.StatNN(hidden=(8,))
+  feats = np.asarray(stat.features(graphs))[:3]  # the 3 real graphs, not the padding
+  f_mean, f_std = standardization(feats)
+  stat_params = metanets.random_params(stat, graphs)
+  shifted = stat.clone(input_mean=f_mean, input_std=f_std).apply(stat_params, graphs).globals
+  assert np.isfinite(shifted).all()
+  assert not np.allclose(shifted, stat.apply(stat_params, graphs).globals, atol=1e-3)

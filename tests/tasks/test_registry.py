@@ -7,7 +7,8 @@ import dataclasses
 import pytest
 
 from gmn_jax import tasks
-from gmn_jax.tasks.registry import PERMUTATIONS, SYMMETRIES, Labels, Method, check_methods
+from gmn_jax.tasks.registry import (NO_AUGMENT, PERMUTATIONS, SYMMETRIES, Labels, Method,
+                                    check_methods)
 from gmn_jax.training.fit import TrainConfig
 
 
@@ -38,6 +39,9 @@ def test_augment_is_one_field():
   train = TrainConfig(max_scale=2.0)
   assert Method('GMN', None).train_config(train) is train
   assert Method('StatNN', None, augment=PERMUTATIONS).train_config(train).max_scale == 1.0
+  assert Method('StatNN', None, augment=PERMUTATIONS).train_config(train).augment
+  flat = Method('MLP', None, augment=NO_AUGMENT).train_config(train)
+  assert not flat.augment and flat.max_scale == 1.0
   assert Method('x', None, augment=SYMMETRIES).augment == 'symmetries'
   with pytest.raises(ValueError, match='augment must be one of'):
     Method('x', None, augment='scales')
@@ -47,7 +51,9 @@ def test_augment_is_one_field():
                   for name in ('generalization', 'diverse_architectures', 'inr_classification')}
   assert permutations == {'generalization': ['mlp', 'statnn', 'statnn_gbm'],
                           'diverse_architectures': ['deepsets', 'dmc', 'statnn'],
-                          'inr_classification': ['mlp', 'statnn']}
+                          'inr_classification': ['statnn']}
+  # The INR flat MLP reads a fixed layout: no augmentation, as DWSNets trains it.
+  assert tasks.inr_classification.REGISTRY['mlp'].augment == NO_AUGMENT
 
 
 def test_check_methods():

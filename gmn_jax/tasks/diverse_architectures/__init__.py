@@ -12,10 +12,11 @@ hidden sizes, test on the largest). `run_settings` runs several settings and see
 encoding of the zoo and writes `summary.md` (mean ± sd).
 
 Modules: `config`, `methods` (the registry), `data` (encoding and split), `run`, `report`,
-`sweep` (the validation sweep of learning rate and width).
+`sweep` (the validation sweep of learning rate and width), `curve` (learning curves over zoo
+size).
 """
 
-from gmn_jax.tasks.diverse_architectures import report, sweep
+from gmn_jax.tasks.diverse_architectures import curve, report, sweep
 from gmn_jax.tasks.diverse_architectures.config import SETTINGS, DiverseArchitecturesConfig
 from gmn_jax.tasks.diverse_architectures.data import (PACKING_SLACK, encode_zoo,
                                                       load_and_encode, split)
@@ -25,6 +26,6 @@ from gmn_jax.training.encoding import Encoded
 
 Config = DiverseArchitecturesConfig
 
-__all__ = ['DEFAULT_METHODS', 'METHODS', 'PACKING_SLACK', 'REGISTRY', 'SETTINGS', 'Config',
+__all__ = ['DEFAULT_METHODS', 'curve', 'METHODS', 'PACKING_SLACK', 'REGISTRY', 'SETTINGS', 'Config',
            'DiverseArchitecturesConfig', 'Encoded', 'encode_zoo', 'evaluate', 'load_and_encode',
            'report', 'run_settings', 'split', 'sweep', 'train_and_evaluate']

@@ -12,7 +12,7 @@ from gmn_jax.metanets.baselines import EdgeDeepSets, StatNN, WeightMLP
 from gmn_jax.metanets.gmn import GMN
 from gmn_jax.metanets.neural_graphs import NGGNN, NGT
 from gmn_jax.metanets.scalegmn import ScaleGMN
-from gmn_jax.tasks.registry import PERMUTATIONS, Labels, Method
+from gmn_jax.tasks.registry import NO_AUGMENT, PERMUTATIONS, Labels, Method
 
 
 def _gmn(c, common, k, _):
@@ -38,7 +38,9 @@ def _ngt(c, common, k, _):
 
 
 # A new method is one entry here (and, if it needs one, a builder above). Weight statistics
-# and flat weights cannot learn to ignore a sine neuron's sign flip: permutations only.
+# cannot learn to ignore a sine neuron's sign flip: permutations only (a no-op for them, as
+# for DeepSets). The flat MLP reads a fixed layout that a neuron permutation scrambles: no
+# augmentation, as DWSNets trains its MLP baseline (`--permutation False`).
 REGISTRY: dict[str, Method] = {
     'gmn': Method('GMN', _gmn),
     'gmn_probes': Method('GMN + probes', _gmn, probes=True),
@@ -53,7 +55,7 @@ REGISTRY: dict[str, Method] = {
         out_features=k, hidden=(4 * c.hidden, 4 * c.hidden)), graph=False, augment=PERMUTATIONS),
     'mlp': Method('flat MLP', lambda c, common, k, template: WeightMLP.for_architecture(
         template, out_features=k, hidden=(4 * c.hidden, 4 * c.hidden)), graph=False,
-        augment=PERMUTATIONS),
+        augment=NO_AUGMENT),
 }
 METHODS = tuple(REGISTRY)
 # Two graph metanetworks reading learned probe features, as the neural-graphs paper reads

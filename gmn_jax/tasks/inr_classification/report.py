@@ -19,15 +19,17 @@ CURVES = (report.Panel('train_loss', 'training cross-entropy', 'training loss'),
 
 
 def table(results: dict[str, Any]) -> str:
-  """A markdown table of test accuracy per method (held-out images, best validation epoch)."""
-  lines = ['| method | test accuracy | test cross-entropy | val accuracy | best epoch | '
-           'train s |', '|---|---|---|---|---|---|']
+  """A markdown table of test accuracy per method (held-out images, best validation epoch),
+  with the training accuracy of the same parameters and the last epoch's training loss."""
+  lines = ['| method | test accuracy | test cross-entropy | val accuracy | train accuracy | '
+           'last train loss | best epoch | train s |', '|---|---|---|---|---|---|---|---|']
   for name, r in results['methods'].items():
     t = r['test']
     lines.append(f'| {LABELS[name]} | {100 * t["accuracy"]:.1f}% | {t["cross_entropy"]:.3f} | '
-                 f'{100 * r["val_accuracy"]:.1f}% | {r["best_epoch"]} | '
+                 f'{100 * r["val_accuracy"]:.1f}% | {100 * r["train"]["accuracy"]:.1f}% | '
+                 f'{r["final_train_loss"]:.3f} | {r["best_epoch"]} | '
                  f'{r["train_seconds"]:.0f} |')
-  lines.append(f'| majority class | {100 * results["chance"]:.1f}% | | | | |')
+  lines.append(f'| majority class | {100 * results["chance"]:.1f}% | | | | | | |')
   return '\n'.join(lines)
 
 
@@ -38,9 +40,17 @@ def best_graph_method(results: dict[str, Any]) -> str | None:
   return max(graph, key=lambda m: results['methods'][m]['test']['accuracy'])
 
 
-def write(workdir: pathlib.Path, results: dict[str, Any], zoo: InrZoo, test: np.ndarray,
-          logits: dict[str, np.ndarray], histories: dict[str, list]) -> None:
-  """Writes the report files into `workdir`."""
+def write(workdir: pathlib.Path, results: dict[str, Any], zoo: InrZoo,
+          rows: tuple[np.ndarray, np.ndarray],
+          logits: tuple[dict[str, np.ndarray], dict[str, np.ndarray]],
+          histories: dict[str, list]) -> None:
+  """Writes the report files into `workdir`.
+
+  Args:
+    rows: the (train, test) INR rows.
+    logits: per method, the (train, test) logits `[len(rows), classes]`.
+  """
+  (train, test), (train_logits, logits) = rows, logits
   labels = zoo.records['label'][test]
   best = best_graph_method(results)
   if best is not None:
@@ -49,13 +59,16 @@ def write(workdir: pathlib.Path, results: dict[str, Any], zoo: InrZoo, test: np.
   (workdir / 'results.json').write_text(json.dumps(results, indent=2))
   np.savez(workdir / 'predictions.npz', inr=zoo.records['inr'][test],
            image=zoo.records['image'][test], label=labels,
-           **{f'logits/{name}': v for name, v in logits.items()})
-  z, rows = results['zoo'], results['rows']
+           train_inr=zoo.records['inr'][train], train_label=zoo.records['label'][train],
+           **{f'logits/{name}': v for name, v in logits.items()},
+           **{f'train_logits/{name}': v for name, v in train_logits.items()})
+  z, n = results['zoo'], results['rows']
   md = ['# INR classification', '',
         f'{z["inrs"]} INRs ({results["config"]["zoo"]["dataset"]}), {z["describe"]}. Split by '
-        f'image: {rows["train"]} training INRs ({results["images"]["train"]} images), '
-        f'{rows["val"]} validation and {rows["test"]} test INRs (one per held-out image). '
-        'Test accuracy at the epoch of best validation accuracy.', '', table(results), '',
+        f'image: {n["train"]} training INRs ({results["images"]["train"]} images), '
+        f'{n["val"]} validation and {n["test"]} test INRs (one per held-out image). '
+        'Test and training accuracy at the epoch of best validation accuracy.', '',
+        table(results), '',
         '![INRs rendered next to their images](inrs.png)', '']
   if best is not None:
     md += [f'![confusion matrix of {LABELS[best]} on the test INRs](confusion.png)', '']

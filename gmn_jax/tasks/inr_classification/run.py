@@ -11,6 +11,7 @@ import flax.linen as nn
 import jax
 import numpy as np
 
+from gmn_jax.metanets.baselines import StatNN, WeightMLP, flat_parameters, standardization
 from gmn_jax.metanets.inr_probes import LearnedProbes, check_siren_graph
 from gmn_jax.metanets.metanetwork import Metanetwork
 from gmn_jax.metanets.readout import fit_readout_statistics
@@ -62,7 +63,9 @@ def build_model(name: str, config: InrClassificationConfig, graphs: GraphSet,
   wrapped in `LearnedProbes` with the zoo's omega0 and output offset. With
   `config.standardize_readout`, the readout input of GMN, NG-GNN and NG-T (not ScaleGMN) is
   standardised with its statistics over the first 512 `train` rows under the initial
-  parameters `fit` will draw.
+  parameters `fit` will draw. The flat MLP and StatNN standardise their inputs entry by entry
+  with the statistics of the `train` rows (DWSNets' per-position training-set mean and
+  deviation); without `train` they read raw values.
   """
   method = REGISTRY[name]
   budget = graphs.budget(config.train.batch_size)
@@ -87,7 +90,21 @@ def build_model(name: str, config: InrClassificationConfig, graphs: GraphSet,
     stats = fit_readout_statistics(wrap(model), params, (
         (g, m) for g, _, m in graphs.batches(train[:512], config.train.batch_size, budget)))
     model = model.clone(readout_statistics=stats)
+  if train is not None and isinstance(model, (WeightMLP, StatNN)):
+    mean, std = standardization(_inputs(model, graphs, train))
+    model = model.clone(input_mean=mean, input_std=std)
   return wrap(model)
+
+
+def _inputs(model: WeightMLP | StatNN, graphs: GraphSet, rows: np.ndarray) -> np.ndarray:
+  """What `model` reads of the `rows`, before its standardisation: the flat parameters or
+  the statistics (one architecture: the SIREN)."""
+  if isinstance(model, WeightMLP):
+    return flat_parameters(jax.tree.map(lambda a: a[graphs.row_of[rows]], graphs.stacked[0]))
+  features = jax.jit(model.clone(input_mean=None, input_std=None).features)
+  budget = graphs.budget(64)
+  return np.concatenate([np.asarray(features(g))[m]
+                         for g, _, m in graphs.batches(rows, 64, budget)])
 
 
 def _train_config(name: str, config: InrClassificationConfig) -> TrainConfig:
@@ -102,8 +119,9 @@ def train_and_evaluate(config: InrClassificationConfig, workdir: str | pathlib.P
   checkpointed in `workdir/runs/<method>`.
 
   Returns:
-    The results (also `workdir/results.json`): per method, test accuracy and cross-entropy
-    at the best validation epoch, that epoch and the training time; the zoo's PSNR.
+    The results (also `workdir/results.json`): per method, test and training accuracy and
+    cross-entropy at the best validation epoch (the same parameters), that epoch, the last
+    epoch's mean training loss and the training time; the zoo's PSNR.
   """
   workdir = pathlib.Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
@@ -124,19 +142,22 @@ def train_and_evaluate(config: InrClassificationConfig, workdir: str | pathlib.P
               'describe': inr_zoo_lib.describe_psnr(zoo)},
       'chance': float(np.max(np.bincount(labels[test])) / len(test)),
       'methods': {}, 'zoo_seconds': round(zoo_seconds, 1)}
-  logits, histories = {}, {}
+  logits, train_logits, histories = {}, {}, {}
   for name in config.methods:
     tic = time.time()
     model = build_model(name, config, graphs, config.zoo, zoo.num_classes, train)
     fitted = fit(model, graphs, train, val, _train_config(name, config), workdir / 'runs', name,
                  progress=progress)
     logits[name] = predict(model, fitted.params, graphs, test, loss='cross_entropy')
+    train_logits[name] = predict(model, fitted.params, graphs, train, loss='cross_entropy')
     histories[name] = fitted.history
     results['methods'][name] = {
         'test': metrics_lib.classification(labels[test], logits[name]),
+        'train': metrics_lib.classification(labels[train], train_logits[name]),
+        'final_train_loss': fitted.history[-1]['train_loss'],
         'best_epoch': fitted.best_epoch,
         'val_accuracy': fitted.history[fitted.best_epoch - 1]['val_accuracy'],
         'train_seconds': round(time.time() - tic, 1)}
   results['total_seconds'] = round(time.time() - start, 1)
-  report_lib.write(workdir, results, zoo, test, logits, histories)
+  report_lib.write(workdir, results, zoo, (train, test), (train_logits, logits), histories)
   return results
