@@ -96,7 +96,7 @@ def check_run(run_dir: pathlib.Path, identity: dict[str, Any],
   if model_defaults is not None:
     saved, identity = (_without_defaults(x, model_defaults) for x in (saved, identity))
   if saved != identity:
-    differ = sorted(k for k in identity if saved.get(k) != identity[k])
+    differ = sorted(k for k in saved.keys() | identity.keys() if saved.get(k) != identity.get(k))
     raise ValueError(
         f'{run_dir} holds checkpoints of a different run ({", ".join(differ)} differ), so it '
         'cannot be resumed. Use another work directory, or delete this one to start over.')
