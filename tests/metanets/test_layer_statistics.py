@@ -72,6 +72,7 @@ def _output_bias_changed(graph, delta):
   return graph._replace(nodes={**graph.nodes, 'param': param})
 
 
+@pytest.mark.slow  # 14-24 s: keeps the fast tier within its 10 minutes
 def test_data_set_statistics_keep_the_model_invariant_and_each_inr_scale_visible():
   pg, zoo, graphs = _zoo()
   stats = gmn_jax.fit_layer_statistics(graphs).frozen()
@@ -108,6 +109,7 @@ def test_both_standardisations_at_once_are_refused():
     jax.eval_shape(model.init, jax.random.key(0), graphs[0])
 
 
+@pytest.mark.slow  # 14-24 s: keeps the fast tier within its 10 minutes
 def test_readout_statistics_standardise_the_pooled_vectors_and_keep_invariance():
   pg, zoo, graphs = _zoo()
   model = metanets.tiny('gmn', layer_statistics=gmn_jax.fit_layer_statistics(graphs).frozen())

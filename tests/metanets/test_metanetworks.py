@@ -322,6 +322,7 @@ def test_weight_mlp_reads_one_architecture_only():
   assert np.isfinite(out.globals[0]).all() and np.isnan(out.globals[1]).all()
 
 
+@pytest.mark.slow  # 14-24 s: keeps the fast tier within its 10 minutes
 def test_standardised_inputs_are_the_raw_model_on_standardised_values():
   """`input_mean`/`input_std` standardise WeightMLP's flat vector entry by entry (in
   `flat_parameters`' order) and StatNN's statistics; a constant column is kept finite."""

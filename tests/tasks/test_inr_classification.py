@@ -45,6 +45,7 @@ def test_split_never_shares_an_image(workdir):
   assert sum(map(len, parts)) == len(zoo.images)
 
 
+@pytest.mark.slow  # 14-24 s: keeps the fast tier within its 10 minutes
 def test_data_set_normalisation_and_readout_statistics_come_from_the_training_rows():
   """`build_model` with normalization='dataset' and standardize_readout: the model holds the
   training rows' per-layer statistics and its readout's statistics; no training rows, no

@@ -16,6 +16,7 @@ from gmn_jax.training.learned_optimizer import LearnedOptimizer
 from gmn_jax.training.update_rules import PerParameterMLP
 
 
+@pytest.mark.slow  # 14-24 s: keeps the fast tier within its 10 minutes
 def test_tbptt_truncations_carry_the_optimizee_then_restart():
   task = Optimizee(OptimizeeSpec('mlp', 4, 1), 16)
   lopt = LearnedOptimizer(PerParameterMLP((4,)), task.pg)

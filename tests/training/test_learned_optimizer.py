@@ -73,6 +73,7 @@ def test_stabilised_rules_are_equivariant(traced, kind, family):
   _check(rule, meta_params, pg, variables, apply, Stabilisers.lopt())
 
 
+@pytest.mark.slow  # 14-24 s: keeps the fast tier within its 10 minutes
 def test_stabilised_steps_are_small_clipped_and_read_the_step_count(traced):
   pg, variables, apply = traced('mlp')
   grads = jax.grad(lambda v: jnp.mean(apply(v) ** 2))(variables)
