@@ -45,9 +45,10 @@ def test_rerun_resumes_and_other_runs_are_refused(workdir):
   config = LearningToOptimizeConfig.tiny()
   family = [Optimizee(spec, 128) for spec in config.train_tasks]
   result = meta_train(make_rule('gmn', config), family, config.meta, workdir / 'runs', 'gmn',
-                      progress=False)
+                      progress=False, stabilisers=config.stabilisers)
   assert len(result.history) == config.meta.meta_steps
   assert set(result.compilations.values()) == {0}  # nothing left to run
   other = dataclasses.replace(config.meta, unroll=config.meta.unroll + 1)
   with pytest.raises(ValueError, match='different run'):
-    meta_train(make_rule('gmn', config), family, other, workdir / 'runs', 'gmn')
+    meta_train(make_rule('gmn', config), family, other, workdir / 'runs', 'gmn',
+               stabilisers=config.stabilisers)
