@@ -65,6 +65,7 @@ def test_random_mlps(widths, act, n_in, seed):
   _check(_MLP(tuple(widths), act), jnp.linspace(-1, 1, 2 * n_in).reshape(2, n_in), seed)
 
 
+@pytest.mark.slow  # 8 random traced-and-compiled CNNs (~60 s loaded)
 @settings(max_examples=8, deadline=None)
 @given(channels=st.lists(st.sampled_from([2, 4]), min_size=1, max_size=3),
        kernel=st.sampled_from([1, 3]), groups=st.sampled_from([1, 2]),

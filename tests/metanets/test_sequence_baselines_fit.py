@@ -65,7 +65,7 @@ def _fit(model, train, y, steps=150, lr=3e-3):
                                value_features='sinusoidal'), id='dmc',
                  marks=pytest.mark.slow),  # ~25 s: the convolutions' gradients compile slowly
     pytest.param(lambda n: ParameterDeepSets(n, hidden=16, value_features='sinusoidal'),
-                 id='deepsets')])
+                 id='deepsets', marks=pytest.mark.slow)])  # ~30 s loaded
 def test_fits_the_weight_scale_of_training_and_held_out_networks(scale_problem, make):
   train, y_train, val, y_val, length = scale_problem
   predict = _fit(make(length), train, y_train)

@@ -65,7 +65,7 @@ def _logged(workdir) -> list[dict]:
   return [json.loads(line) for line in (workdir / 'model/log.jsonl').read_text().splitlines()]
 
 
-@pytest.mark.parametrize('killed_after', [1, 2, 3])
+@pytest.mark.parametrize('killed_after', [1, pytest.param(2, marks=pytest.mark.slow), 3])
 def test_killed_run_resumes_to_the_same_result(straight, tmp_path, killed_after):
   """Killed after epoch 1 (no checkpoint yet: starts over), 2 (its checkpoint still being
   written when the run stops) or 3 (between the checkpoints of epochs 2 and 4: resumes from
