@@ -45,6 +45,10 @@ class DiverseArchitecturesConfig:
     method_overrides: per method key, replacements of `train`'s fields (e.g. `learning_rate`,
       `epochs`) and of `hidden`, for that method alone (default: the baselines' picks of the
       validation sweep, `sweep.py`).
+    standardize_pooled: parameter-DeepSets reads its pooled vector (a mean over every
+      parameter of a network, which barely varies between networks) standardised with its
+      statistics over the training networks at initialisation (`run.build_model`); False:
+      raw, as before.
     min_steps: training runs at least this many steps (more epochs where the training set is
       small, e.g. the 10% setting); 0: exactly `train.epochs`.
     max_abs_param: networks with a parameter larger than this (or not finite) are dropped.
@@ -65,6 +69,7 @@ class DiverseArchitecturesConfig:
       default_factory=lambda: TrainConfig(epochs=8, learning_rate=3e-3, select='r2'))
   method_overrides: Mapping[str, Mapping[str, Any]] = dataclasses.field(
       default_factory=lambda: dict(BASELINE_OVERRIDES))
+  standardize_pooled: bool = True
   min_steps: int = 8
   max_abs_param: float = 1e3
   seed: int = 0
