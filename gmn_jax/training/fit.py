@@ -2,13 +2,13 @@
 
 `fit` trains any Flax module `GraphsTuple -> GraphsTuple` (whose `globals` hold one
 prediction per graph) on a `GraphSet` with optax (AdamW, linear warm-up then cosine decay,
-gradient clipping), validates every epoch and keeps the parameters of the best validation score: Kendall τ by
-default (`loss='mse'`: regression of a sigmoid output; `TrainConfig.select='r2'` picks on R²
-instead, for tasks scored on R²) or accuracy (`loss='cross_entropy'`: classification,
-`globals` holding one logit per class and the targets class ids). The whole
-train state (with the best-validation parameters so far) is checkpointed in a `RunDirectory`
-every `TrainConfig.checkpoint_every` epochs and at the last epoch, and the log after every
-epoch; a killed run started again with the same arguments resumes at its last checkpoint and
+gradient clipping), validates every epoch and keeps the parameters of the best validation
+score: Kendall τ by default (`loss='mse'`: regression of a sigmoid output;
+`TrainConfig.select='r2'` picks on R² instead, for tasks scored on R²) or accuracy
+(`loss='cross_entropy'`: classification, `globals` holding one logit per class and the
+targets class ids). The whole train state (with the best-validation parameters so far) is
+checkpointed in a `RunDirectory` every `TrainConfig.checkpoint_every` epochs and at the last
+epoch, and the log after every epoch; a killed run started again with the same arguments resumes at its last checkpoint and
 ends with the same parameters and log as an uninterrupted run, because the data order and
 augmentation of each epoch depend only on (seed, epoch). The model's initial parameters come
 from one compiled program (`init_params`), not from Flax's op-by-op `init`.

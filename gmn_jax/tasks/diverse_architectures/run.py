@@ -12,13 +12,13 @@ import flax.linen as nn
 import jax
 import numpy as np
 
+from gmn_jax.metanets.sequence_baselines import ParameterDeepSets, pooled_statistics
 from gmn_jax.tasks.diverse_architectures import report as report_lib
 from gmn_jax.tasks.diverse_architectures.config import SETTINGS, DiverseArchitecturesConfig
 from gmn_jax.tasks.diverse_architectures.data import load_and_encode, split
 from gmn_jax.tasks.diverse_architectures.methods import REGISTRY
 from gmn_jax.training import metrics as metrics_lib
 from gmn_jax.training.encoding import Encoded
-from gmn_jax.metanets.sequence_baselines import ParameterDeepSets, pooled_statistics
 from gmn_jax.training.fit import TrainConfig, fit, init_params, predict
 from gmn_jax.training.graph_set import GraphSet
 
