@@ -8,9 +8,9 @@ score: Kendall τ by default (`loss='mse'`: regression of a sigmoid output;
 (`loss='cross_entropy'`: classification, `globals` holding one logit per class and the
 targets class ids). The whole train state (with the best-validation parameters so far) is
 checkpointed in a `RunDirectory` every `TrainConfig.checkpoint_every` epochs and at the last
-epoch, and the log after every epoch; a killed run started again with the same arguments resumes at its last checkpoint and
-ends with the same parameters and log as an uninterrupted run, because the data order and
-augmentation of each epoch depend only on (seed, epoch). The model's initial parameters come
+epoch, and the log after every epoch; a killed run started again with the same arguments
+resumes at its last checkpoint and ends with the same parameters and log as an uninterrupted
+run, because the data order and augmentation of each epoch depend only on (seed, epoch). The model's initial parameters come
 from one compiled program (`init_params`), not from Flax's op-by-op `init`.
 """
 
