@@ -10,8 +10,9 @@ targets class ids). The whole train state (with the best-validation parameters s
 checkpointed in a `RunDirectory` every `TrainConfig.checkpoint_every` epochs and at the last
 epoch, and the log after every epoch; a killed run started again with the same arguments
 resumes at its last checkpoint and ends with the same parameters and log as an uninterrupted
-run, because the data order and augmentation of each epoch depend only on (seed, epoch). The model's initial parameters come
-from one compiled program (`init_params`), not from Flax's op-by-op `init`.
+run, because the data order and augmentation of each epoch depend only on (seed, epoch).
+The model's initial parameters come from one compiled program (`init_params`), not from
+Flax's op-by-op `init`.
 """
 
 from __future__ import annotations
