@@ -20,8 +20,10 @@ all-data split and scores it on the validation networks only (sweep.md, sweep.js
 of --curve-sizes training networks of one larger zoo (its own --workdir, default
 workdir/diverse_architectures/curve; --members defaults to what the largest size needs, with
 15% of the zoo for test and 7% of the rest for validation unless --test-fraction or
---val-fraction say otherwise) and writes curve.md, curve.json and curve.png; each finished
-point is kept, so a killed or extended curve resumes.
+--val-fraction say otherwise; each method's epoch picked on validation R², and
+parameter-DeepSets' pooled vector standardised, unless --train.select or
+--no-standardize-pooled say otherwise) and writes curve.md, curve.json and curve.png; each
+finished point is kept, so a killed or extended curve resumes.
 """
 
 import argparse
@@ -75,8 +77,13 @@ CURVE_METHODS = ('gmn', 'dmc', 'deepsets', 'statnn')
 
 def _curve_config(args, config):
   """The curve's defaults for what the flags left unset: a smaller held-out share, the
-  zoo its largest size needs, and GMN with every baseline."""
+  zoo its largest size needs, GMN with every baseline, each method's epoch picked on
+  validation R² (the task's score) and parameter-DeepSets' pooled vector standardised."""
   changes = {}
+  if not flags.given(args, 'train.select'):
+    changes['train'] = dataclasses.replace(config.train, select='r2')
+  if not flags.given(args, 'standardize_pooled'):
+    changes['standardize_pooled'] = True
   if not flags.given(args, 'test_fraction'):
     changes['test_fraction'] = 0.15
   if not flags.given(args, 'val_fraction'):

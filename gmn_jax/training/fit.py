@@ -3,14 +3,16 @@
 `fit` trains any Flax module `GraphsTuple -> GraphsTuple` (whose `globals` hold one
 prediction per graph) on a `GraphSet` with optax (AdamW, linear warm-up then cosine decay,
 gradient clipping), validates every epoch and keeps the parameters of the best validation
-Kendall τ (`loss='mse'`: regression of a sigmoid output) or accuracy (`loss='cross_entropy'`:
-classification, `globals` holding one logit per class and the targets class ids). The whole
-train state (with the best-validation parameters so far) is checkpointed in a `RunDirectory`
-every `TrainConfig.checkpoint_every` epochs and at the last epoch, and the log after every
-epoch; a killed run started again with the same arguments resumes at its last checkpoint and
-ends with the same parameters and log as an uninterrupted run, because the data order and
-augmentation of each epoch depend only on (seed, epoch). The model's initial parameters come
-from one compiled program (`init_params`), not from Flax's op-by-op `init`.
+score: Kendall τ by default (`loss='mse'`: regression of a sigmoid output;
+`TrainConfig.select='r2'` picks on R² instead, for tasks scored on R²) or accuracy
+(`loss='cross_entropy'`: classification, `globals` holding one logit per class and the
+targets class ids). The whole train state (with the best-validation parameters so far) is
+checkpointed in a `RunDirectory` every `TrainConfig.checkpoint_every` epochs and at the last
+epoch, and the log after every epoch; a killed run started again with the same arguments
+resumes at its last checkpoint and ends with the same parameters and log as an uninterrupted
+run, because the data order and augmentation of each epoch depend only on (seed, epoch).
+The model's initial parameters come from one compiled program (`init_params`), not from
+Flax's op-by-op `init`.
 """
 
 from __future__ import annotations
@@ -52,17 +54,30 @@ class TrainConfig:
   # Checkpoint cadence in epochs (the last epoch is always saved). Not part of a run's
   # identity: a run resumes with another cadence, and the cadence never changes the result.
   checkpoint_every: int = 5
+  # The validation score that picks the kept epoch (higher is better): None for the loss's
+  # default (`DEFAULT_SELECT`), or one of `SELECTS[loss]` (e.g. 'r2' for a task scored on R²).
+  select: str | None = None
 
   def __post_init__(self):
     if self.loss not in LOSSES:
       raise ValueError(f'unknown loss {self.loss!r}; choose from {LOSSES}')
+    if self.select is not None and self.select not in SELECTS[self.loss]:
+      raise ValueError(f'select={self.select!r} is not a validation score of '
+                       f'loss={self.loss!r}; choose from {SELECTS[self.loss]} (or None)')
     if self.checkpoint_every < 1:
       raise ValueError(f'checkpoint_every must be >= 1, got {self.checkpoint_every}')
 
 
 LOSSES = ('mse', 'cross_entropy')
-# The validation metric that picks the best epoch, per loss.
-_SELECT = {'mse': 'val_kendall_tau', 'cross_entropy': 'val_accuracy'}
+# The validation scores (higher is better) that may pick the kept epoch, per loss, and the
+# default of each loss.
+SELECTS = {'mse': ('kendall_tau', 'r2'), 'cross_entropy': ('accuracy',)}
+DEFAULT_SELECT = {'mse': 'kendall_tau', 'cross_entropy': 'accuracy'}
+
+
+def selection_key(config: TrainConfig) -> str:
+  """The history key whose best value picks the kept epoch (`'val_kendall_tau'`, ...)."""
+  return 'val_' + (config.select or DEFAULT_SELECT[config.loss])
 
 
 @dataclasses.dataclass
@@ -87,6 +102,8 @@ def _run_identity(model: nn.Module, config: TrainConfig, train: np.ndarray,
   to refuse resuming a different run (functions by name, index sets by digest)."""
   settings = dataclasses.asdict(config)
   del settings['checkpoint_every']  # how often it is saved does not change the run
+  if settings['select'] is None:  # the loss's default: as runs saved before the field existed
+    del settings['select']
   identity = {'model': type(model).__name__, 'model_fields': model_fields(model),
               'train_config': settings, 'train_rows': rows_digest(train),
               'val_rows': rows_digest(val)}
@@ -242,8 +259,8 @@ def fit(model: nn.Module, data: GraphSet, train: np.ndarray, val: np.ndarray,
       resumes on another mesh shape (or on one device) from its checkpoints.
 
   Returns:
-    The parameters of the epoch with the best validation Kendall τ (accuracy for
-    `config.loss='cross_entropy'`), and the history.
+    The parameters of the epoch with the best validation score (`config.select`; by default
+    Kendall τ, or accuracy for `config.loss='cross_entropy'`), and the history.
 
   Raises:
     ValueError: if `workdir/name` holds checkpoints of a run with another model, config or
@@ -279,7 +296,7 @@ def _fit(model: nn.Module, data: GraphSet, train: np.ndarray, val: np.ndarray,
   state = place.state(state)  # restored onto this placement, whatever the run saved on
   state, history = run.restore(state, 'epoch')
   predict_fn = _predict_fn(model, config.loss, place.mesh is not None)
-  select = _SELECT[config.loss]
+  select = selection_key(config)
   traces = {'train_step': 0}
   train_step = make_train_step(model, tx, config.loss, place.mesh, traces)
   evaluate = place.jit(predict_fn)

@@ -11,7 +11,7 @@ import pytest
 
 import gmn_jax
 from gmn_jax.metanets.batching import batch, budget_for
-from gmn_jax.metanets.sequence_baselines import DMC, ParameterDeepSets
+from gmn_jax.metanets.sequence_baselines import DMC, ParameterDeepSets, pooled_statistics
 from gmn_jax.training import metrics
 from tests.support import models
 
@@ -87,3 +87,22 @@ def test_dmc_without_layer_norm_reads_the_scale_of_its_input(scale_problem):
     b = np.asarray(model.apply(params, scaled).globals[:N_TRAIN, 0])
     moved[norm] = np.abs(b - a).mean() / (np.abs(a).mean() + 1e-9)
   assert moved['none'] > 1.0 and moved['layer'] < 0.3 * moved['none']
+
+
+@pytest.mark.slow  # two fits, ~10 s CPU
+def test_deepsets_with_standardised_pooled_vector_fits_in_few_steps(scale_problem):
+  """The pooled vector (a mean over every parameter) barely varies between networks at init;
+  standardised with its training-set statistics, DeepSets fits in 20 steps where the raw one
+  has not yet (measured R² 0.96 against 0.46 on the training networks)."""
+  train, y_train, val, y_val, length = scale_problem
+  model = ParameterDeepSets(length, hidden=16)
+  params = model.init(jax.random.key(0), train)
+  mask = np.arange(len(train.n_node)) < N_TRAIN
+  mean, std = pooled_statistics(model, params, [(train, mask)])
+  assert mean.shape == std.shape == (16,) and std.min() >= 0.1
+  standardised = model.clone(pooled_mean=mean, pooled_std=std)
+  fitted = _fit(standardised, train, y_train, steps=20)
+  assert metrics.r2(y_train, fitted(train, N_TRAIN)) > 0.85
+  assert metrics.r2(y_val, fitted(val, N_VAL)) > 0.8
+  raw = _fit(model, train, y_train, steps=20)  # the negative twin
+  assert metrics.r2(y_train, raw(train, N_TRAIN)) < 0.7

@@ -109,6 +109,28 @@ def test_the_checkpoint_cadence_is_not_part_of_the_run(straight, tmp_path):
     TrainConfig(checkpoint_every=0)
 
 
+def test_select_picks_the_epoch_of_the_chosen_validation_score(straight, tmp_path):
+  """By default the kept epoch is the best validation τ; `select='r2'` trains the same epochs
+  and keeps the best validation R², and a run directory of one selection refuses the other."""
+  straight, workdir = straight
+  tau = [h['val_kendall_tau'] for h in straight.history]
+  assert straight.best_epoch == int(np.argmax(tau)) + 1
+  by_r2 = fit(MODEL, _data(), TRAIN, VAL, dataclasses.replace(CONFIG, select='r2'), tmp_path,
+              progress=False)
+  assert by_r2.history == straight.history
+  r2 = [h['val_r2'] for h in by_r2.history]
+  assert by_r2.best_epoch == int(np.argmax(r2)) + 1
+  kept = predict(MODEL, by_r2.params, _data(), VAL, batch_size=8)
+  assert gmn_jax.training.metrics.r2(_data().targets[VAL], kept) == pytest.approx(max(r2))
+  copy = tmp_path / 'copy'
+  shutil.copytree(workdir, copy)
+  with pytest.raises(ValueError):
+    fit(MODEL, _data(), TRAIN, VAL, dataclasses.replace(CONFIG, select='r2'), copy,
+        progress=False)
+  with pytest.raises(ValueError, match='select'):
+    TrainConfig(select='accuracy')
+
+
 def test_augmented_graphs_compute_the_member_s_function():
   data = _data()
   pg, x = data.templates[0], jnp.linspace(-1.0, 1.0, 3)[None]

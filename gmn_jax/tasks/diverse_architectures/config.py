@@ -39,9 +39,18 @@ class DiverseArchitecturesConfig:
       (`gmn_jax.graphs.probe`); 0: weights only.
     hidden, layers: width and depth of GMN, NG-GNN and NG-T (baselines are sized from hidden).
     train: optimisation settings of every method without an entry in `method_overrides`.
+      The default keeps each method's epoch of best validation Kendall τ (`fit`'s default);
+      the task is scored on R², and `TrainConfig(select='r2')` keeps the epoch of best
+      validation R² instead (τ can keep an early epoch whose predictions barely spread). The
+      learning curve (`--curve`) selects on R²; the default run keeps τ until it is run again
+      with R².
     method_overrides: per method key, replacements of `train`'s fields (e.g. `learning_rate`,
       `epochs`) and of `hidden`, for that method alone (default: the baselines' picks of the
       validation sweep, `sweep.py`).
+    standardize_pooled: parameter-DeepSets reads its pooled vector (a mean over every
+      parameter of a network, which barely varies between networks) standardised with its
+      statistics over the training networks at initialisation (`run.build_model`); False
+      (the default run's): raw. The learning curve (`--curve`) turns it on.
     min_steps: training runs at least this many steps (more epochs where the training set is
       small, e.g. the 10% setting); 0: exactly `train.epochs`.
     max_abs_param: networks with a parameter larger than this (or not finite) are dropped.
@@ -62,6 +71,7 @@ class DiverseArchitecturesConfig:
       default_factory=lambda: TrainConfig(epochs=8, learning_rate=3e-3))
   method_overrides: Mapping[str, Mapping[str, Any]] = dataclasses.field(
       default_factory=lambda: dict(BASELINE_OVERRIDES))
+  standardize_pooled: bool = False
   min_steps: int = 8
   max_abs_param: float = 1e3
   seed: int = 0

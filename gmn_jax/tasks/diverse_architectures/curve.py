@@ -60,7 +60,7 @@ def _point(name: str, n: int, config: DiverseArchitecturesConfig, data: Encoded,
   train, val, test = rows
   graphs = data.graphs
   tic = time.time()
-  model = build_model(name, config, graphs)
+  model = build_model(name, config, graphs, train)
   train_config = curve_train_config(name, config, n, max_steps)
   fitted = fit(model, graphs, train, val, train_config, workdir / 'runs', f'{name}-n{n}',
                progress=progress)

@@ -12,13 +12,14 @@ import flax.linen as nn
 import jax
 import numpy as np
 
+from gmn_jax.metanets.sequence_baselines import ParameterDeepSets, pooled_statistics
 from gmn_jax.tasks.diverse_architectures import report as report_lib
 from gmn_jax.tasks.diverse_architectures.config import SETTINGS, DiverseArchitecturesConfig
 from gmn_jax.tasks.diverse_architectures.data import load_and_encode, split
 from gmn_jax.tasks.diverse_architectures.methods import REGISTRY
 from gmn_jax.training import metrics as metrics_lib
 from gmn_jax.training.encoding import Encoded
-from gmn_jax.training.fit import TrainConfig, fit, predict
+from gmn_jax.training.fit import TrainConfig, fit, init_params, predict
 from gmn_jax.training.graph_set import GraphSet
 
 
@@ -28,13 +29,28 @@ def longest_network(graphs: GraphSet) -> int:
       jax.tree.map(lambda a: a[0], s)))) for pg, s in zip(graphs.templates, graphs.stacked))
 
 
-def build_model(name: str, config: DiverseArchitecturesConfig, graphs: GraphSet) -> nn.Module:
-  """Method `name` as `config.for_method(name)` builds it."""
+def build_model(name: str, config: DiverseArchitecturesConfig, graphs: GraphSet,
+                train: np.ndarray | None = None) -> nn.Module:
+  """Method `name` as `config.for_method(name)` builds it. Host-side.
+
+  With `train` (the training rows) and `config.standardize_pooled`, parameter-DeepSets'
+  pooled vector is standardised with its statistics over (up to 512 of) the training
+  networks under the initial parameters `fit` will draw (`pooled_statistics`), as StatNN's
+  features are; without `train` it reads its pooled vector raw.
+  """
   config = config.for_method(name)
   budget = graphs.budget(config.train.batch_size)
   sizes = dict(max_kernel_size=budget.kernel_size, max_param_size=budget.param_size)
   method = REGISTRY[name]
-  return method.build(config, sizes, None if method.graph else longest_network(graphs))
+  model = method.build(config, sizes, None if method.graph else longest_network(graphs))
+  if train is not None and config.standardize_pooled and isinstance(model, ParameterDeepSets):
+    # The parameters `fit` starts from: its seed, its first batch's shapes.
+    first = next(graphs.batches(train[:1], config.train.batch_size, budget))[0]
+    params = init_params(model, jax.random.key(config.train.seed), first)
+    mean, std = pooled_statistics(model, params, (
+        (g, m) for g, _, m in graphs.batches(train[:512], config.train.batch_size, budget)))
+    model = model.clone(pooled_mean=mean, pooled_std=std)
+  return model
 
 
 def train_config_for(name: str, config: DiverseArchitecturesConfig, n_train: int) -> TrainConfig:
@@ -82,7 +98,7 @@ def evaluate(config: DiverseArchitecturesConfig, data: Encoded, workdir: str | p
   histories, predictions = {}, {}
   for name in config.methods:
     tic = time.time()
-    model = build_model(name, config, graphs)
+    model = build_model(name, config, graphs, train)
     train_config = train_config_for(name, config, len(train))
     fitted = fit(model, graphs, train, val, train_config, workdir / 'runs', name,
                  progress=progress)

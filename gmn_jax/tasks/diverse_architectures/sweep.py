@@ -63,7 +63,7 @@ def sweep(config: DiverseArchitecturesConfig, data: Encoded, workdir: str | path
         cfg = dataclasses.replace(config, method_overrides={**config.method_overrides,
                                                             name: overrides})
         tic = time.time()
-        model = build_model(name, cfg, graphs)
+        model = build_model(name, cfg, graphs, train)
         train_config = train_config_for(name, cfg, len(train))
         fitted = fit(model, graphs, train, val, train_config, workdir / 'runs',
                      f'{name}-lr{lr:g}-h{hidden}', progress=progress)

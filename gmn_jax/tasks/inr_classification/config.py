@@ -27,10 +27,11 @@ class InrClassificationConfig:
       (`LearnedProbes`, as Kofinas et al. 2024 §3), so the output neuron sees K pixel values.
     hidden: node and edge width of GMN and NG-GNN (NG-T: node `2 * hidden`, edge `hidden`).
     layers: message-passing layers of the graph metanetworks.
-    normalization: how graph metanetworks and DeepSets standardise each layer's values before
-      encoding them: `'dataset'` with the training split's per-layer mean and standard
-      deviation (as neural graphs), `'graph'` with each INR's own (which divides out the
-      scale of each of its layers and zeroes its single output bias), `'none'`.
+    normalization: how graph metanetworks standardise each layer's values before encoding
+      them: `'dataset'` with the training split's per-layer mean and standard deviation (as
+      neural graphs), `'graph'` with each INR's own (which divides out the scale of each of
+      its layers and zeroes its single output bias), `'none'`. The baselines (DeepSets, StatNN,
+      the flat MLP) always standardise with the training split's statistics.
     standardize_readout: GMN, NG-GNN and NG-T standardise their readout MLP's input per
       feature with its statistics over (up to 512) training INRs at initialisation
       (`fit_readout_statistics`).

@@ -11,7 +11,8 @@ import flax.linen as nn
 import jax
 import numpy as np
 
-from gmn_jax.metanets.baselines import StatNN, WeightMLP, flat_parameters, standardization
+from gmn_jax.metanets.baselines import (EdgeDeepSets, StatNN, WeightMLP, flat_parameters,
+                                        standardization)
 from gmn_jax.metanets.inr_probes import LearnedProbes, check_siren_graph
 from gmn_jax.metanets.metanetwork import Metanetwork
 from gmn_jax.metanets.readout import fit_readout_statistics
@@ -23,6 +24,14 @@ from gmn_jax.training.encoding import Architecture, encode_architectures
 from gmn_jax.training.fit import TrainConfig, fit, init_params, predict
 from gmn_jax.training.graph_set import GraphSet
 from gmn_jax.zoos.inr import zoo as inr_zoo_lib
+
+
+# DeepSets' pooled vector is standardised per feature with its spread over the training INRs
+# at initialisation, but no feature is scaled up more than 10x: a mean over ~1,200 elements
+# has features whose spread is ~1e-4 at initialisation, and dividing by it turns the first
+# steps' changes into logits of 1e5 (measured on the tiny zoo: training loss 1e5, then stuck
+# at ln 10).
+DEEPSETS_MIN_STD = 0.1
 
 
 def split_by_image(config: InrClassificationConfig, zoo: inr_zoo_lib.InrZoo
@@ -57,13 +66,18 @@ def build_model(name: str, config: InrClassificationConfig, graphs: GraphSet,
                 train: np.ndarray | None = None) -> nn.Module:
   """The Flax module of method `name` (`REGISTRY`) for these graphs. Host-side.
 
-  Graph metanetworks and DeepSets standardise each layer's weights as `config.normalization`
-  says (SIREN weights are ~0.01 after the first layer, ~1 in it): `'dataset'` with the
-  statistics of the `train` rows (required then), `'graph'` per INR; `*_probes` methods are
-  wrapped in `LearnedProbes` with the zoo's omega0 and output offset. With
-  `config.standardize_readout`, the readout input of GMN, NG-GNN and NG-T (not ScaleGMN) is
-  standardised with its statistics over the first 512 `train` rows under the initial
-  parameters `fit` will draw. The flat MLP and StatNN standardise their inputs entry by entry
+  Graph metanetworks standardise each layer's weights as `config.normalization` says (SIREN
+  weights are ~0.01 after the first layer, ~1 in it): `'dataset'` with the statistics of the
+  `train` rows (required then), `'graph'` per INR; `*_probes` methods are wrapped in
+  `LearnedProbes` with the zoo's omega0 and output offset. With `config.standardize_readout`,
+  the readout input of GMN, NG-GNN and NG-T (not ScaleGMN) is standardised with its
+  statistics over the first 512 `train` rows under the initial parameters `fit` will draw.
+  DeepSets (`train` required) is standardised with data-set statistics at both ends, as
+  StatNN: each layer's values with the `train` rows' per-layer statistics (per INR, the
+  standardisation would divide out the per-layer scale and mean its average reads), and its
+  pooled vector (a mean over ~1,200 elements, which barely varies between INRs) as the
+  readout statistics above, each feature's deviation floored at `DEEPSETS_MIN_STD`. The flat
+  MLP and StatNN standardise their inputs entry by entry
   with the statistics of the `train` rows (DWSNets' per-position training-set mean and
   deviation); without `train` they read raw values.
   """
@@ -81,15 +95,24 @@ def build_model(name: str, config: InrClassificationConfig, graphs: GraphSet,
       m, n_probes=config.probes, omega0=zoo_config.omega0, n_layers=len(zoo_config.hidden) + 1,
       output_offset=zoo_config.conv.output_offset)
   model = method.build(config, common, num_classes, graphs.templates[0])
-  if config.standardize_readout and method.graph and isinstance(model, Metanetwork):
+  deepsets = isinstance(model, EdgeDeepSets)
+  if deepsets:
+    if train is None:
+      raise ValueError('DeepSets standardises with the training rows\' statistics (`train`)')
+    model = model.clone(normalize_weights=False,
+                        layer_statistics=graphs.layer_statistics(train).frozen())
+  if (deepsets or config.standardize_readout and method.graph) and isinstance(model,
+                                                                             Metanetwork):
     if train is None:
       raise ValueError('standardize_readout needs the training rows (`train`)')
     # The parameters `fit` starts from: its seed, its first batch's shapes.
     first = next(graphs.batches(train[:1], config.train.batch_size, budget))[0]
     params = init_params(wrap(model), jax.random.key(config.train.seed), first)
-    stats = fit_readout_statistics(wrap(model), params, (
+    mean, std = fit_readout_statistics(wrap(model), params, (
         (g, m) for g, _, m in graphs.batches(train[:512], config.train.batch_size, budget)))
-    model = model.clone(readout_statistics=stats)
+    if deepsets:  # gain at most 1 / DEEPSETS_MIN_STD: see the constant
+      std = tuple(max(s, DEEPSETS_MIN_STD) for s in std)
+    model = model.clone(readout_statistics=(mean, std))
   if train is not None and isinstance(model, (WeightMLP, StatNN)):
     mean, std = standardization(_inputs(model, graphs, train))
     model = model.clone(input_mean=mean, input_std=std)
