@@ -10,12 +10,11 @@ running every default method fits minutes on a 2-core CPU:
   'SAME' with stride 2.
 - `wide`: widths 16 and 24 instead of 4, 6, 8, 12.
 - `tanh`: tanh members only (the default mixes ReLU and tanh).
-- `final-step`: the Small CNN Zoo's shape and protocol: width 16, 'SAME', 1,000 runs, only
-  each run's final checkpoint, split by the published protocol (400 training, 100 validation,
-  500 test networks; `published_protocol`).
+- `final-step`: the shape of the final-step protocol on a Small CNN Zoo: width 16, 'SAME',
+  1,000 runs, each saved once, at its last epoch, so the default split by model is 400
+  training, 100 validation and 500 test networks (the published protocol's proportions).
 
-The graph metanetworks and the baselines keep the default settings; only the zoo (and for
-`final-step` the protocol) changes.
+The graph metanetworks and the baselines keep the default settings; only the zoo changes.
 """
 
 from __future__ import annotations
@@ -33,8 +32,7 @@ ZOO_VARIANTS: dict[str, dict] = {
     'valid': {'zoo': dict(_SMALL, padding='VALID', strides=1)},
     'wide': {'zoo': dict(_SMALL, widths=(16, 24))},
     'tanh': {'zoo': dict(_SMALL, activations=('tanh',))},
-    'final-step': {'zoo': dict(widths=(16,), num_members=1000, snapshot_epochs=(16,)),
-                   'protocol': 'published'},
+    'final-step': {'zoo': dict(widths=(16,), num_members=1000, snapshot_epochs=(16,))},
 }
 
 DESCRIPTIONS = {
@@ -42,7 +40,7 @@ DESCRIPTIONS = {
     'valid': "'VALID' padding, stride 1, 400 members",
     'wide': 'widths 16 and 24, 400 members',
     'tanh': 'tanh members only, 400 members',
-    'final-step': 'width 16, 1,000 runs, final checkpoints, published split 400/100/500',
+    'final-step': 'width 16, 1,000 runs, final checkpoints only: 400/100/500 networks',
 }
 
 
@@ -66,6 +64,6 @@ def tiny_variant(name: str) -> GeneralizationConfig:
   tiny = ZooConfig.tiny()
   sizes = dict(num_members=tiny.num_members, shard_size=tiny.shard_size,
                max_train=tiny.max_train, max_test=tiny.max_test, widths=config.zoo.widths[:1],
-               snapshot_epochs=config.zoo.snapshot_epochs[-1:] if config.protocol ==
-               'published' else (0, 1, 2))
+               snapshot_epochs=config.zoo.snapshot_epochs[-1:] if len(
+                   config.zoo.snapshot_epochs) == 1 else (0, 1, 2))
   return dataclasses.replace(config, zoo=dataclasses.replace(config.zoo, **sizes))
