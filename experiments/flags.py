@@ -166,10 +166,11 @@ def parser(doc: str, config_class: type, workdir: str | None,
   return out
 
 
-def config(args: argparse.Namespace, preset: str | None = None) -> Any:
-  """The config the flags ask for: the preset (`--tiny`, `--quick`, else `preset`, else
-  `default()`) with every config flag given replaced (tuples for lists). `--seed` seeds
-  training too (`train.seed`) unless `--train.seed` is given.
+def config(args: argparse.Namespace, preset: str | Callable[[], Any] | None = None) -> Any:
+  """The config the flags ask for: the preset (`--tiny`, `--quick`, else `preset`, a preset's
+  name or a function returning a config, else `default()`) with every config flag given
+  replaced (tuples for lists). `--seed` seeds training too (`train.seed`) unless
+  `--train.seed` is given.
 
   Raises:
     ValueError: the config refuses a value (its `__post_init__`).
@@ -177,7 +178,7 @@ def config(args: argparse.Namespace, preset: str | None = None) -> Any:
   cls = args._config_class  # pylint: disable=protected-access
   preset = ('tiny' if args.tiny else 'quick' if getattr(args, 'quick', False)
             else preset or 'default')
-  out = getattr(cls, preset)()
+  out = preset() if callable(preset) else getattr(cls, preset)()
   given_ = dict(vars(args))
   if ('seed' in given_ and 'train.seed' not in given_ and hasattr(out, 'train')
       and hasattr(out.train, 'seed')):

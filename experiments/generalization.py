@@ -3,6 +3,8 @@
     python -m experiments.generalization                 # digits zoo, every method (~7-10 min)
     python -m experiments.generalization --quick         # a smoke run
     python -m experiments.generalization --split ood     # train narrow CNNs, test wider ones
+    python -m experiments.generalization --zoo-variant mnist  # a named zoo unlike the default
+                                                              # (workdir/generalization-mnist)
     python -m experiments.generalization --zoo-dir PATH  # a zoo in the Small CNN Zoo format
     python -m experiments.generalization --zoo-dir PATH --padding SAME --input-shape 8,8,1
     python -m experiments.generalization --zoo-dir cifar10 --protocol published --split-file
@@ -24,6 +26,7 @@ import jax
 from experiments import flags
 from gmn_jax.mesh import initialize_distributed, make_mesh
 from gmn_jax.tasks import generalization as task
+from gmn_jax.tasks.generalization import variants
 from gmn_jax.training.report import table
 
 ALIASES = {'members': 'zoo.num_members', 'dataset': 'zoo.dataset', 'epochs': 'train.epochs'}
@@ -31,7 +34,7 @@ ALIASES = {'members': 'zoo.num_members', 'dataset': 'zoo.dataset', 'epochs': 'tr
 
 def parser() -> argparse.ArgumentParser:
   """The flags: the config's (`flags.parser`) and this experiment's own."""
-  out = flags.parser(__doc__, task.Config, 'workdir/generalization', ALIASES,
+  out = flags.parser(__doc__, task.Config, None, ALIASES,
                      {'methods': task.METHODS, 'protocol': task.PROTOCOLS,
                       'split': ('id', 'ood')})
   zoo_dir = out.add_argument_group(
@@ -46,6 +49,10 @@ def parser() -> argparse.ArgumentParser:
                        'config.dataset)')
   zoo_dir.add_argument('--activation-column', help='metrics column naming each run\'s '
                        'activation, relu or tanh (default: config.activation)')
+  out.add_argument('--zoo-variant', choices=sorted(variants.ZOO_VARIANTS), help='start from '
+                   'this named zoo instead of the default one (the other flags override it; '
+                   'workdir: workdir/generalization-NAME): ' + '; '.join(
+                       f'{k}: {v}' for k, v in variants.DESCRIPTIONS.items()))
   out.add_argument('--data-parallel', action='store_true', help='split zoo members and '
                    'training batches over all devices (a "data" mesh axis); on several '
                    'hosts set JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES, JAX_PROCESS_ID')
@@ -55,7 +62,10 @@ def parser() -> argparse.ArgumentParser:
 def run(argv=None) -> None:
   args = parser().parse_args(argv)
   initialize_distributed()  # several hosts, when the environment says so
-  config = flags.config(args)
+  name = args.zoo_variant
+  config = flags.config(args, preset=name and (lambda: variants.zoo_variant(name)))
+  if args.workdir is None:
+    args.workdir = 'workdir/generalization' + (f'-{name}' if name else '')
   arch = {k: v for k in ('padding', 'strides', 'input_shape', 'activation_column')
           if (v := getattr(args, k)) is not None}
   if arch:

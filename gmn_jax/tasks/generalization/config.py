@@ -50,6 +50,10 @@ class GeneralizationConfig:
     hidden: width of the graph metanetworks.
     layers: message-passing layers of the graph metanetworks.
     train: optimisation settings shared by every method.
+    min_steps: every trained method (except NG-GNN and NG-T under the published protocol,
+      which keep the papers' epochs) trains for at least this many steps: its epochs are
+      raised to `ceil(min_steps / ceil(n_train / batch_size))` when its training set is small
+      (0: `train.epochs` as given).
     max_abs_param: rows holding a parameter larger than this in magnitude are dropped as
       diverged, as are rows that are not finite (ReLU members trained with large steps can
       blow up and stay finite, and float32 features of every method overflow on them).
@@ -72,6 +76,7 @@ class GeneralizationConfig:
   hidden: int = 32
   layers: int = 3
   train: TrainConfig = dataclasses.field(default_factory=lambda: TrainConfig(epochs=12))
+  min_steps: int = 0
   max_abs_param: float = 1e3
   seed: int = 0
 
@@ -79,6 +84,8 @@ class GeneralizationConfig:
     object.__setattr__(self, 'methods', check_methods(self.methods, REGISTRY))
     if self.split not in ('id', 'ood'):
       raise ValueError(f"split must be 'id' or 'ood', not {self.split!r}")
+    if self.min_steps < 0:
+      raise ValueError(f'min_steps must be >= 0, not {self.min_steps}')
     if self.protocol not in PROTOCOLS:
       raise ValueError(f'protocol must be one of {PROTOCOLS}, not {self.protocol!r}')
     if self.protocol == 'published' and self.split == 'ood':

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import pathlib
 import time
 from typing import Any
@@ -41,15 +42,18 @@ def _model(name: str, config: GeneralizationConfig, data: Data, arch: int | None
   return REGISTRY[name].build(config, sizes, template)
 
 
-def _train_config(name: str, config: GeneralizationConfig) -> TrainConfig:
+def _train_config(name: str, config: GeneralizationConfig, n_train: int) -> TrainConfig:
   """The method's augmentation (`Method.augment`), and under the published protocol the
-  papers' epochs and batch size for NG-GNN and NG-T."""
+  papers' epochs and batch size for NG-GNN and NG-T; otherwise at least `config.min_steps`
+  steps on `n_train` training rows."""
   train = REGISTRY[name].train_config(config.train)
   if config.protocol == 'published' and name in protocol_lib.PUBLISHED_TRAINING:
     published = protocol_lib.PUBLISHED_TRAINING[name]
     return dataclasses.replace(train, batch_size=published['batch_size'], epochs=max(
         1, int(round(published['epochs'] * config.epoch_scale))))
-  return train
+  per_epoch = max(1, math.ceil(n_train / train.batch_size))
+  return dataclasses.replace(train, epochs=max(train.epochs,
+                                               math.ceil(config.min_steps / per_epoch)))
 
 
 def _split(config: GeneralizationConfig, zoo: zoo_lib.Zoo, workdir: pathlib.Path
@@ -118,7 +122,8 @@ def train_and_evaluate(config: GeneralizationConfig, workdir: str | pathlib.Path
           'n_test': len(test), 'train_seconds': round(time.time() - tic, 1),
           'note': f'gradient-boosted trees, {rounds} rounds (best validation τ)'}
       continue
-    model, train_config = _model(name, config, data, arch), _train_config(name, config)
+    model, train_config = _model(name, config, data, arch), _train_config(name, config,
+                                                                          len(rows[0]))
     if config.protocol == 'published' and name in protocol_lib.PUBLISHED_TRAINING:
       note = '; '.join(filter(None, [note, f'published settings: {train_config.epochs} '
                                      f'epochs, batch {train_config.batch_size}']))
@@ -128,7 +133,7 @@ def train_and_evaluate(config: GeneralizationConfig, workdir: str | pathlib.Path
     histories[name], predictions[name] = fitted.history, (graphs.targets[rows[2]], preds)
     results['methods'][name] = {
         'test': metrics_lib.regression(graphs.targets[rows[2]], preds),
-        'best_epoch': fitted.best_epoch, 'n_test': len(rows[2]),
+        'best_epoch': fitted.best_epoch, 'epochs': train_config.epochs, 'n_test': len(rows[2]),
         'train_seconds': round(time.time() - tic, 1), 'note': note}
   results['total_seconds'] = round(time.time() - start, 1)
   report.write(workdir, results, histories, predictions)

@@ -1,0 +1,66 @@
+"""The named zoo variants: each differs from the default zoo in what its name says, its CNN
+fits its images, the flag picks it (other flags override it), and a tiny variant generates,
+reads back and splits as the task reads it."""
+
+import dataclasses
+import math
+
+import numpy as np
+import pytest
+
+from experiments import flags
+from experiments import generalization as experiment
+from gmn_jax.tasks.generalization import GeneralizationConfig, data as data_lib
+from gmn_jax.tasks.generalization import run as run_lib
+from gmn_jax.tasks.generalization.variants import ZOO_VARIANTS, tiny_variant, zoo_variant
+from gmn_jax.zoos.cnn.config import ZooConfig
+
+SPATIAL = {'digits': (8, 8), 'mnist5k': (28, 28)}
+
+
+@pytest.mark.parametrize('name', sorted(ZOO_VARIANTS))
+def test_each_variant_differs_from_the_default_and_its_cnn_fits(name):
+  config, default = zoo_variant(name), GeneralizationConfig()
+  changed = {f.name for f in dataclasses.fields(ZooConfig)
+             if getattr(config.zoo, f.name) != getattr(default.zoo, f.name)}
+  assert set(ZOO_VARIANTS[name]['zoo']) <= changed | {'snapshot_epochs'}
+  assert config.zoo.num_members < default.zoo.num_members
+  assert dataclasses.replace(config, zoo=default.zoo) == default  # only the zoo changes
+  for width in config.zoo.widths:
+    shapes = config.zoo.model(width).feature_map_shapes(SPATIAL[config.zoo.dataset])
+    assert all(min(s) >= 1 for s in shapes), shapes
+
+
+def test_the_flag_picks_the_variant_and_other_flags_override_it():
+  args = experiment.parser().parse_args(['--zoo-variant', 'wide', '--members', '40'])
+  config = flags.config(args, preset=lambda: zoo_variant(args.zoo_variant))
+  assert config == dataclasses.replace(
+      zoo_variant('wide'), zoo=dataclasses.replace(zoo_variant('wide').zoo, num_members=40))
+  with pytest.raises(ValueError, match='unknown zoo variant'):
+    zoo_variant('nope')
+
+
+def test_min_steps_raises_epochs_of_small_training_sets_only():
+  config = dataclasses.replace(GeneralizationConfig(), min_steps=1000)
+  small = run_lib._train_config('gmn', config, 400)  # pylint: disable=protected-access
+  assert small.epochs == math.ceil(1000 / math.ceil(400 / config.train.batch_size))
+  large = run_lib._train_config('gmn', config, 3200)  # pylint: disable=protected-access
+  assert large == run_lib._train_config('gmn', GeneralizationConfig(), 3200)  # pylint: disable=protected-access
+  assert large.epochs == config.train.epochs
+
+
+@pytest.mark.slow  # trains two tiny zoos (~30 s)
+@pytest.mark.parametrize('name', ['valid', 'final-step'])
+def test_tiny_variant_generates_and_reads(name, tmp_path):
+  config = tiny_variant(name)
+  zoo = data_lib.task_zoo(config, tmp_path)
+  width = config.zoo.widths[0]
+  assert zoo.config == config.zoo and tuple(zoo.widths) == (width,)
+  metrics = zoo.metrics[width]
+  assert len(metrics['member']) == config.zoo.num_members * len(config.zoo.snapshot_epochs)
+  assert np.all((metrics['test_accuracy'] >= 0) & (metrics['test_accuracy'] <= 1))
+  graphs, table, _, _ = data_lib.encode_zoo(zoo, probes=2)
+  assert len(graphs) == len(metrics['member'])
+  parts = data_lib.split_by_model(config, table)
+  assert sum(map(len, parts)) == len(graphs)
+  assert not set(table['member'][parts[0]]) & set(table['member'][parts[2]])
