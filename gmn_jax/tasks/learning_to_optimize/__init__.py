@@ -29,7 +29,7 @@ Modules: `config`, `methods` (the registry), `optimizees` (the task family),
 """
 
 from gmn_jax.tasks.learning_to_optimize import meta_training, optimizees, report
-from gmn_jax.tasks.learning_to_optimize.config import LearningToOptimizeConfig
+from gmn_jax.tasks.learning_to_optimize.config import TRAIN_FAMILIES, LearningToOptimizeConfig
 from gmn_jax.tasks.learning_to_optimize.meta_training import (MetaTrainConfig, MetaTrainResult,
                                                               meta_train)
 from gmn_jax.tasks.learning_to_optimize.methods import (HAND_DESIGNED, LABELS, LEARNED, REGISTRY,
@@ -42,7 +42,7 @@ Config = LearningToOptimizeConfig
 METHODS = LEARNED
 
 __all__ = ['HAND_DESIGNED', 'LABELS', 'LEARNED', 'METHODS', 'REGISTRY', 'TEST_SEED_OFFSET',
-           'Config', 'LearningToOptimizeConfig', 'MetaTrainConfig', 'MetaTrainResult',
+           'TRAIN_FAMILIES', 'Config', 'LearningToOptimizeConfig', 'MetaTrainConfig', 'MetaTrainResult',
            'Optimizee', 'OptimizeeSpec', 'evaluation_runner', 'make_rule', 'meta_train',
            'meta_training', 'optimizees', 'report', 'train_and_evaluate',
            'tune_learning_rates']
