@@ -13,7 +13,9 @@ Rows, each adding one stabiliser to the row before (`ROWS`):
 `--row small_step --also time truncations`); `--family mixed` (a flag of the experiment)
 meta-trains on the task's mixed family of architectures (`TRAIN_FAMILIES`); `--tuned-from
 results.json` reuses an earlier row's tuned Adam/SGD rates instead of tuning again (so that
-every row is measured against the same hand-designed baselines, and evaluation costs less).
+every row is measured against the same hand-designed baselines, and evaluation costs less);
+`--tasks I ...` evaluates only some held-out tasks (a row split over several runs: copy the
+row's `runs/` folder to the new `--name` so that meta-training resumes, finished).
 
 `--row NAME` runs one row's whole experiment (meta-training every method, tuning Adam and
 SGD-momentum, evaluating on the held-out tasks) into `WORKDIR/NAME`, with the experiment's
@@ -104,6 +106,9 @@ def main(argv=None) -> None:
   outer.add_argument('--name', help="the row's folder (default: the row)")
   outer.add_argument('--also', nargs='+', choices=ROWS, default=(),
                      help='stabilisers switched on besides the row and those before it')
+  outer.add_argument('--tasks', nargs='+', type=int,
+                     help="evaluate only these held-out tasks (indices into the config's "
+                          'test_tasks), to split a row over several locked runs')
   outer.add_argument('--tuned-from', type=pathlib.Path,
                      help="an earlier row's results.json whose tuned Adam/SGD rates are reused")
   known, rest = outer.parse_known_args(argv)
@@ -114,6 +119,9 @@ def main(argv=None) -> None:
     return
   config = row_config(experiment.config(args), known.row, known.truncations_row, known.clip,
                       tuple(known.also))
+  if known.tasks:
+    config = dataclasses.replace(config, test_tasks=tuple(config.test_tasks[i]
+                                                          for i in known.tasks))
   tuned = (json.loads(known.tuned_from.read_text())['tuned'] if known.tuned_from else None)
   results = task.train_and_evaluate(config, workdir / (known.name or known.row), tuned=tuned)
   print(task.report.table(results))

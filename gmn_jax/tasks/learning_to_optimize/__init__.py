@@ -22,7 +22,10 @@ the default run fits a CPU.
 `config.meta.truncations` switch on, for every learned optimizer alike, the stabilisers of
 Metz et al. 2022's `learned_optimization` (a small fixed step scale, per-tensor features, the
 step count as features, a clipped step) and truncated backpropagation over several unrolls
-of one inner run; `benchmarks/l2o_ablation.py` measures each.
+of one inner run; `benchmarks/l2o_ablation.py` measures each. `TRAIN_FAMILIES['mixed']`
+(`--family mixed`) meta-trains on CNNs and MLPs of five sizes instead of the one CNN, and
+`config.meta.lookahead = 'next'` scores each TBPTT step on an independent batch
+(`learned_optimization`'s meta-loss on a new training batch) instead of its own.
 
 Modules: `config`, `methods` (the registry), `optimizees` (the task family),
 `meta_training`, `run`, `report`.
