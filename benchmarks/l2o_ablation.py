@@ -9,6 +9,14 @@ Rows, each adding one stabiliser to the row before (`ROWS`):
   clip        each parameter's step clipped to [-0.1, 0.1]
   truncations TBPTT over `--truncations` unrolls per inner run (the optimizee persists)
 
+`--also NAME ...` switches on further stabilisers of `ROWS` without the rows between (e.g.
+`--row small_step --also time truncations`); `--family mixed` (a flag of the experiment)
+meta-trains on the task's mixed family of architectures (`TRAIN_FAMILIES`); `--tuned-from
+results.json` reuses an earlier row's tuned Adam/SGD rates instead of tuning again (so that
+every row is measured against the same hand-designed baselines, and evaluation costs less);
+`--tasks I ...` evaluates only some held-out tasks (a row split over several runs: copy the
+row's `runs/` folder to the new `--name` so that meta-training resumes, finished).
+
 `--row NAME` runs one row's whole experiment (meta-training every method, tuning Adam and
 SGD-momentum, evaluating on the held-out tasks) into `WORKDIR/NAME`, with the experiment's
 other flags (`--methods`, `--meta-steps`, ... as `python -m experiments.learning_to_optimize`
@@ -16,6 +24,8 @@ takes them); `--table` reads every row's `results.json` there and prints a markd
 final test loss, accuracy and speed-up over tuned Adam per task and method. Host-side.
 
     python benchmarks/l2o_ablation.py --row none --workdir /tmp/abl --methods gmn mlp
+    python benchmarks/l2o_ablation.py --row small_step --family mixed --name mixed \
+        --tuned-from /tmp/abl/small_step/results.json --workdir /tmp/abl --methods gmn mlp
     python benchmarks/l2o_ablation.py --table --workdir /tmp/abl
 """
 
@@ -29,7 +39,6 @@ import pathlib
 import numpy as np
 
 from experiments import learning_to_optimize as experiment
-from experiments import flags
 from gmn_jax.tasks import learning_to_optimize as task
 from gmn_jax.tasks.learning_to_optimize.methods import HAND_DESIGNED, LABELS
 from gmn_jax.training.learned_optimizer import Stabilisers
@@ -37,10 +46,10 @@ from gmn_jax.training.learned_optimizer import Stabilisers
 ROWS = ('none', 'small_step', 'tensor', 'time', 'clip', 'truncations')
 
 
-def row_config(base: task.Config, row: str, truncations: int, clip: float = 0.1
-               ) -> task.Config:
-  """`base` with the stabilisers of `row` and every row before it."""
-  upto = ROWS[:ROWS.index(row) + 1]
+def row_config(base: task.Config, row: str, truncations: int, clip: float = 0.1,
+               also: tuple[str, ...] = ()) -> task.Config:
+  """`base` with the stabilisers of `row`, every row before it and the rows in `also`."""
+  upto = set(ROWS[:ROWS.index(row) + 1]) | set(also)
   stab = Stabilisers()
   if 'small_step' in upto:
     stab = dataclasses.replace(stab, step_scale=1e-3, exp_scale=1e-3)
@@ -95,14 +104,26 @@ def main(argv=None) -> None:
                      help='truncations per inner run in the last row')
   outer.add_argument('--clip', type=float, default=0.1, help='the step clip from row clip on')
   outer.add_argument('--name', help="the row's folder (default: the row)")
+  outer.add_argument('--also', nargs='+', choices=ROWS, default=(),
+                     help='stabilisers switched on besides the row and those before it')
+  outer.add_argument('--tasks', nargs='+', type=int,
+                     help="evaluate only these held-out tasks (indices into the config's "
+                          'test_tasks), to split a row over several locked runs')
+  outer.add_argument('--tuned-from', type=pathlib.Path,
+                     help="an earlier row's results.json whose tuned Adam/SGD rates are reused")
   known, rest = outer.parse_known_args(argv)
   args = experiment.parser().parse_args(rest)
   workdir = pathlib.Path(args.workdir)
   if known.table:
     print(table(workdir))
     return
-  config = row_config(flags.config(args), known.row, known.truncations_row, known.clip)
-  results = task.train_and_evaluate(config, workdir / (known.name or known.row))
+  config = row_config(experiment.config(args), known.row, known.truncations_row, known.clip,
+                      tuple(known.also))
+  if known.tasks:
+    config = dataclasses.replace(config, test_tasks=tuple(config.test_tasks[i]
+                                                          for i in known.tasks))
+  tuned = (json.loads(known.tuned_from.read_text())['tuned'] if known.tuned_from else None)
+  results = task.train_and_evaluate(config, workdir / (known.name or known.row), tuned=tuned)
   print(task.report.table(results))
   print(f'{known.row}: {results["seconds"]:.0f} s')
 

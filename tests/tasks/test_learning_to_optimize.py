@@ -52,3 +52,21 @@ def test_rerun_resumes_and_other_runs_are_refused(workdir):
   with pytest.raises(ValueError, match='different run'):
     meta_train(make_rule('gmn', config), family, other, workdir / 'runs', 'gmn',
                stabilisers=config.stabilisers)
+
+
+@pytest.mark.slow  # evaluates the tiny run again
+def test_tuned_rates_from_an_earlier_run_are_reused_not_tuned_again(workdir, monkeypatch):
+  from gmn_jax.tasks.learning_to_optimize import run as run_lib  # pylint: disable=g-import-not-at-top
+  earlier = json.loads((workdir / 'results.json').read_text())
+  def refuse(*args, **kwargs):
+    raise AssertionError('tuned again')
+  monkeypatch.setattr(run_lib, 'tune_learning_rates', refuse)
+  config = LearningToOptimizeConfig.tiny()
+  results = run_lib.train_and_evaluate(config, workdir, progress=False,
+                                       tuned=earlier['tuned'])
+  for name in ('adam', 'sgdm'):
+    assert results['tuned'][name]['reused']
+    assert results['tuned'][name]['learning_rate'] == earlier['tuned'][name]['learning_rate']
+  task = next(iter(results['tasks']))
+  assert results['tasks'][task]['methods']['adam']['test_loss'] == (
+      earlier['tasks'][task]['methods']['adam']['test_loss'])

@@ -54,3 +54,25 @@ def test_pes_compiles_once_per_architecture(tmp_path):
   moved = [float(np.abs(a - b).max()) for a, b in
            zip(jax.tree.leaves(result.meta_params), jax.tree.leaves(start))]
   assert max(moved) > 0
+
+
+@pytest.mark.slow  # ~55 s at load 5 (eager steps and two compilations)
+def test_lookahead_next_scores_the_step_on_an_independent_batch():
+  task = Optimizee(OptimizeeSpec('mlp', 4, 1), 16)
+  lopt = LearnedOptimizer(PerParameterMLP((4,)), task.pg)
+  meta_params = lopt.init_meta_params(jax.random.key(0))
+  k_init, k_data = jax.random.split(jax.random.key(3))  # as the run splits its key
+  params = task.init(k_init, 1.0)  # a run at step 0 starts from this fresh optimizee
+  carry = (params, lopt.init_state(params))
+  key = jax.random.split(k_data, 1)[0]  # the unroll's one inner-step key
+  batch = task.batch(key, 16)
+  updates, _ = lopt.step(meta_params, params, jax.grad(task.loss)(params, batch),
+                         carry[1])
+  moved = jax.tree.map(jnp.add, params, updates)
+  expected = {'same': task.loss(moved, batch),
+              'next': task.loss(moved, task.batch(jax.random.fold_in(key, 1), 16))}
+  for lookahead, value in expected.items():
+    _, run = _tbptt_step(lopt, task, unroll=1, truncations=1, lookahead=lookahead)
+    loss, _, _ = run(meta_params, carry, jax.random.key(3), 16, 1.0)
+    np.testing.assert_allclose(loss, value, rtol=1e-5, err_msg=lookahead)
+  assert not np.isclose(expected['same'], expected['next'])

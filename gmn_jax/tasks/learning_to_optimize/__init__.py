@@ -22,14 +22,17 @@ the default run fits a CPU.
 `config.meta.truncations` switch on, for every learned optimizer alike, the stabilisers of
 Metz et al. 2022's `learned_optimization` (a small fixed step scale, per-tensor features, the
 step count as features, a clipped step) and truncated backpropagation over several unrolls
-of one inner run; `benchmarks/l2o_ablation.py` measures each.
+of one inner run; `benchmarks/l2o_ablation.py` measures each. `TRAIN_FAMILIES['mixed']`
+(`--family mixed`) meta-trains on CNNs and MLPs of five sizes instead of the one CNN, and
+`config.meta.lookahead = 'next'` scores each TBPTT step on an independent batch
+(`learned_optimization`'s meta-loss on a new training batch) instead of its own.
 
 Modules: `config`, `methods` (the registry), `optimizees` (the task family),
 `meta_training`, `run`, `report`.
 """
 
 from gmn_jax.tasks.learning_to_optimize import meta_training, optimizees, report
-from gmn_jax.tasks.learning_to_optimize.config import LearningToOptimizeConfig
+from gmn_jax.tasks.learning_to_optimize.config import TRAIN_FAMILIES, LearningToOptimizeConfig
 from gmn_jax.tasks.learning_to_optimize.meta_training import (MetaTrainConfig, MetaTrainResult,
                                                               meta_train)
 from gmn_jax.tasks.learning_to_optimize.methods import (HAND_DESIGNED, LABELS, LEARNED, REGISTRY,
@@ -42,7 +45,7 @@ Config = LearningToOptimizeConfig
 METHODS = LEARNED
 
 __all__ = ['HAND_DESIGNED', 'LABELS', 'LEARNED', 'METHODS', 'REGISTRY', 'TEST_SEED_OFFSET',
-           'Config', 'LearningToOptimizeConfig', 'MetaTrainConfig', 'MetaTrainResult',
+           'TRAIN_FAMILIES', 'Config', 'LearningToOptimizeConfig', 'MetaTrainConfig', 'MetaTrainResult',
            'Optimizee', 'OptimizeeSpec', 'evaluation_runner', 'make_rule', 'meta_train',
            'meta_training', 'optimizees', 'report', 'train_and_evaluate',
            'tune_learning_rates']

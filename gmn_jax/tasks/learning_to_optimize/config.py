@@ -10,6 +10,15 @@ from gmn_jax.tasks.learning_to_optimize.optimizees import OptimizeeSpec
 from gmn_jax.tasks.registry import check_methods
 from gmn_jax.training.learned_optimizer import Stabilisers
 
+# Meta-training families (`--family`): 'single' is the paper's one small CNN; 'mixed' samples
+# per inner run one of several widths and depths of CNN and MLP on the 8x8 digits, none of
+# them a held-out architecture (the wider CNN is 16x3, the MNIST MLP 32x2 on 784 inputs).
+TRAIN_FAMILIES: dict[str, tuple[OptimizeeSpec, ...]] = {
+    'single': (OptimizeeSpec('cnn', 8, 2),),
+    'mixed': (OptimizeeSpec('cnn', 8, 2), OptimizeeSpec('cnn', 4, 1), OptimizeeSpec('cnn', 12, 2),
+              OptimizeeSpec('mlp', 16, 1), OptimizeeSpec('mlp', 24, 2)),
+}
+
 
 @dataclasses.dataclass(frozen=True)
 class LearningToOptimizeConfig:

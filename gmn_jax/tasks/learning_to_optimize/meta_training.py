@@ -6,7 +6,8 @@ scale; `TaskFamily`), initialises a fresh optimizee and unrolls the learned opti
 - `'tbptt'` (the neural-graphs paper's protocol): an unroll of `unroll` inner steps; at each
   one the meta-loss is the optimizee's loss one step ahead on the same batch,
   `L(theta_t + delta(phi), batch_t)`, with theta_t detached, and the meta-gradient is the
-  mean over the unroll. One meta-step per unroll. With `truncations` T > 1 an inner run is T
+  mean over the unroll (`lookahead='next'`: on the next, independent batch instead, so that a
+  step that fits only its own batch is not rewarded). One meta-step per unroll. With `truncations` T > 1 an inner run is T
   unrolls long: the optimizee and the optimizer state (its step count included) persist from
   one meta-step to the next (one run per architecture) and restart after T unrolls, so that
   the meta-loss covers T * `unroll` inner steps (truncated backpropagation over a long run);
@@ -49,6 +50,7 @@ from gmn_jax.training.learned_optimizer import LearnedOptimizer, Stabilisers
 from gmn_jax.training.run_directory import RunDirectory
 
 ESTIMATORS = ('tbptt', 'pes')
+LOOKAHEADS = ('same', 'next')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,6 +61,8 @@ class MetaTrainConfig:
     meta_steps: meta-gradient steps.
     unroll: inner steps per meta-step (the truncation).
     truncations: TBPTT unrolls per inner run (the optimizee persists across them).
+    lookahead: the batch TBPTT's look-ahead loss reads: `'same'` (the step's own batch, the
+      paper's) or `'next'` (an independent batch).
     learning_rate: peak meta learning rate (cosine decay to 0 over `meta_steps`).
     weight_decay: AdamW weight decay.
     clip_norm: meta-gradient clipping.
@@ -75,6 +79,7 @@ class MetaTrainConfig:
   meta_steps: int = 100
   unroll: int = 50
   truncations: int = 1
+  lookahead: str = 'same'
   learning_rate: float = 1e-3
   weight_decay: float = 1e-4
   clip_norm: float = 1.0
@@ -88,7 +93,8 @@ class MetaTrainConfig:
   seed: int = 0
 
 
-def _tbptt_step(lopt: LearnedOptimizer, task: Optimizee, unroll: int, truncations: int):
+def _tbptt_step(lopt: LearnedOptimizer, task: Optimizee, unroll: int, truncations: int,
+                lookahead: str = 'same'):
   """`(init_run, run)`: `init_run(meta_params, key, init_scale)` gives a `(params, state)`
   about to restart; `run(meta_params, (params, state), key, batch_size, init_scale) -> (mean
   look-ahead loss, meta-gradient, (params, state))` restarts from a fresh optimizee when
@@ -112,12 +118,14 @@ def _tbptt_step(lopt: LearnedOptimizer, task: Optimizee, unroll: int, truncation
       params, state, grad_sum = carry
       batch = task.batch(key, batch_size)
       grads = jax.grad(task.loss)(params, batch)
+      target = (batch if lookahead == 'same'
+                else task.batch(jax.random.fold_in(key, 1), batch_size))
 
-      def lookahead(phi):
+      def ahead(phi):
         updates, new_state = lopt.step(phi, params, grads, state)
-        return task.loss(optax.apply_updates(params, updates), batch), (updates, new_state)
+        return task.loss(optax.apply_updates(params, updates), target), (updates, new_state)
 
-      (loss, (updates, state)), g = jax.value_and_grad(lookahead, has_aux=True)(meta_params)
+      (loss, (updates, state)), g = jax.value_and_grad(ahead, has_aux=True)(meta_params)
       params = jax.lax.stop_gradient(optax.apply_updates(params, updates))
       state = jax.lax.stop_gradient(state)
       return (params, state, jax.tree.map(jnp.add, grad_sum, g)), loss
@@ -227,9 +235,13 @@ def meta_train(rule: nn.Module, family: Sequence[Optimizee], config: MetaTrainCo
   """
   if config.estimator not in ESTIMATORS:
     raise ValueError(f'unknown estimator {config.estimator!r}; choose from {ESTIMATORS}')
+  if config.lookahead not in LOOKAHEADS:
+    raise ValueError(f'unknown lookahead {config.lookahead!r}; choose from {LOOKAHEADS}')
   if config.truncations < 1:
     raise ValueError(f'truncations must be at least 1, got {config.truncations}')
-  described = {'rule': repr(rule), 'config': dataclasses.asdict(config),
+  described = {'rule': repr(rule), 'config': {
+                   k: v for k, v in dataclasses.asdict(config).items()
+                   if k != 'lookahead' or v != 'same'},  # older runs keep their description
                'family': [dataclasses.asdict(t.spec) for t in family]}
   if stabilisers != Stabilisers():  # runs without stabilisers keep their old description
     described['stabilisers'] = dataclasses.asdict(stabilisers)
@@ -249,7 +261,8 @@ def meta_train(rule: nn.Module, family: Sequence[Optimizee], config: MetaTrainCo
       """`(meta_step, init_particles)` of one architecture; TBPTT's 'particles' are its
       persistent optimizee and optimizer state."""
       if config.estimator == 'tbptt':
-        init_particles, estimate = _tbptt_step(lopt, task, config.unroll, config.truncations)
+        init_particles, estimate = _tbptt_step(lopt, task, config.unroll, config.truncations,
+                                               config.lookahead)
       else:
         init_particles, estimate = _pes_step(lopt, task, config)
 

@@ -123,10 +123,19 @@ def tune_learning_rates(config: LearningToOptimizeConfig, family: list[Optimizee
 
 
 def train_and_evaluate(config: LearningToOptimizeConfig, workdir: str | pathlib.Path,
-                       progress: bool = True) -> dict[str, Any]:
+                       progress: bool = True, tuned: dict[str, dict[str, Any]] | None = None
+                       ) -> dict[str, Any]:
   """Runs the experiment (see the module docstring) and returns `results.json`'s content.
 
   A killed run started again resumes meta-training from the last checkpoints.
+
+  Args:
+    config: the settings.
+    workdir: where the run and its report are written.
+    progress: progress bars and lines.
+    tuned: Adam's and SGD-momentum's tuned rates from an earlier run (its `results.json`'s
+      `'tuned'`, as `tune_learning_rates` returns them), used as they are (recorded with
+      `'reused': True`); None tunes them on `config.train_tasks`.
   """
   workdir = pathlib.Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
@@ -147,7 +156,10 @@ def train_and_evaluate(config: LearningToOptimizeConfig, workdir: str | pathlib.
     meta[method] = {'seconds': time.time() - t0, 'compilations': result.compilations,
                     'history': result.history}
   runners: dict[tuple[str, str], Any] = {}
-  tuned = tune_learning_rates(config, family, progress, runners)
+  if tuned is None:
+    tuned = tune_learning_rates(config, family, progress, runners)
+  else:
+    tuned = {name: {**tuned[name], 'reused': True} for name in HAND_DESIGNED}
   seeds = np.arange(config.seeds) + TEST_SEED_OFFSET
   tasks, curves = {}, {}
   for task_name, spec in config.test_tasks:
