@@ -82,7 +82,8 @@ def run_variant(variant: str, zoo, graphs, split, epochs: int, seed: int, window
     raise SystemExit(f'unknown changes {sorted(unknown)}; choose from {CHANGES}')
   normalization = next((c for c in changes if c in ('graph', 'dataset', 'none')), 'graph')
   config = InrClassificationConfig(normalization=normalization,
-                                   standardize_readout='stdreadout' in changes)
+                                   standardize_readout='stdreadout' in changes,
+                                   readout_pool='output' if 'outreadout' in changes else 'all')
   config = dataclasses.replace(config, train=dataclasses.replace(
       config.train, seed=seed, **({'learning_rate': lr[0]} if lr else {})))
   train, val, test = split
@@ -97,8 +98,6 @@ def run_variant(variant: str, zoo, graphs, split, epochs: int, seed: int, window
     structure['norm'] = 'none'
   if 'noresidual' in changes:
     structure['residual'] = False
-  if 'outreadout' in changes:
-    structure['readout_pool'] = 'output'
   if 'deg' in changes:  # neural graphs' PNA normaliser for this SIREN (2-32-32-1)
     structure['avg_log_degree'] = OFFICIAL_AVG_LOG_DEGREE
   if structure:
@@ -182,7 +181,7 @@ def linear_probes(zoo, graphs, split, normalization: str, name: str = 'nggnn') -
   layers = [np.asarray(leaf).reshape(len(zoo), -1) for leaf in jax.tree.leaves(zoo.params)]
   stats = np.stack([f(a) for a in layers for f in (lambda a: a.mean(1), lambda a: a.std(1),
                                                    lambda a: np.linalg.norm(a, axis=1))], 1)
-  config = InrClassificationConfig(normalization=normalization)
+  config = InrClassificationConfig(normalization=normalization, readout_pool='all')
   model = build_model(name, config, graphs, zoo.config, zoo.num_classes, train)
   budget = graphs.budget(64)
   params = init_params(model, jax.random.key(0), next(graphs.batches(train[:1], 64, budget))[0])

@@ -12,6 +12,7 @@ from gmn_jax.zoos.inr import zoo as inr_zoo_lib
 
 
 NORMALIZATIONS = ('dataset', 'graph', 'none')
+READOUT_POOLS = ('auto', 'all', 'output')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,6 +35,10 @@ class InrClassificationConfig:
     standardize_readout: GMN, NG-GNN and NG-T standardise their readout MLP's input per
       feature with its statistics over (up to 512) training INRs at initialisation
       (`fit_readout_statistics`).
+    readout_pool: what the invariant readout of GMN, NG-GNN and NG-T reads
+      (`Metanetwork.readout_pool`): `'output'`, the output neuron's vector alone (as neural
+      graphs); `'all'`, per-INR means of the vectors of each kind of neuron and of the edges;
+      `'auto'`: `'output'` for the weights-only methods, `'all'` for those with probes.
     train: optimisation settings shared by every method (cross-entropy).
     seed: of the split.
   """
@@ -49,6 +54,7 @@ class InrClassificationConfig:
   layers: int = 2
   normalization: str = 'graph'
   standardize_readout: bool = False
+  readout_pool: str = 'auto'
   train: TrainConfig = dataclasses.field(default_factory=lambda: TrainConfig(
       epochs=4, batch_size=32, learning_rate=3e-3, loss='cross_entropy'))
   seed: int = 0
@@ -58,6 +64,9 @@ class InrClassificationConfig:
     if self.normalization not in NORMALIZATIONS:
       raise ValueError(f'unknown normalization {self.normalization!r}; choose from '
                        f'{NORMALIZATIONS}')
+    if self.readout_pool not in READOUT_POOLS:
+      raise ValueError(f'unknown readout_pool {self.readout_pool!r}; choose from '
+                       f'{READOUT_POOLS}')
     if self.train.loss != 'cross_entropy':
       raise ValueError("INR classification trains with TrainConfig(loss='cross_entropy')")
 

@@ -26,9 +26,10 @@ def _nggnn(c, common, k, _):
 
 def _scalegmn(c, common, k, _):
   # Equivariant to the sine neurons' sign flips too; per-layer standardisation would not be
-  # (a flipped or scaled neuron changes its layer's statistics), so it reads the raw values.
+  # (a flipped or scaled neuron changes its layer's statistics), so it reads the raw values;
+  # its readout pools its own invariant features.
   kwargs = {key: value for key, value in common.items()
-            if key not in ('normalize_weights', 'layer_statistics')}
+            if key not in ('normalize_weights', 'layer_statistics', 'readout_pool')}
   return ScaleGMN(hidden_dim=c.hidden, num_layers=c.layers, out_features=k, **kwargs)
 
 

@@ -71,6 +71,8 @@ def build_model(name: str, config: InrClassificationConfig, graphs: GraphSet,
   budget = graphs.budget(config.train.batch_size)
   common = dict(readout_hidden=2 * config.hidden, max_kernel_size=budget.kernel_size,
                 max_param_size=budget.param_size)
+  if method.graph:
+    common['readout_pool'] = readout_pool(config, name)
   if config.normalization == 'graph':
     common['normalize_weights'] = True
   elif config.normalization == 'dataset':
@@ -94,6 +96,14 @@ def build_model(name: str, config: InrClassificationConfig, graphs: GraphSet,
     mean, std = standardization(_inputs(model, graphs, train))
     model = model.clone(input_mean=mean, input_std=std)
   return wrap(model)
+
+
+def readout_pool(config: InrClassificationConfig, name: str) -> str:
+  """What graph metanetwork `name`'s invariant readout reads (`config.readout_pool`, with
+  `'auto'` resolved: the output neuron alone on weights only, every pool with probes)."""
+  if config.readout_pool != 'auto':
+    return config.readout_pool
+  return 'all' if REGISTRY[name].probes else 'output'
 
 
 def _inputs(model: WeightMLP | StatNN, graphs: GraphSet, rows: np.ndarray) -> np.ndarray:
