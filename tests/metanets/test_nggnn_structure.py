@@ -49,9 +49,11 @@ def test_graph_norm_standardises_each_graph_and_keeps_its_rows_relative_sizes():
   np.testing.assert_allclose(out[:4], alone, atol=1e-5)
 
 
+@pytest.mark.slow  # 18 s at load 6 (compiling NG-GNN); the fast tier keeps GraphNorm's own test
 @pytest.mark.parametrize('norm,residual,pool', [
     ('graph', False, 'output'),  # neural graphs' structure, per graph
-    pytest.param('none', True, 'all', marks=pytest.mark.slow)])
+    ('node', True, 'output'),  # the INR task's weights-only default
+    ('none', True, 'all')])
 def test_nggnn_structures_are_invariant_and_independent_of_batch_mates(norm, residual, pool):
   pg, zoo, graphs = _sirens()
   model = metanets.tiny('nggnn', norm=norm, residual=residual, readout_pool=pool)

@@ -60,7 +60,7 @@ REGISTRY: dict[str, Method] = {
 }
 METHODS = tuple(REGISTRY)
 # Two graph metanetworks reading learned probe features, as the neural-graphs paper reads
-# INRs, and the three baselines; `--methods` adds the weights-only graph metanetworks, `ngt`,
-# `ngt_probes` and `scalegmn`.
-DEFAULT_METHODS = ('gmn_probes', 'nggnn_probes', 'deepsets', 'statnn', 'mlp')
+# INRs, NG-GNN on the weights alone, and the three baselines (which read the weights alone);
+# `--methods` adds the weights-only `gmn`, `ngt`, `ngt_probes` and `scalegmn`.
+DEFAULT_METHODS = ('gmn_probes', 'nggnn_probes', 'nggnn', 'deepsets', 'statnn', 'mlp')
 LABELS = Labels(REGISTRY)
