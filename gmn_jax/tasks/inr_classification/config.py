@@ -11,7 +11,7 @@ from gmn_jax.training.fit import TrainConfig
 from gmn_jax.zoos.inr import zoo as inr_zoo_lib
 
 
-NORMALIZATIONS = ('dataset', 'graph', 'none')
+NORMALIZATIONS = ('auto', 'dataset', 'graph', 'none')
 READOUT_POOLS = ('auto', 'all', 'output')
 
 
@@ -31,7 +31,9 @@ class InrClassificationConfig:
     normalization: how graph metanetworks and DeepSets standardise each layer's values before
       encoding them: `'dataset'` with the training split's per-layer mean and standard
       deviation (as neural graphs), `'graph'` with each INR's own (which divides out the
-      scale of each of its layers and zeroes its single output bias), `'none'`.
+      scale of each of its layers and zeroes its single output bias), `'none'`; `'auto'`:
+      `'dataset'` for the weights-only graph metanetworks (GMN, NG-GNN, NG-T, ScaleGMN reads
+      raw values whatever this says), `'graph'` for those with probes and for DeepSets.
     standardize_readout: GMN, NG-GNN and NG-T standardise their readout MLP's input per
       feature with its statistics over (up to 512) training INRs at initialisation
       (`fit_readout_statistics`).
@@ -52,7 +54,7 @@ class InrClassificationConfig:
   probes: int = 16
   hidden: int = 32
   layers: int = 2
-  normalization: str = 'graph'
+  normalization: str = 'auto'
   standardize_readout: bool = False
   readout_pool: str = 'auto'
   train: TrainConfig = dataclasses.field(default_factory=lambda: TrainConfig(
