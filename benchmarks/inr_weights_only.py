@@ -8,8 +8,10 @@ accuracy at the end, for each variant asked for:
     python benchmarks/inr_weights_only.py /tmp/inr-work/default \
         --variant graph --variant dataset --variant dataset,fourier --epochs 1
 
-A variant is comma-separated changes to the default (per-INR standardisation, the task's
-augmentation, warm-up then cosine decay): `graph`, `dataset`, `none` (normalisation),
+A variant is comma-separated changes to the base (the task's NG-GNN with per-INR
+standardisation and the pooled readout, `readout_pool='all'`, the task's augmentation, warm-up
+then cosine decay; the task's own defaults for the weights-only methods are now `dataset` and
+`outreadout`): `graph`, `dataset`, `none` (normalisation),
 `noflip` (permutations only), `noaug`, `fourier` (neural graphs' value encoding: 128 Gaussian
 random frequencies of scale 3), `constant` (warm-up, then a constant learning rate, as neural
 graphs), `gmn` (GMN instead of NG-GNN), `stdreadout` (the task's `standardize_readout`: the readout
