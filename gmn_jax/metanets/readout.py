@@ -5,10 +5,12 @@
   `globals` `[n_graph, out_features]`, optionally standardised first with fixed per-feature
   statistics of the training graphs (`input_statistics`, from `fit_readout_statistics` at
   initialisation): the pooled vectors of different networks can differ by a small fraction of
-  their size, which an MLP fed them raw learns from slowly. Padding nodes and edges belong to padding graphs, so
-  they never enter a real graph's pool. Lim et al. (2024) pool edges only; neural graphs
-  concatenates the output neurons' vectors, which needs one fixed architecture: pooling the
-  output neurons as their own kind keeps their information for any architecture.
+  their size, which an MLP fed them raw learns from slowly. Padding nodes and edges belong to
+  padding graphs, so they never enter a real graph's pool. Lim et al. (2024) pool edges only;
+  neural graphs concatenates the output neurons' vectors, which needs one fixed architecture:
+  pooling the output neurons as their own kind keeps their information for any architecture,
+  and `pool='output'` reads that pool alone (on INRs, weights only, it learns faster than the
+  full pool).
 - Equivariant: a linear map per edge to its K weight slots and per node to its P parameter
   slots, masked, so that `pg.decode` turns the output into a parameter pytree. With
   `edge_readout='residual'` the output is `theta + gamma * delta` with learned scalars gamma
