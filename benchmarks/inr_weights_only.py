@@ -8,8 +8,10 @@ accuracy at the end, for each variant asked for:
     python benchmarks/inr_weights_only.py /tmp/inr-work/default \
         --variant graph --variant dataset --variant dataset,fourier --epochs 1
 
-A variant is comma-separated changes to the default (per-INR standardisation, the task's
-augmentation, warm-up then cosine decay): `graph`, `dataset`, `none` (normalisation),
+A variant is comma-separated changes to the base (the task's NG-GNN with per-INR
+standardisation and the pooled readout, `readout_pool='all'`, the task's augmentation, warm-up
+then cosine decay; the task's own defaults for the weights-only methods are now `dataset` and
+`outreadout`): `graph`, `dataset`, `none` (normalisation),
 `noflip` (permutations only), `noaug`, `fourier` (neural graphs' value encoding: 128 Gaussian
 random frequencies of scale 3), `constant` (warm-up, then a constant learning rate, as neural
 graphs), `gmn` (GMN instead of NG-GNN), `stdreadout` (the task's `standardize_readout`: the readout
@@ -18,7 +20,13 @@ training INRs at initialisation),
 `lnreadout` (the same standardised per graph over its features), `readoutonly` (only the
 readout trains: the message passing stays at its random initialisation), `smallembed` (the
 encoder's embeddings of type, layer, position and operation, the same in every INR, drawn
-10 times smaller), `lr=X` (the learning rate). `--linear-probe dataset` instead measures what the untrained NG-GNN's pooled vectors carry
+10 times smaller), `lr=X` (the learning rate); neural graphs' structure, one piece at a time:
+`graphnorm` (NG-GNN's `norm='graph'`: one mean and variance per INR over all its node vectors,
+edges unnormalised), `nonorm` (`norm='none'`), `noresidual` (`residual=False`: each layer's
+output replaces its input), `outreadout` (`readout_pool='output'`: the readout reads the output
+neuron's vector alone), `deg` (`avg_log_degree` 2.247, neural graphs' PNA normaliser for this
+SIREN instead of the task's 1.0), `torchinit` (every dense kernel drawn sqrt(3) smaller, as
+torch's default `Linear`), `amsgrad` (AdamW with AMSGrad). `--linear-probe dataset` instead measures what the untrained NG-GNN's pooled vectors carry
 (logistic regressions on them; `dataset:gmn` for GMN). Host-side driver; minutes per variant
 on 2 cores.
 """
@@ -40,7 +48,13 @@ from gmn_jax.training.fit import init_params
 from gmn_jax.zoos.inr import zoo as inr_zoo
 
 CHANGES = ('graph', 'dataset', 'none', 'noflip', 'noaug', 'fourier', 'constant', 'gmn',
-           'stdreadout', 'lnreadout', 'readoutonly', 'smallembed')
+           'stdreadout', 'lnreadout', 'readoutonly', 'smallembed', 'graphnorm', 'nonorm',
+           'noresidual', 'outreadout', 'torchinit', 'amsgrad', 'deg')
+
+
+# mean(log(d + 1)) over the forward in-degree histogram of a 2-32-32-1 MLP, as neural graphs'
+# `GNNForClassification` builds it: (2 log 1 + 32 log 3 + 33 log 33) / 67.
+OFFICIAL_AVG_LOG_DEGREE = float((32 * np.log(3) + 33 * np.log(33)) / 67)
 
 
 def _readout_input(model, params, transform):
@@ -70,7 +84,8 @@ def run_variant(variant: str, zoo, graphs, split, epochs: int, seed: int, window
     raise SystemExit(f'unknown changes {sorted(unknown)}; choose from {CHANGES}')
   normalization = next((c for c in changes if c in ('graph', 'dataset', 'none')), 'graph')
   config = InrClassificationConfig(normalization=normalization,
-                                   standardize_readout='stdreadout' in changes)
+                                   standardize_readout='stdreadout' in changes,
+                                   readout_pool='output' if 'outreadout' in changes else 'all')
   config = dataclasses.replace(config, train=dataclasses.replace(
       config.train, seed=seed, **({'learning_rate': lr[0]} if lr else {})))
   train, val, test = split
@@ -78,6 +93,17 @@ def run_variant(variant: str, zoo, graphs, split, epochs: int, seed: int, window
   model = build_model(name, config, graphs, zoo.config, zoo.num_classes, train)
   if 'fourier' in changes:
     model = model.clone(value_features='fourier', n_frequencies=128, value_scale=3.0)
+  structure = {}
+  if 'graphnorm' in changes:
+    structure['norm'] = 'graph'
+  if 'nonorm' in changes:
+    structure['norm'] = 'none'
+  if 'noresidual' in changes:
+    structure['residual'] = False
+  if 'deg' in changes:  # neural graphs' PNA normaliser for this SIREN (2-32-32-1)
+    structure['avg_log_degree'] = OFFICIAL_AVG_LOG_DEGREE
+  if structure:
+    model = model.clone(**structure)
     if 'stdreadout' in changes:
       raise SystemExit('fourier with stdreadout: the statistics are of the other encoding')
   tc = config.train
@@ -89,13 +115,22 @@ def run_variant(variant: str, zoo, graphs, split, epochs: int, seed: int, window
                                      optax.constant_schedule(tc.learning_rate)], [warmup])
   else:  # the task's own (`fit`)
     schedule = optax.warmup_cosine_decay_schedule(0.0, tc.learning_rate, warmup, max(steps, 2))
-  tx = optax.chain(optax.clip_by_global_norm(tc.clip_norm),
-                   optax.adamw(schedule, weight_decay=tc.weight_decay))
+  if 'amsgrad' in changes:  # torch's AdamW(amsgrad=True), as neural graphs
+    tx = optax.chain(optax.clip_by_global_norm(tc.clip_norm), optax.scale_by_amsgrad(),
+                     optax.add_decayed_weights(tc.weight_decay),
+                     optax.scale_by_learning_rate(schedule))
+  else:
+    tx = optax.chain(optax.clip_by_global_norm(tc.clip_norm),
+                     optax.adamw(schedule, weight_decay=tc.weight_decay))
   first = next(graphs.batches(train[:1], tc.batch_size, budget))[0]
   params = init_params(model, jax.random.key(seed), first)
   if 'smallembed' in changes:  # the encoder's type, layer, position and op embeddings / 10
     params = jax.tree_util.tree_map_with_path(
         lambda path, x: x / 10 if 'embedding' in jax.tree_util.keystr(path) else x, params)
+  if 'torchinit' in changes:  # torch's Linear: U(+-1/sqrt(fan_in)), variance 1/3 of lecun
+    params = jax.tree_util.tree_map_with_path(
+        lambda path, x: x / np.sqrt(3) if jax.tree_util.keystr(path).endswith("'kernel']")
+        else x, params)
   opt_state = tx.init(params)
   transform = None  # 'stdreadout': the task's `standardize_readout`, in `build_model`
   if 'lnreadout' in changes:  # per graph, over the pooled features (no statistics)
@@ -148,7 +183,7 @@ def linear_probes(zoo, graphs, split, normalization: str, name: str = 'nggnn') -
   layers = [np.asarray(leaf).reshape(len(zoo), -1) for leaf in jax.tree.leaves(zoo.params)]
   stats = np.stack([f(a) for a in layers for f in (lambda a: a.mean(1), lambda a: a.std(1),
                                                    lambda a: np.linalg.norm(a, axis=1))], 1)
-  config = InrClassificationConfig(normalization=normalization)
+  config = InrClassificationConfig(normalization=normalization, readout_pool='all')
   model = build_model(name, config, graphs, zoo.config, zoo.num_classes, train)
   budget = graphs.budget(64)
   params = init_params(model, jax.random.key(0), next(graphs.batches(train[:1], 64, budget))[0])

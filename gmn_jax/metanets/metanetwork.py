@@ -34,6 +34,9 @@ class Metanetwork(nn.Module):
       (`fit_layer_statistics(...).frozen()` of the training graphs; see `GraphEncoder`).
     readout_statistics: standardise the invariant readout MLP's input with these
       (`Readout.input_statistics`, from `fit_readout_statistics`); None: raw.
+    readout_pool: what the invariant readout MLP reads: `'all'`, per-graph means of node
+      vectors by kind of neuron and of edge vectors, or `'output'`, the output neurons'
+      vectors alone (neural graphs' readout; see `pool_graphs`).
     max_kernel_size, max_param_size: K and P slots reserved at init (at least the init
       graphs' K and P; later graphs may be narrower, never wider).
   """
@@ -49,6 +52,7 @@ class Metanetwork(nn.Module):
   normalize_weights: bool = False
   layer_statistics: LayerStatistics | None = None
   readout_statistics: tuple[tuple[float, ...], tuple[float, ...]] | None = None
+  readout_pool: str = 'all'
   max_kernel_size: int = 1
   max_param_size: int = 1
 
@@ -73,5 +77,5 @@ class Metanetwork(nn.Module):
     """The output graph (see `Readout`) from the final node and edge vectors."""
     return Readout(self.out_features, self.readout_hidden, self.edge_readout,
                    self.residual_init, self.activation, self.max_kernel_size,
-                   self.max_param_size, self.readout_statistics,
+                   self.max_param_size, self.readout_statistics, self.readout_pool,
                    name='readout')(graphs, index, nodes, edges, graph_features, pooled_edges)

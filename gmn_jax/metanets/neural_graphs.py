@@ -17,8 +17,11 @@ softmax over j, post-LayerNorm residual node updates (attention, then a feed-for
 and edge updates e_ij <- LN(e_ij + MLP(e_ij, x_i, x_j)).
 
 Where these depart from the published code, on purpose:
-- No BatchNorm: the published NG-GNN normalises over the whole mini-batch, so a network's
-  prediction depends on its batch-mates (and on padding). LayerNorm keeps graphs independent.
+- Normalisation: the published NG-GNN normalises each layer's node update once over the
+  whole mini-batch (PyTorch Geometric's graph-mode LayerNorm without a batch vector), so a
+  network's prediction depends on its batch-mates. Ours normalises per node vector (and per
+  edge vector) inside a residual stream by default, or, with `norm='graph'` and
+  `residual=False`, as the published code but once per graph (`GraphNorm`).
 - Messages flow both ways along every edge, with the direction as a feature (its own bias and
   its own node projections), as in GMN.
 - NG-T attends over the edges of the graph (both directions) and each node itself, not over
@@ -49,8 +52,36 @@ from gmn_jax.metanets.gmn import stack_layers
 from gmn_jax.metanets.metanetwork import Metanetwork
 
 
+class GraphNorm(nn.Module):
+  """Standardises `x` `[n, d]` per graph over all its rows and features together (one mean
+  and one variance per graph), then a learned per-feature scale and shift. Jittable.
+
+  PyTorch Geometric's `LayerNorm(mode='graph')`, which neural graphs' PNA applies without a
+  batch vector, i.e. over the whole mini-batch; here per graph, so that a graph's output
+  does not depend on its batch-mates. Unlike a LayerNorm per row, it keeps how the rows of
+  one graph differ in size. Padding rows belong to padding graphs.
+  """
+
+  epsilon: float = 1e-5
+
+  @nn.compact
+  def __call__(self, x: jax.Array, graph: jax.Array, n_graph: int) -> jax.Array:
+    mean = agg_ops.segment_mean(x.mean(-1), graph, n_graph)[graph][:, None]
+    centred = x - mean
+    var = agg_ops.segment_mean((centred ** 2).mean(-1), graph, n_graph)[graph][:, None]
+    scale = self.param('scale', nn.initializers.ones, (x.shape[-1],))
+    bias = self.param('bias', nn.initializers.zeros, (x.shape[-1],))
+    return centred * jax.lax.rsqrt(var + self.epsilon) * scale + bias
+
+
+NORMS = ('node', 'graph', 'none')
+
+
 class NGGNNLayer(nn.Module):
-  """One NG-GNN layer: FiLM-modulated PNA messages, node update, edge update."""
+  """One NG-GNN layer: FiLM-modulated PNA messages, node update, edge update.
+
+  `norm` and `residual`: see `NGGNN`.
+  """
 
   node_dim: int
   edge_dim: int
@@ -59,6 +90,8 @@ class NGGNNLayer(nn.Module):
   avg_log_degree: float
   bidirectional: bool
   activation: Callable
+  norm: str = 'node'
+  residual: bool = True
 
   @nn.compact
   def __call__(self, carry: tuple[jax.Array, jax.Array],
@@ -85,13 +118,19 @@ class NGGNNLayer(nn.Module):
     agg = agg_ops.aggregate_parts(parts, index.n_node, self.aggregators, self.scalers,
                                   self.avg_log_degree)
     update = dense(d, 'post_self')(x) + dense(d, 'post_agg')(agg)
-    x = x + act(nn.LayerNorm(name='node_norm')(update))
+    if self.norm == 'node':
+      update = nn.LayerNorm(name='node_norm')(update)
+    elif self.norm == 'graph':
+      update = GraphNorm(name='node_norm')(update, index.node_graph, index.n_graph)
+    x = x + act(update) if self.residual else act(update)
 
     hidden = (dense(self.edge_dim, 'edge_proj')(e)
               + take(dense(self.edge_dim, 'edge_sender')(x), s)
               + take(dense(self.edge_dim, 'edge_receiver')(x), r))
-    e = e + dense(self.edge_dim, 'edge_out')(act(hidden))
-    e = nn.LayerNorm(name='edge_norm')(e)
+    out = dense(self.edge_dim, 'edge_out')(act(hidden))
+    e = e + out if self.residual else out
+    if self.norm == 'node':
+      e = nn.LayerNorm(name='edge_norm')(e)
     return (x, e), None
 
 
@@ -108,6 +147,12 @@ class NGGNN(Metanetwork):
     aggregation: `'pna'` (mean, min, max, std; identity and amplification) or as in `GMN`.
     avg_log_degree: the PNA degree normaliser (see `gmn_jax.mean_log_degree`).
     bidirectional: messages along and against each edge.
+    norm: how each layer normalises its node update: `'node'`, a LayerNorm per node vector
+      (and per edge vector after the edge update); `'graph'`, one mean and variance per
+      graph over all its node vectors (`GraphNorm`; edges unnormalised), as neural graphs
+      but per graph rather than per mini-batch; `'none'`.
+    residual: add each layer's node and edge updates to its input (True) or replace the
+      input with them (False, as neural graphs).
     scan_layers: see `GMN`.
     The readout, activation and value-encoding settings: see `Metanetwork`.
   """
@@ -118,6 +163,8 @@ class NGGNN(Metanetwork):
   aggregation: Any = 'pna'
   avg_log_degree: float = 1.0
   bidirectional: bool = True
+  norm: str = 'node'
+  residual: bool = True
   scan_layers: bool = False
 
   PRESETS = {
@@ -136,6 +183,8 @@ class NGGNN(Metanetwork):
 
   @nn.compact
   def __call__(self, graphs: jraph.GraphsTuple) -> jraph.GraphsTuple:
+    if self.norm not in NORMS:
+      raise ValueError(f'unknown NG-GNN norm {self.norm!r}; choose from {NORMS}')
     index = graph_index(graphs)
     aggregators, scalers = agg_ops.resolve_aggregation(self.aggregation)
     edge_dim = self.edge_dim or self.hidden_dim
@@ -143,7 +192,8 @@ class NGGNN(Metanetwork):
     x, e = stack_layers(NGGNNLayer, self.num_layers, (x, e), index, node_dim=self.hidden_dim,
                        edge_dim=edge_dim, aggregators=aggregators, scalers=scalers,
                        avg_log_degree=self.avg_log_degree, bidirectional=self.bidirectional,
-                       activation=self.activation, scan=self.scan_layers)
+                       activation=self.activation, norm=self.norm, residual=self.residual,
+                       scan=self.scan_layers)
     return self.readout(graphs, index, x, e)
 
 

@@ -5,10 +5,12 @@
   `globals` `[n_graph, out_features]`, optionally standardised first with fixed per-feature
   statistics of the training graphs (`input_statistics`, from `fit_readout_statistics` at
   initialisation): the pooled vectors of different networks can differ by a small fraction of
-  their size, which an MLP fed them raw learns from slowly. Padding nodes and edges belong to padding graphs, so
-  they never enter a real graph's pool. Lim et al. (2024) pool edges only; neural graphs
-  concatenates the output neurons' vectors, which needs one fixed architecture: pooling the
-  output neurons as their own kind keeps their information for any architecture.
+  their size, which an MLP fed them raw learns from slowly. Padding nodes and edges belong to
+  padding graphs, so they never enter a real graph's pool. Lim et al. (2024) pool edges only;
+  neural graphs concatenates the output neurons' vectors, which needs one fixed architecture:
+  pooling the output neurons as their own kind keeps their information for any architecture,
+  and `pool='output'` reads that pool alone (on INRs, weights only, it learns faster than the
+  full pool).
 - Equivariant: a linear map per edge to its K weight slots and per node to its P parameter
   slots, masked, so that `pg.decode` turns the output into a parameter pytree. With
   `edge_readout='residual'` the output is `theta + gamma * delta` with learned scalars gamma
@@ -34,6 +36,7 @@ from gmn_jax.metanets.features import SlotDecoder
 
 N_NODE_KINDS = 4  # input, hidden, output, other (heads, normalisation blocks)
 EDGE_READOUTS = ('residual', 'direct')
+POOLS = ('all', 'output')
 
 
 class MLP(nn.Module):
@@ -52,17 +55,26 @@ class MLP(nn.Module):
 
 
 def pool_graphs(graphs: jraph.GraphsTuple, index: GraphIndex, nodes: jax.Array,
-                edges: jax.Array, pooled_edges: jax.Array | None = None) -> jax.Array:
-  """`[n_graph, 4 * node_dim + edge_dim]`: per-graph means of node vectors by kind of neuron
-  (input, hidden, output, other) and of edge vectors; zeros for empty pools. Jittable.
+                edges: jax.Array, pooled_edges: jax.Array | None = None,
+                pool: str = 'all') -> jax.Array:
+  """Per-graph pooled vectors; zeros for empty pools. Jittable.
+
+  `pool='all'`: `[n_graph, 4 * node_dim + edge_dim]`, the means of node vectors by kind of
+  neuron (input, hidden, output, other) and of edge vectors. `pool='output'`:
+  `[n_graph, node_dim]`, the mean of the output neurons' vectors (neural graphs reads the
+  output neurons alone; it concatenates them, which needs a fixed number of them).
 
   `pooled_edges` `[n_graph, edge_dim]`: the per-graph means of `edges`, when the caller has
   them already (accumulated block by block over a graph too large to hold its edge vectors
   in the backward pass, `GMN(edge_chunk=...)`); `edges` is then not read."""
+  if pool not in POOLS:
+    raise ValueError(f'unknown readout pool {pool!r}; choose from {POOLS}')
   # INPUT 0, HIDDEN 1, OUTPUT 2; HEAD and BLOCK share the last pool.
   kind = jnp.clip(jnp.asarray(graphs.nodes['type']), 0, N_NODE_KINDS - 1)
   seg = index.node_graph * N_NODE_KINDS + kind
   pooled_nodes = aggregation.segment_mean(nodes, seg, index.n_graph * N_NODE_KINDS)
+  if pool == 'output':
+    return pooled_nodes.reshape(index.n_graph, N_NODE_KINDS, -1)[:, 2]  # NodeType.OUTPUT
   if pooled_edges is None:
     pooled_edges = aggregation.segment_mean(edges, index.edge_graph, index.n_graph)
   return jnp.concatenate(
@@ -86,6 +98,7 @@ class Readout(nn.Module):
     max_kernel_size, max_param_size: slots reserved at init (see `SlotDecoder`).
     input_statistics: `(mean, std)`, tuples over the invariant MLP's input features, to
       standardise that input with (`fit_readout_statistics`); None: read it raw.
+    pool: what the invariant MLP reads (`pool_graphs`): `'all'` or `'output'`.
   """
 
   out_features: int = 1
@@ -96,6 +109,7 @@ class Readout(nn.Module):
   max_kernel_size: int = 1
   max_param_size: int = 1
   input_statistics: tuple[tuple[float, ...], tuple[float, ...]] | None = None
+  pool: str = 'all'
 
   @nn.compact
   def __call__(self, graphs: jraph.GraphsTuple, index: GraphIndex, nodes: jax.Array,
@@ -104,7 +118,7 @@ class Readout(nn.Module):
     if self.edge_readout not in EDGE_READOUTS:
       raise ValueError(f'unknown edge_readout {self.edge_readout!r}; choose from '
                        f'{EDGE_READOUTS}')
-    pooled = pool_graphs(graphs, index, nodes, edges, pooled_edges)
+    pooled = pool_graphs(graphs, index, nodes, edges, pooled_edges, self.pool)
     if graph_features is not None:
       pooled = jnp.concatenate([pooled, graph_features], axis=-1)
     if self.input_statistics is not None:

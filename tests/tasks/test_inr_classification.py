@@ -70,7 +70,27 @@ def test_data_set_normalisation_and_readout_statistics_come_from_the_training_ro
   assert built.layer_statistics == graphs.layer_statistics(train).frozen()
   assert built.layer_statistics != graphs.layer_statistics(np.arange(12)).frozen()
   assert built.readout_statistics is not None and not built.normalize_weights
+  assert built.readout_pool == 'output'  # weights only: the output neuron ('auto')
   with pytest.raises(ValueError, match='training rows'):
     build_model('nggnn', config, graphs, zoo_config, 10)
   with pytest.raises(ValueError, match='unknown normalization'):
     InrClassificationConfig(normalization='batch')
+
+
+def test_weights_only_graph_metanetworks_read_the_output_neuron_by_default():
+  """`'auto'`: without probes, the output neuron alone and data-set statistics; with probes
+  (and DeepSets) every pool and per-INR statistics."""
+  from gmn_jax.tasks.inr_classification.run import normalization, readout_pool  # pylint: disable=g-import-not-at-top
+  config = InrClassificationConfig()
+  assert config.readout_pool == 'auto' and config.normalization == 'auto'
+  for name in ('gmn', 'nggnn', 'ngt'):
+    assert readout_pool(config, name) == 'output'
+    assert readout_pool(config, f'{name}_probes') == 'all'
+    assert normalization(config, name) == 'dataset'
+    assert normalization(config, f'{name}_probes') == 'graph'
+  assert normalization(config, 'deepsets') == 'graph'
+  assert normalization(InrClassificationConfig(normalization='graph'), 'nggnn') == 'graph'
+  assert readout_pool(InrClassificationConfig(readout_pool='all'), 'nggnn') == 'all'
+  assert readout_pool(InrClassificationConfig(readout_pool='output'), 'gmn_probes') == 'output'
+  with pytest.raises(ValueError, match='unknown readout_pool'):
+    InrClassificationConfig(readout_pool='hidden')

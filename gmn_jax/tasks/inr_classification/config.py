@@ -11,7 +11,8 @@ from gmn_jax.training.fit import TrainConfig
 from gmn_jax.zoos.inr import zoo as inr_zoo_lib
 
 
-NORMALIZATIONS = ('dataset', 'graph', 'none')
+NORMALIZATIONS = ('auto', 'dataset', 'graph', 'none')
+READOUT_POOLS = ('auto', 'all', 'output')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -30,11 +31,17 @@ class InrClassificationConfig:
     normalization: how graph metanetworks standardise each layer's values before encoding
       them: `'dataset'` with the training split's per-layer mean and standard deviation (as
       neural graphs), `'graph'` with each INR's own (which divides out the scale of each of
-      its layers and zeroes its single output bias), `'none'`. The baselines (DeepSets, StatNN,
-      the flat MLP) always standardise with the training split's statistics.
+      its layers and zeroes its single output bias), `'none'`; `'auto'`: `'dataset'` for the
+      weights-only graph metanetworks (GMN, NG-GNN, NG-T; ScaleGMN reads raw values whatever
+      this says), `'graph'` for those with probes. The baselines (DeepSets, StatNN, the flat
+      MLP) always standardise with the training split's statistics.
     standardize_readout: GMN, NG-GNN and NG-T standardise their readout MLP's input per
       feature with its statistics over (up to 512) training INRs at initialisation
       (`fit_readout_statistics`).
+    readout_pool: what the invariant readout of GMN, NG-GNN and NG-T reads
+      (`Metanetwork.readout_pool`): `'output'`, the output neuron's vector alone (as neural
+      graphs); `'all'`, per-INR means of the vectors of each kind of neuron and of the edges;
+      `'auto'`: `'output'` for the weights-only methods, `'all'` for those with probes.
     train: optimisation settings shared by every method (cross-entropy).
     seed: of the split.
   """
@@ -48,8 +55,9 @@ class InrClassificationConfig:
   probes: int = 16
   hidden: int = 32
   layers: int = 2
-  normalization: str = 'graph'
+  normalization: str = 'auto'
   standardize_readout: bool = False
+  readout_pool: str = 'auto'
   train: TrainConfig = dataclasses.field(default_factory=lambda: TrainConfig(
       epochs=4, batch_size=32, learning_rate=3e-3, loss='cross_entropy'))
   seed: int = 0
@@ -59,6 +67,9 @@ class InrClassificationConfig:
     if self.normalization not in NORMALIZATIONS:
       raise ValueError(f'unknown normalization {self.normalization!r}; choose from '
                        f'{NORMALIZATIONS}')
+    if self.readout_pool not in READOUT_POOLS:
+      raise ValueError(f'unknown readout_pool {self.readout_pool!r}; choose from '
+                       f'{READOUT_POOLS}')
     if self.train.loss != 'cross_entropy':
       raise ValueError("INR classification trains with TrainConfig(loss='cross_entropy')")
 

@@ -26,9 +26,10 @@ def _nggnn(c, common, k, _):
 
 def _scalegmn(c, common, k, _):
   # Equivariant to the sine neurons' sign flips too; per-layer standardisation would not be
-  # (a flipped or scaled neuron changes its layer's statistics), so it reads the raw values.
+  # (a flipped or scaled neuron changes its layer's statistics), so it reads the raw values;
+  # its readout pools its own invariant features.
   kwargs = {key: value for key, value in common.items()
-            if key not in ('normalize_weights', 'layer_statistics')}
+            if key not in ('normalize_weights', 'layer_statistics', 'readout_pool')}
   return ScaleGMN(hidden_dim=c.hidden, num_layers=c.layers, out_features=k, **kwargs)
 
 
@@ -59,7 +60,7 @@ REGISTRY: dict[str, Method] = {
 }
 METHODS = tuple(REGISTRY)
 # Two graph metanetworks reading learned probe features, as the neural-graphs paper reads
-# INRs, and the three baselines; `--methods` adds the weights-only graph metanetworks, `ngt`,
-# `ngt_probes` and `scalegmn`.
-DEFAULT_METHODS = ('gmn_probes', 'nggnn_probes', 'deepsets', 'statnn', 'mlp')
+# INRs, NG-GNN on the weights alone, and the three baselines (which read the weights alone);
+# `--methods` adds the weights-only `gmn`, `ngt`, `ngt_probes` and `scalegmn`.
+DEFAULT_METHODS = ('gmn_probes', 'nggnn_probes', 'nggnn', 'deepsets', 'statnn', 'mlp')
 LABELS = Labels(REGISTRY)

@@ -66,9 +66,9 @@ def build_model(name: str, config: InrClassificationConfig, graphs: GraphSet,
                 train: np.ndarray | None = None) -> nn.Module:
   """The Flax module of method `name` (`REGISTRY`) for these graphs. Host-side.
 
-  Graph metanetworks standardise each layer's weights as `config.normalization` says (SIREN
-  weights are ~0.01 after the first layer, ~1 in it): `'dataset'` with the statistics of the
-  `train` rows (required then), `'graph'` per INR; `*_probes` methods are wrapped in
+  Graph metanetworks standardise each layer's weights as `normalization(config, name)` says
+  (SIREN weights are ~0.01 after the first layer, ~1 in it): `'dataset'` with the statistics
+  of the `train` rows (required then), `'graph'` per INR; `*_probes` methods are wrapped in
   `LearnedProbes` with the zoo's omega0 and output offset. With `config.standardize_readout`,
   the readout input of GMN, NG-GNN and NG-T (not ScaleGMN) is standardised with its
   statistics over the first 512 `train` rows under the initial parameters `fit` will draw.
@@ -85,9 +85,12 @@ def build_model(name: str, config: InrClassificationConfig, graphs: GraphSet,
   budget = graphs.budget(config.train.batch_size)
   common = dict(readout_hidden=2 * config.hidden, max_kernel_size=budget.kernel_size,
                 max_param_size=budget.param_size)
-  if config.normalization == 'graph':
+  if method.graph:
+    common['readout_pool'] = readout_pool(config, name)
+  norm = normalization(config, name)
+  if norm == 'graph':
     common['normalize_weights'] = True
-  elif config.normalization == 'dataset':
+  elif norm == 'dataset':
     if train is None:
       raise ValueError("normalization='dataset' needs the training rows (`train`)")
     common['layer_statistics'] = graphs.layer_statistics(train).frozen()
@@ -117,6 +120,25 @@ def build_model(name: str, config: InrClassificationConfig, graphs: GraphSet,
     mean, std = standardization(_inputs(model, graphs, train))
     model = model.clone(input_mean=mean, input_std=std)
   return wrap(model)
+
+
+def normalization(config: InrClassificationConfig, name: str) -> str:
+  """How method `name` standardises each layer's values (`config.normalization`, with
+  `'auto'` resolved: the training split's statistics for the weights-only graph
+  metanetworks, per INR for those with probes; DeepSets reads the training split's statistics
+  whatever this says: `build_model`)."""
+  if config.normalization != 'auto':
+    return config.normalization
+  method = REGISTRY[name]
+  return 'dataset' if method.graph and not method.probes else 'graph'
+
+
+def readout_pool(config: InrClassificationConfig, name: str) -> str:
+  """What graph metanetwork `name`'s invariant readout reads (`config.readout_pool`, with
+  `'auto'` resolved: the output neuron alone on weights only, every pool with probes)."""
+  if config.readout_pool != 'auto':
+    return config.readout_pool
+  return 'all' if REGISTRY[name].probes else 'output'
 
 
 def _inputs(model: WeightMLP | StatNN, graphs: GraphSet, rows: np.ndarray) -> np.ndarray:
