@@ -307,10 +307,8 @@ def _fit(model: nn.Module, data: GraphSet, train: np.ndarray, val: np.ndarray,
     steps = plans[epoch]
     batches = place.batches(data, order, config.batch_size, budget,
                             rng if config.augment else None, config.max_scale)
-    for step, (graphs, targets, mask, _) in enumerate(progress_lib.bar(
-        batches, enabled=progress, total=len(steps),
-        desc=f'{name} epoch {epoch + 1}/{config.epochs}', leave=False)):
-      params, opt_state, loss = train_step(params, opt_state, graphs, targets, mask)
+
+    def finite(step: int, loss: jax.Array) -> float:
       loss = float(loss)
       if not np.isfinite(loss):  # stop before a checkpoint saves NaN parameters
         chunk = np.concatenate(steps[step])
@@ -319,7 +317,20 @@ def _fit(model: nn.Module, data: GraphSet, train: np.ndarray, val: np.ndarray,
             f'the batch held samples {chunk.tolist()}. Their inputs are probably huge or not '
             'finite (e.g. diverged networks): drop them and start again. The checkpoints of '
             'the epochs before are kept.')
-      losses.append(loss)
+      return loss
+
+    # A step's loss is read after the next step is dispatched: the host builds (and augments)
+    # the next batch while the device runs this step, instead of waiting for it.
+    pending = None
+    for step, (graphs, targets, mask, _) in enumerate(progress_lib.bar(
+        batches, enabled=progress, total=len(steps),
+        desc=f'{name} epoch {epoch + 1}/{config.epochs}', leave=False)):
+      params, opt_state, loss = train_step(params, opt_state, graphs, targets, mask)
+      if pending is not None:
+        losses.append(finite(*pending))
+      pending = (step, loss)
+    if pending is not None:
+      losses.append(finite(*pending))
     record = {'epoch': epoch + 1, 'train_loss': float(np.mean(losses))}
     if len(val):
       preds = np.concatenate([np.asarray(evaluate(params, g))[m] for g, _, _, m in
