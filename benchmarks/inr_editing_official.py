@@ -22,10 +22,10 @@ a linear warm-up over 5% of the steps then cosine decay (torch's `OneCycleLR`, w
 is a half cosine rather than linear), validation once per epoch, test MSE at the best
 validation; NG-GNN (`model=pna`) of width 32 and 2 layers (ours; the paper's: 128 and 4),
 messages both ways (`rev_edge_features`, as ours and as the paper's script), no dropout (the
-paper's script: 0.2), no probes. On the 2-core CPU the official run takes about 2.5 min per
-epoch at load 4 (a third of it evaluating the whole training split after every epoch, which
-the official code always does), so 8 epochs do not fit a 10-minute slot: `--epochs 3` fits,
-and ours then runs with `--epochs 3` too. `wandb` is replaced by `benchmarks/official_stubs/wandb`
+paper's script: 0.2), no probes. On the 2-core CPU the official run took 1 min (load 3.5) to
+2.5 min (load 4 to 7) per epoch, a third of it evaluating the whole training split after every
+epoch, which the official code always does; where 8 epochs do not fit a slot, `--epochs 3`
+does, and ours then runs with `--epochs 3` too. `wandb` is replaced by `benchmarks/official_stubs/wandb`
 (logs to a JSON-lines file, nothing sent).
 """
 
