@@ -19,7 +19,9 @@ is 4), with `--probes K` learned probe features (0: weights only). Where the rec
 differ: the official warmup is linear then constant (ours: warmup then cosine decay) and
 its training augmentation is its own (translation, rotation, noise, dropout, scale of the
 INR weights) where ours draws hidden-neuron permutations and sine sign flips. `wandb` is
-replaced by `benchmarks/official_stubs/wandb` (logs to a JSON-lines file, nothing sent).
+replaced by `benchmarks/official_stubs/wandb` (logs to a JSON-lines file, nothing sent) and
+`torchvision`, which INR classification imports but never calls, by
+`benchmarks/official_stubs/no_torchvision`.
 """
 
 import argparse
@@ -31,6 +33,7 @@ import shlex
 HERE = pathlib.Path(__file__).resolve().parent
 OFFICIAL = pathlib.Path('/work/official/neural-graphs')
 TORCH_PYTHON = '/work/venv-torch/bin/python'
+STUBS = HERE / 'official_stubs'
 
 
 def export(args) -> None:
@@ -66,7 +69,7 @@ def export(args) -> None:
         f'model.graph_constructor.num_probe_features={probes}',
         f'hydra.run.dir={out}/official_{name}_run']
     env = (f'PYTHONDONTWRITEBYTECODE=1 WANDB_STUB_LOG={out}/official_{name}.jsonl '
-           f'PYTHONPATH={OFFICIAL}:{HERE / "official_stubs"}')
+           f'PYTHONPATH={OFFICIAL}:{STUBS}:{STUBS / "no_torchvision"}')
     print(f'\n# official NG-GNN, {name}:\ncd {OFFICIAL}/experiments/inr_classification && '
           f'{env} {TORCH_PYTHON} main.py ' + ' '.join(shlex.quote(o) for o in overrides))
 

@@ -2,7 +2,8 @@
 
 Corner cases covered: dilation against scipy's grey dilation (borders included); contrast
 stretch reaching both ends of the range; flip is an involution and not local; unknown edits
-and methods are refused; a run killed mid-method resumes at its last finished epoch; a finished
+and methods are refused; the split by image is a partition that keeps every INR of an
+image in one split; a run killed mid-method resumes at its last finished epoch; a finished
 run started again loads its methods instead of retraining them.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import types
 
 import numpy as np
 import pytest
@@ -40,6 +42,25 @@ def test_contrast_and_flip():
     image_edits.apply_edit('blur', images, 0.0, 1.0)
   with pytest.raises(ValueError, match='unknown methods'):
     inr_editing.EditingConfig(methods=('gmn', 'resnet50'))
+
+
+def test_split_by_image_keeps_every_inr_of_an_image_together():
+  n_images, copies = 50, 3
+  image = np.tile(np.arange(n_images), copies)  # INR row -> its image; 3 INRs per image
+  zoo = types.SimpleNamespace(records={'image': image}, images=np.zeros((n_images, 2, 2, 1)))
+  config = inr_editing.EditingConfig(val_fraction=0.1, test_fraction=0.2)
+  split = inr_editing.split_by_image(config, zoo)
+  rows = np.concatenate([split[k] for k in ('train', 'val', 'test')])
+  np.testing.assert_array_equal(np.sort(rows), np.arange(len(image)))  # each row once
+  images = {k: set(image[v]) for k, v in split.items()}
+  assert [len(images[k]) for k in ('train', 'val', 'test')] == [35, 5, 10]
+  assert not images['train'] & images['val'] and not images['train'] & images['test']
+  assert not images['val'] & images['test']
+  assert all(len(v) == copies * len(images[k]) for k, v in split.items())
+  again = inr_editing.split_by_image(config, zoo)
+  other = inr_editing.split_by_image(dataclasses.replace(config, seed=1), zoo)
+  assert all(np.array_equal(split[k], again[k]) for k in split)
+  assert not np.array_equal(split['test'], other['test'])
 
 
 class _Killed(Exception):

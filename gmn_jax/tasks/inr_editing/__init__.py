@@ -20,12 +20,12 @@ All MSEs are on the zoo convention's pixel range ([0, 1] for DWSNets; [-1, 1] fo
 the same error gives 4x the MSE).
 
 Modules: `config`, `methods` (the registry), `image_edits` (the targets), `data`
-(`EditingData`), `train` (`train_method`), `run`, `report`.
+(`EditingData`, `split_by_image`), `train` (`train_method`), `run`, `report`.
 """
 
 from gmn_jax.tasks.inr_editing import image_edits, report
 from gmn_jax.tasks.inr_editing.config import EditingConfig
-from gmn_jax.tasks.inr_editing.data import EditingData
+from gmn_jax.tasks.inr_editing.data import EditingData, split_by_image
 from gmn_jax.tasks.inr_editing.methods import LABELS, METHODS, REGISTRY
 from gmn_jax.tasks.inr_editing.run import train_and_evaluate
 from gmn_jax.tasks.inr_editing.train import train_method
@@ -33,4 +33,4 @@ from gmn_jax.tasks.inr_editing.train import train_method
 Config = EditingConfig
 
 __all__ = ['LABELS', 'METHODS', 'REGISTRY', 'Config', 'EditingConfig', 'EditingData',
-           'image_edits', 'report', 'train_and_evaluate', 'train_method']
+           'image_edits', 'report', 'split_by_image', 'train_and_evaluate', 'train_method']

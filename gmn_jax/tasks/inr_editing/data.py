@@ -19,6 +19,20 @@ from gmn_jax.zoos.inr import zoo as inr_zoo_lib
 from gmn_jax.zoos.inr import siren as siren_lib
 
 
+def split_by_image(config: EditingConfig, zoo: inr_zoo_lib.InrZoo) -> dict[str, np.ndarray]:
+  """'train', 'val', 'test' -> INR rows (indices into `zoo.records`), split by image: the
+  zoo's images are permuted with `config.seed`, the first `test_fraction` are test, the next
+  `val_fraction` validation, the rest training; every INR of an image goes with it. Host-side.
+  """
+  image = zoo.records['image']
+  order = np.random.default_rng(config.seed).permutation(len(zoo.images))
+  n_test = int(round(config.test_fraction * len(order)))
+  n_val = int(round(config.val_fraction * len(order)))
+  groups = {'test': order[:n_test], 'val': order[n_test:n_test + n_val],
+            'train': order[n_test + n_val:]}
+  return {k: np.flatnonzero(np.isin(image, v)) for k, v in groups.items()}
+
+
 class EditingData:
   """The encoded zoo, the targets and the split, with a jitted per-batch edit-and-render.
 
@@ -46,12 +60,7 @@ class EditingData:
     edited = apply_edit(config.edit, zoo.images, conv.low, conv.high)
     image = zoo.records['image']
     self.targets, self.originals = edited[image], zoo.images[image]
-    order = np.random.default_rng(config.seed).permutation(len(zoo.images))
-    n_test = int(round(config.test_fraction * len(order)))
-    n_val = int(round(config.val_fraction * len(order)))
-    groups = {'test': order[:n_test], 'val': order[n_test:n_test + n_val],
-              'train': order[n_test + n_val:]}
-    self.split = {k: np.flatnonzero(np.isin(image, v)) for k, v in groups.items()}
+    self.split = split_by_image(config, zoo)
     b, pg = config.batch_size, self.pg
     self.batched = batch([one] * b, Budget(
         b * pg.n_node + 1, b * pg.n_edge, b + 1, pg.kernel_size, pg.node_param_size))

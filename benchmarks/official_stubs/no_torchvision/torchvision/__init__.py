@@ -6,5 +6,5 @@ calls them. Anything used raises. Not part of gmn_jax."""
 
 def _unavailable(name):
   def fail(*args, **kwargs):
-    raise RuntimeError(f'torchvision.{name} is a stub here (benchmarks/official_stubs)')
+    raise RuntimeError(f'torchvision.{name} is a stub here (benchmarks/official_stubs/no_torchvision)')
   return fail
