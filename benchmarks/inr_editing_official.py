@@ -35,6 +35,8 @@ import math
 import pathlib
 import shlex
 
+import official_log  # this folder is on the path when run as a script
+
 HERE = pathlib.Path(__file__).resolve().parent
 OFFICIAL = pathlib.Path('/work/official/neural-graphs')
 TORCH_PYTHON = '/work/venv-torch/bin/python'
@@ -95,16 +97,12 @@ def export(args) -> None:
 
 
 def summary(args) -> None:
-  rows = [json.loads(line) for line in pathlib.Path(args.log).read_text().splitlines()]
-  evals = [r for r in rows if 'val/avg_loss' in r]
-  losses = [r['train/loss'] for r in rows if 'train/loss' in r]
-  per_epoch = max(1, len(losses) // max(1, len(evals)))
-  for i, r in enumerate(evals):
-    chunk = losses[i * per_epoch:(i + 1) * per_epoch]
-    print(f'epoch {r["epoch"] + 1}: train MSE {sum(chunk) / len(chunk):.5f}, val MSE '
+  records = official_log.epochs(args.log, 'val/avg_loss')
+  for r, train_mse in records:
+    print(f'epoch {r["epoch"] + 1}: train MSE {train_mse:.5f}, val MSE '
           f'{r["val/avg_loss"]:.5f}, test MSE {r["test/avg_loss"]:.5f}')
-  if evals:
-    last = evals[-1]
+  if records:
+    last = records[-1][0]
     print(f'test MSE at best val: {last["test/best_loss"]:.5f} (val '
           f'{last["val/best_loss"]:.5f})')
 

@@ -30,6 +30,8 @@ import math
 import pathlib
 import shlex
 
+import official_log  # this folder is on the path when run as a script
+
 HERE = pathlib.Path(__file__).resolve().parent
 OFFICIAL = pathlib.Path('/work/official/neural-graphs')
 TORCH_PYTHON = '/work/venv-torch/bin/python'
@@ -75,16 +77,12 @@ def export(args) -> None:
 
 
 def summary(args) -> None:
-  rows = [json.loads(line) for line in pathlib.Path(args.log).read_text().splitlines()]
-  evals = [r for r in rows if 'val/acc' in r]
-  losses = [r['train/loss'] for r in rows if 'train/loss' in r]
-  per_epoch = max(1, len(losses) // max(1, len(evals)))
-  for i, r in enumerate(evals):
-    chunk = losses[i * per_epoch:(i + 1) * per_epoch]
-    print(f'epoch {r["epoch"] + 1}: train loss {sum(chunk) / len(chunk):.3f}, val acc '
+  records = official_log.epochs(args.log, 'val/acc')
+  for r, train_loss in records:
+    print(f'epoch {r["epoch"] + 1}: train loss {train_loss:.3f}, val acc '
           f'{100 * r["val/acc"]:.1f}%, test acc {100 * r["test/acc"]:.1f}%')
-  if evals:
-    last = evals[-1]
+  if records:
+    last = records[-1][0]
     print(f'test accuracy at best val: {100 * last["test/best_acc"]:.1f}% (val '
           f'{100 * last["val/best_acc"]:.1f}%)')
 
