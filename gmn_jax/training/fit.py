@@ -55,7 +55,8 @@ class TrainConfig:
   # identity: a run resumes with another cadence, and the cadence never changes the result.
   checkpoint_every: int = 5
   # The validation score that picks the kept epoch (higher is better): None for the loss's
-  # default (`DEFAULT_SELECT`), or one of `SELECTS[loss]` (e.g. 'r2' for a task scored on R²).
+  # default (the first of `SELECTS[loss]`), or one of `SELECTS[loss]` (e.g. 'r2' for a task
+  # scored on R²).
   select: str | None = None
 
   def __post_init__(self):
@@ -69,15 +70,14 @@ class TrainConfig:
 
 
 LOSSES = ('mse', 'cross_entropy')
-# The validation scores (higher is better) that may pick the kept epoch, per loss, and the
-# default of each loss.
+# The validation scores (higher is better) that may pick the kept epoch, per loss; the first
+# is the loss's default.
 SELECTS = {'mse': ('kendall_tau', 'r2'), 'cross_entropy': ('accuracy',)}
-DEFAULT_SELECT = {'mse': 'kendall_tau', 'cross_entropy': 'accuracy'}
 
 
 def selection_key(config: TrainConfig) -> str:
   """The history key whose best value picks the kept epoch (`'val_kendall_tau'`, ...)."""
-  return 'val_' + (config.select or DEFAULT_SELECT[config.loss])
+  return 'val_' + (config.select or SELECTS[config.loss][0])
 
 
 @dataclasses.dataclass
