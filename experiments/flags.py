@@ -123,24 +123,28 @@ def _flag(path: str) -> str:
 def parser(doc: str, config_class: type, workdir: str | None,
            aliases: Mapping[str, str] | None = None,
            choices: Mapping[str, Sequence[Any]] | None = None,
-           tiny: str = 'the test suite config (seconds)') -> argparse.ArgumentParser:
+           tiny: str = 'the test suite config (seconds)',
+           workdir_rule: str = '') -> argparse.ArgumentParser:
   """The experiment's parser: its docstring as help, `--workdir`, `--tiny` (and `--quick`
   where `config_class` has that preset), `--debug`, and a flag per config field.
 
   Args:
     doc: the experiment's module docstring (first paragraph: description; rest: epilog).
     config_class: the task's config dataclass (with `default()` and `tiny()` presets).
-    workdir: `--workdir`'s default (None: the experiment picks one from other flags).
+    workdir: `--workdir`'s default (None: the experiment picks one from other flags,
+      `workdir_rule` says how, e.g. 'workdir/inr_editing_<edit>').
     aliases: short flag -> dotted field path (`{'epochs': 'train.epochs'}`).
     choices: dotted field path -> its allowed values (`{'methods': METHODS}`).
     tiny: `--tiny`'s help.
+    workdir_rule: `--workdir`'s default in words where `workdir` is None.
   """
   description, _, epilog = doc.partition('\n\n')
   out = argparse.ArgumentParser(description=' '.join(description.split()), epilog=epilog,
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 allow_abbrev=False)
+  rule = '%(default)s' if workdir else workdir_rule
   out.add_argument('--workdir', default=workdir, help='where the report and everything it '
-                   'is made from go' + (' (default: %(default)s)' if workdir else ''))
+                   'is made from go' + (f' (default: {rule})' if rule else ''))
   out.add_argument('--tiny', action='store_true', help=tiny)
   if hasattr(config_class, 'quick'):
     out.add_argument('--quick', action='store_true', help='a smoke run (minutes)')

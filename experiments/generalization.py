@@ -36,7 +36,9 @@ def parser() -> argparse.ArgumentParser:
   """The flags: the config's (`flags.parser`) and this experiment's own."""
   out = flags.parser(__doc__, task.Config, None, ALIASES,
                      {'methods': task.METHODS, 'protocol': task.PROTOCOLS,
-                      'split': ('id', 'ood')})
+                      'split': ('id', 'ood')},
+                     workdir_rule='workdir/generalization, or workdir/generalization-<variant> '
+                     'with --zoo-variant')
   zoo_dir = out.add_argument_group(
       '--zoo-dir architecture', 'what the Small CNN Zoo format does not record (else read from '
       'arch.json beside layout.csv, then config.* columns, then defaults; printed at the start)')

@@ -22,8 +22,9 @@ ALIASES = {'images': 'zoo.max_images'}
 
 def parser() -> argparse.ArgumentParser:
   """The flags: the config's (`flags.parser`) and this experiment's own."""
-  return flags.parser(__doc__, task.Config, None, ALIASES,  # workdir/inr_editing_<edit>
-                      {'methods': task.METHODS, 'edit': sorted(task.image_edits.EDITS)})
+  return flags.parser(__doc__, task.Config, None, ALIASES,
+                      {'methods': task.METHODS, 'edit': sorted(task.image_edits.EDITS)},
+                      workdir_rule='workdir/inr_editing_<edit>')
 
 
 def run(argv=None) -> None:

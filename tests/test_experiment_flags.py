@@ -66,6 +66,13 @@ def test_help_comes_from_the_docstring():
   assert '--images' in text and '--zoo.max-images' in text
 
 
+@pytest.mark.parametrize('name', EXPERIMENTS)
+def test_workdir_help_names_its_default(name):
+  workdir = next(a for a in _parser(name)._actions  # pylint: disable=protected-access
+                 if a.dest == 'workdir')
+  assert '(default: workdir/' in workdir.help % {'default': workdir.default}
+
+
 def test_an_unknown_method_is_refused_by_the_parser(capsys):
   with pytest.raises(SystemExit) as exit_info:
     _parser('inr_classification').parse_args(['--methods', 'resnet50'])
