@@ -8,22 +8,22 @@
     python -m experiments.diverse_architectures --sweep --methods dmc deepsets statnn
     python -m experiments.diverse_architectures --curve                # R² vs zoo size
 
-The default run trains GMN, DMC and DeepSets on all training networks (3 seeds), on 10% of
-them and out of distribution (train on hidden size 8, test on 16), on one zoo, and writes one
-folder per setting and seed (results.json, results.md, predictions.csv, plots) and summary.md
-(mean ± sd, and GMN's margins over each baseline). --data-fraction or --split runs that one
-setting alone. The zoo is cached in --workdir/zoo and compiled programs in
+The default run trains GMN, DMC, DeepSets and StatNN on all training networks (3 seeds), on 10%
+of them and out of distribution (train on hidden size 8, test on 16), on one zoo, and writes
+one folder per setting and seed (results.json, results.md, predictions.csv, plots) and
+summary.md (mean ± sd, and GMN's margins over each baseline). --data-fraction or --split runs
+that one setting alone. The zoo is cached in --workdir/zoo and compiled programs in
 --workdir/jax_cache; a killed run started again with the same flags resumes where it stopped.
 --sweep trains each method of --methods at every learning rate and width of the grid on the
 all-data split and scores it on the validation networks only (sweep.md, sweep.json, sweep.csv).
---curve trains GMN and the baselines DMC, DeepSets and StatNN (or --methods) on nested subsets
-of --curve-sizes training networks of one larger zoo (its own --workdir, default
+--curve trains the default run's methods (or --methods) on nested subsets of --curve-sizes
+training networks of one larger zoo (its own --workdir, default
 workdir/diverse_architectures/curve; --members defaults to what the largest size needs, with
 15% of the zoo for test and 7% of the rest for validation unless --test-fraction or
---val-fraction say otherwise; each method's epoch picked on validation R², and
-parameter-DeepSets' pooled vector standardised, unless --train.select or
---no-standardize-pooled say otherwise) and writes curve.md, curve.json and curve.png; each
-finished point is kept, so a killed or extended curve resumes.
+--val-fraction say otherwise) and writes curve.md, curve.json and curve.png; each finished
+point is kept, so a killed or extended curve resumes. Every method keeps its epoch of best
+validation R² (--train.select says otherwise) and parameter-DeepSets reads its pooled vector
+standardised (--no-standardize-pooled: raw).
 """
 
 import argparse
@@ -43,9 +43,10 @@ ALIASES = {'members': 'zoo.num_members', 'dataset': 'zoo.dataset', 'epochs': 'tr
 
 def parser() -> argparse.ArgumentParser:
   """The flags: the config's (`flags.parser`) and this experiment's own."""
-  out = flags.parser(__doc__, task.Config, None, ALIASES,  # workdir/diverse_architectures/<zoo>
+  out = flags.parser(__doc__, task.Config, None, ALIASES,
                      {'methods': task.METHODS, 'split': ('id', 'ood')},
-                     tiny='the test suite config, one setting (a minute)')
+                     tiny='the test suite config, one setting (a minute)',
+                     workdir_rule='workdir/diverse_architectures/<zoo>, or .../curve')
   out.add_argument('--zoo', dest='zoo_preset', choices=('diverse', 'varying-cnns'),
                    default='diverse',
                    help='the zoo preset the --zoo.* flags override (default: %(default)s)')
@@ -72,24 +73,16 @@ def parser() -> argparse.ArgumentParser:
 # The curve's budget: a method's epochs are cut where they would exceed this many steps
 # (3,000 networks: 94 steps an epoch).
 CURVE_MAX_STEPS = 400
-CURVE_METHODS = ('gmn', 'dmc', 'deepsets', 'statnn')
 
 
 def _curve_config(args, config):
   """The curve's defaults for what the flags left unset: a smaller held-out share, the
-  zoo its largest size needs, GMN with every baseline, each method's epoch picked on
-  validation R² (the task's score) and parameter-DeepSets' pooled vector standardised."""
+  zoo its largest size needs."""
   changes = {}
-  if not flags.given(args, 'train.select'):
-    changes['train'] = dataclasses.replace(config.train, select='r2')
-  if not flags.given(args, 'standardize_pooled'):
-    changes['standardize_pooled'] = True
   if not flags.given(args, 'test_fraction'):
     changes['test_fraction'] = 0.15
   if not flags.given(args, 'val_fraction'):
     changes['val_fraction'] = 0.07
-  if not flags.given(args, 'methods'):
-    changes['methods'] = CURVE_METHODS
   config = dataclasses.replace(config, **changes)
   if not flags.given(args, 'zoo.num_members'):
     config = dataclasses.replace(config, zoo=dataclasses.replace(

@@ -33,24 +33,22 @@ class DiverseArchitecturesConfig:
     data_fraction: share of the training networks kept (the paper's 10% setting: 0.1);
       validation and test are unchanged.
     test_fraction, val_fraction: shares of networks held out for test and for validation.
-    methods: keys of `methods.REGISTRY` to train (default: GMN and the paper's baselines
-      DMC and DeepSets; StatNN, NG-GNN and NG-T on request).
+    methods: keys of `methods.REGISTRY` to train (default: GMN, the paper's baselines DMC
+      and DeepSets, and StatNN; NG-GNN and NG-T on request).
     probes: random-noise probe inputs whose per-neuron values GMN, NG-GNN and NG-T read
       (`gmn_jax.graphs.probe`); 0: weights only.
     hidden, layers: width and depth of GMN, NG-GNN and NG-T (baselines are sized from hidden).
     train: optimisation settings of every method without an entry in `method_overrides`.
-      The default keeps each method's epoch of best validation Kendall τ (`fit`'s default);
-      the task is scored on R², and `TrainConfig(select='r2')` keeps the epoch of best
-      validation R² instead (τ can keep an early epoch whose predictions barely spread). The
-      learning curve (`--curve`) selects on R²; the default run keeps τ until it is run again
-      with R².
+      The task is scored on R², so each method keeps its epoch of best validation R²
+      (`select='r2'`; `fit`'s own default, validation Kendall τ, can keep an early epoch
+      whose predictions barely spread).
     method_overrides: per method key, replacements of `train`'s fields (e.g. `learning_rate`,
       `epochs`) and of `hidden`, for that method alone (default: the baselines' picks of the
       validation sweep, `sweep.py`).
     standardize_pooled: parameter-DeepSets reads its pooled vector (a mean over every
       parameter of a network, which barely varies between networks) standardised with its
-      statistics over the training networks at initialisation (`run.build_model`); False
-      (the default run's): raw. The learning curve (`--curve`) turns it on.
+      statistics over the training networks at initialisation (`run.build_model`); False:
+      raw, as the paper's design.
     min_steps: training runs at least this many steps (more epochs where the training set is
       small, e.g. the 10% setting); 0: exactly `train.epochs`.
     max_abs_param: networks with a parameter larger than this (or not finite) are dropped.
@@ -68,10 +66,10 @@ class DiverseArchitecturesConfig:
   hidden: int = 32
   layers: int = 2
   train: TrainConfig = dataclasses.field(
-      default_factory=lambda: TrainConfig(epochs=8, learning_rate=3e-3))
+      default_factory=lambda: TrainConfig(epochs=8, learning_rate=3e-3, select='r2'))
   method_overrides: Mapping[str, Mapping[str, Any]] = dataclasses.field(
       default_factory=lambda: dict(BASELINE_OVERRIDES))
-  standardize_pooled: bool = False
+  standardize_pooled: bool = True
   min_steps: int = 8
   max_abs_param: float = 1e3
   seed: int = 0

@@ -53,4 +53,4 @@ REGISTRY: dict[str, Method] = {
     'statnn': Method('StatNN', _statnn, graph=False, augment=PERMUTATIONS),
 }
 METHODS = tuple(REGISTRY)
-DEFAULT_METHODS = ('gmn', 'dmc', 'deepsets')
+DEFAULT_METHODS = ('gmn', 'dmc', 'deepsets', 'statnn')
