@@ -13,10 +13,10 @@ input that differs between draws given per element; the parameters are cut out o
 
 Each element goes through the same primitives with the same inputs, so the variables are the
 plain `jax.jit(model.init)`'s bits (`tests/training/test_init.py` checks several
-metanetworks). Draws it cannot batch (another PRNG, 64-bit draws, keys or scales that depend
-on other draws, draws inside loops or custom-derivative calls) stay as they are; with nothing
-to batch (or `jax_threefry_partitionable` off, or side effects) it is the plain jitted `init`,
-and the reason is logged at INFO level.
+metanetworks). Draws it cannot batch (another PRNG, draws of 16 or 64 bits as for bfloat16 or
+float64 parameters, keys or scales that depend on other draws, draws inside loops or
+custom-derivative calls) stay as they are; with nothing to batch (or threefry not
+partitionable, or side effects) it is the plain jitted `init`, the reason logged (INFO).
 """
 
 from __future__ import annotations
@@ -153,14 +153,12 @@ class _Plan:
     self.folds = [g for g in folds.values() if len(g) > 1]
     self.folded = {e.outs[0]: (f, i) for f, g in enumerate(self.folds) for i, e in enumerate(g)}
     # 2, 3. draws and their elementwise chains
-    if jax.config.jax_threefry_partitionable:
-      chains = [self._chain(e, consumers, outputs, drawn) for e in eqns
-                if e.prim.name == 'random_bits' and e.params['bit_width'] == 32
-                and _is_threefry_key(prog.avals[e.ins[0]]) and e.ins[0] not in drawn
-                and 0 < int(np.prod(e.params['shape'])) < 2 ** 31]
-      self.unbatched_reason = None
-    else:
-      chains, self.unbatched_reason = [], 'jax_threefry_partitionable is off'
+    self.unbatched_reason = None if jax.config.jax_threefry_partitionable else \
+        'jax_threefry_partitionable is off'
+    chains = [self._chain(e, consumers, outputs, drawn) for e in eqns
+              if e.prim.name == 'random_bits' and e.params['bit_width'] == 32
+              and _is_threefry_key(prog.avals[e.ins[0]]) and e.ins[0] not in drawn
+              and 0 < int(np.prod(e.params['shape'])) < 2 ** 31 and not self.unbatched_reason]
     groups = collections.defaultdict(list)
     for c in chains:
       groups[c.signature(prog.avals)].append(c)
@@ -199,8 +197,10 @@ class _Plan:
 
   def _canonical(self, eqns: list[_Eqn]) -> dict[int, Any]:
     """A hashable key per ref computed from constants only: equal keys, equal values."""
-    canon = {r: ('const', str(self.prog.avals[r].dtype), np.asarray(v).tobytes(), np.shape(v))
-             for r, v in self.prog.consts.items() if np.size(v) <= 16}
+    avals = self.prog.avals
+    canon = {r: ('const', str(avals[r].dtype), np.asarray(v).tobytes(), np.shape(v))
+             for r, v in self.prog.consts.items()
+             if avals[r].size <= 16 and np.issubdtype(avals[r].dtype, np.number)}
     for e in eqns:
       if (len(e.outs) == 1 and all(r in canon for r in e.ins)
           and not e.prim.name.startswith('random')):

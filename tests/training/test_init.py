@@ -4,9 +4,10 @@ the plain jitted `init`'s and eager `init`'s bits.
 Corner cases: initializers whose scale is not a power of two (an `Embed` of width 12, a
 `Dense` of fan-in 7: a compiler that folds `normal * sqrt 2 * scale` into one multiply rounds
 them differently), truncated normals, biases, LayerNorm scales, an orthogonal initializer (a
-QR after the draw), a scalar parameter, bfloat16 parameters, raw `random.bits`, a scale that
-depends on another parameter's draw, draws inside `nn.scan`; every metanetwork and baseline at
-the widths the tiny configs and the tests use (against eager `init` in the slow tier).
+QR after the draw), a scalar parameter, bfloat16 parameters, raw `random.bits`, a key from
+`random.split`, a scale that depends on another parameter's draw, draws inside `nn.scan`;
+every metanetwork and baseline at the widths the tiny configs and the tests use (against
+eager `init` in the slow tier).
 """
 
 import logging
@@ -66,8 +67,9 @@ class _Corner(nn.Module):
     b = self.param('b', lambda k, s: jax.random.normal(k, s) * jnp.abs(a).max(), (4,))
     c = self.param('c', lambda k, s: jax.random.uniform(k, s, minval=-3.0, maxval=0.5), ())
     bits = self.param('bits', lambda k, s: jax.random.bits(k, s), (3, 2))
+    d = self.param('d', lambda k, s: jax.random.normal(jax.random.split(k)[1], s), (2, 3))
     h = nn.Dense(4, param_dtype=jnp.bfloat16)(x)
-    return h.sum() + a.sum() + b.sum() + c + bits.sum()
+    return h.sum() + a.sum() + b.sum() + c + bits.sum() + d.sum()
 
 
 class _Loop(nn.Module):
