@@ -102,7 +102,8 @@ def test_batched_draws_give_the_plain_jitted_init_s_bits(model, args):
 
 def test_a_batched_transform_that_ignored_each_draw_s_scale_would_be_caught(monkeypatch):
   """Negative control: the check sees a transform that gives every draw of a chain the first
-  draw's side inputs (here the Dense kernels' truncated-normal scales, which differ)."""
+  draw's side inputs (here the Embed's and Dense kernels' truncated-normal scales, which
+  differ)."""
   model, args = _Mixed(), (jnp.arange(6).reshape(1, 6), jnp.ones((1, 6, 7)))
   plain = _plain(model, jax.random.key(0), *args)
   monkeypatch.setattr(init_program._Plan, '_side',
