@@ -11,12 +11,12 @@ draw's key and counter); (3) each draw's chain of elementwise primitives (bits t
 scalar side inputs) applied once to all draws whose chains are the same primitives, a side
 input that differs between draws given per element; the parameters are cut out on the host.
 
-Each element goes through the same primitives with the same inputs, so the variables are the
-plain `jax.jit(model.init)`'s bits (`tests/training/test_init.py` checks several
-metanetworks). Draws it cannot batch (another PRNG, draws of 16 or 64 bits as for bfloat16 or
-float64 parameters, keys or scales that depend on other draws, draws inside loops or
+Each element goes through the same primitives with the same inputs: the plain
+`jax.jit(model.init)`'s bits (`tests/training/test_init.py`). Draws it cannot batch (another
+PRNG, 16- or 64-bit draws, keys or scales that depend on other draws, draws inside loops or
 custom-derivative calls) stay as they are; with nothing to batch (or threefry not
-partitionable, or side effects) it is the plain jitted `init`, the reason logged (INFO).
+partitionable, side effects, or jax before 0.10, whose compile rounds 1 ulp apart) it is the
+plain jitted `init`, the reason logged (INFO).
 """
 
 from __future__ import annotations
@@ -35,11 +35,11 @@ from jax.extend import core as jcore
 from jax.extend.random import threefry2x32_p
 
 _LOG = logging.getLogger(__name__)
+_BATCHES_FROM = (0, 10)  # the plain init's bits from this jax on (jax 0.8.1: 1 ulp apart)
 
-# Flax's eager `init` multiplies each initializer's draw by its scale in a program of its own;
-# XLA's algebraic simplifier would fold `(normal * sqrt 2) * scale` into one multiply by a
-# folded constant, 1 ulp away, so it is off for this program. It runs once: LLVM's cheaper
-# optimisation level costs nothing and halves its compile time.
+# Eager `init` scales each draw in a program of its own; XLA's algebraic simplifier would fold
+# `(normal * sqrt 2) * scale` into one multiply, 1 ulp away, so it is off here. The program
+# runs once: LLVM's cheaper optimisation level halves its compile time.
 _INIT_OPTIONS = {'xla_disable_hlo_passes': 'algsimp', 'xla_backend_optimization_level': 1}
 
 # Primitives that compute each output element from the same element of each input (inputs of
@@ -363,13 +363,11 @@ def init_params(model: nn.Module, key: jax.Array, *example: Any,
   per call).
 
   The same variables, bit for bit, as Flax's eager `model.init` (the same primitives on the
-  same keys, compiled without the rewrites that would round differently; XLA drops the forward
-  pass, whose outputs `init` discards), at a fraction of its start-up: eager `init` compiles
-  one small program per primitive and shape (hundreds for a metanetwork), this one program,
-  with its random draws batched (see the module's docstring). `benchmarks/startup.py`
-  measures both; `tests/training/test_init.py` checks the bits. A model whose `init` needs
-  concrete values of `example` (Python control flow on them) cannot be jitted: call its
-  `init` directly.
+  same keys, compiled without the rewrites that would round differently), at a fraction of its
+  start-up: eager `init` compiles a program per primitive and shape (hundreds for a
+  metanetwork), this one program, its draws batched (the module's docstring; measured by
+  `benchmarks/startup.py`, bits checked by `tests/training/test_init.py`). An `init` that
+  needs concrete values of `example` cannot be jitted: call `model.init` directly.
 
   Args:
     model: any Flax module.
@@ -381,7 +379,7 @@ def init_params(model: nn.Module, key: jax.Array, *example: Any,
     The variables `model.init(key, *example)` returns.
   """
   args = (key, *example)
-  if batch_draws:
+  if batch_draws and jax.__version_info__[:2] >= _BATCHES_FROM:
     closed, shapes = jax.make_jaxpr(model.init, return_shape=True)(*args)
     plan = _Plan(_Program(closed))
     if plan.groups:
@@ -390,6 +388,8 @@ def init_params(model: nn.Module, key: jax.Array, *example: Any,
       return jax.tree.unflatten(jax.tree.structure(shapes), out)
     _LOG.info('init_params(%s): no batchable draws (%s); the plain jitted init',
               type(model).__name__, plan.unbatched_reason or 'no 32-bit threefry draws')
+  elif batch_draws:
+    _LOG.info('init_params: jax %s; the plain jitted init', jax.__version__)
   return _compile(jax.jit(model.init).lower(*args))(*args)
 
 
