@@ -1,11 +1,13 @@
 """Start-up of a cold `fit`: the metanetwork's initialisation, and how long a checkpoint
 holds the run up.
 
-1. Initialisation, in one process: Flax's eager `model.init` (one small program compiled per
-   primitive and shape) against `gmn_jax.training.init_params` (one program), CPU seconds
-   (`time.process_time`, all threads) and wall seconds of each, their ratio, and whether the
-   parameters are the same bits; then everything a cold `fit` does before its first step
-   (`fit` with 0 epochs: initial parameters and optimizer state, run directory, restore).
+1. Initialisation, in one process: `gmn_jax.training.init_params` (one program, its random
+   draws batched), the plain jitted `model.init` (`init_params(..., batch_draws=False)`) and
+   Flax's eager `model.init` (one small program compiled per primitive and shape), CPU
+   seconds (`time.process_time`, all threads) and wall seconds of each, their ratios, and
+   whether the parameters are the same bits; before them, first in the process, everything a
+   cold `fit` does before its first step (`fit` with 0 epochs: initial parameters and
+   optimizer state, run directory, restore) for a GMN of another readout width.
    The model is the generalization task's tiny GMN (hidden 16, 2 layers; `--model`) on
    graphs of its 8x8 digit CNNs.
 2. Checkpoints: the seconds one `RunDirectory.save` of that GMN's train state holds the
@@ -34,7 +36,8 @@ import jax.numpy as jnp  # pylint: disable=g-import-not-at-top,wrong-import-posi
 import numpy as np  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 import gmn_jax  # pylint: disable=g-import-not-at-top,wrong-import-position
-from gmn_jax.training.fit import TrainConfig, fit, init_params  # pylint: disable=g-import-not-at-top,wrong-import-position
+from gmn_jax.training.fit import TrainConfig, fit  # pylint: disable=g-import-not-at-top,wrong-import-position
+from gmn_jax.training.init_program import init_params  # pylint: disable=g-import-not-at-top,wrong-import-position
 from gmn_jax.training.graph_set import GraphSet  # pylint: disable=g-import-not-at-top,wrong-import-position
 from gmn_jax.training.run_directory import RunDirectory  # pylint: disable=g-import-not-at-top,wrong-import-position
 from gmn_jax.zoos.cnn.small_cnn import SmallCNN  # pylint: disable=g-import-not-at-top,wrong-import-position
@@ -61,23 +64,29 @@ def initialisation(model, data: GraphSet, batch_size: int) -> None:
   graphs, _, _ = next(data.batches(np.arange(1), batch_size, data.budget(batch_size)))
   key = jax.random.key(0)
   jax.jit(lambda a: a + 1)(1.0)  # the process's first compilation pays for XLA's start-up
-  compiled, cpu_jit, wall_jit = _timed(lambda: init_params(model, key, graphs))
-  eager, cpu_eager, wall_eager = _timed(lambda: model.init(key, graphs))
-  same = all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(eager),
-                                                   jax.tree.leaves(compiled)))
-  n_params = sum(int(np.size(a)) for a in jax.tree.leaves(eager))
-  print(f'{type(model).__name__} ({n_params} parameters) initialisation, CPU s (wall s):')
-  print(f'  eager model.init      {cpu_eager:6.2f} ({wall_eager:.2f})')
-  print(f'  init_params           {cpu_jit:6.2f} ({wall_jit:.2f})')
-  print(f'  ratio eager / init_params: CPU {cpu_eager / cpu_jit:.2f}x, wall '
-        f'{wall_eager / wall_jit:.2f}x; same bits: {same}')
+  # First, while JAX's tracing caches are cold: everything a cold fit does before its first step.
   with tempfile.TemporaryDirectory() as workdir:
     config = TrainConfig(epochs=0, batch_size=batch_size)
-    fresh = model.clone(readout_hidden=model.readout_hidden + 1)  # not compiled above
+    fresh = model.clone(readout_hidden=model.readout_hidden + 1)  # not compiled below
     _, cpu_fit, wall_fit = _timed(lambda: fit(fresh, data, np.arange(len(data)), np.arange(0),
                                               config, workdir, progress=False).params)
-  print(f'  a cold fit before its first step (0 epochs, readout_hidden '
-        f'{fresh.readout_hidden}): CPU {cpu_fit:.2f} s (wall {wall_fit:.2f})')
+  print(f'a cold fit of the {type(model).__name__} before its first step, first in the process '
+        f'(0 epochs, readout_hidden {fresh.readout_hidden}): CPU {cpu_fit:.2f} s (wall '
+        f'{wall_fit:.2f})')
+  batched, cpu_batched, wall_batched = _timed(lambda: init_params(model, key, graphs))
+  plain, cpu_plain, wall_plain = _timed(lambda: init_params(model, key, graphs,
+                                                            batch_draws=False))
+  eager, cpu_eager, wall_eager = _timed(lambda: model.init(key, graphs))
+  same = all(np.array_equal(a, b) and np.array_equal(a, c) for a, b, c in zip(
+      jax.tree.leaves(eager), jax.tree.leaves(plain), jax.tree.leaves(batched)))
+  n_params = sum(int(np.size(a)) for a in jax.tree.leaves(eager))
+  print(f'{type(model).__name__} ({n_params} parameters) initialisation, CPU s (wall s):')
+  print(f'  init_params (batched draws) {cpu_batched:6.2f} ({wall_batched:.2f})')
+  print(f'  plain jitted init           {cpu_plain:6.2f} ({wall_plain:.2f})')
+  print(f'  eager model.init            {cpu_eager:6.2f} ({wall_eager:.2f})')
+  print(f'  ratio plain / batched: CPU {cpu_plain / cpu_batched:.2f}x, wall '
+        f'{wall_plain / wall_batched:.2f}x; eager / batched: CPU '
+        f'{cpu_eager / cpu_batched:.2f}x; all three the same bits: {same}')
 
 
 def checkpoints(model, data: GraphSet, batch_size: int, saves: int, epoch_s: float) -> None:

@@ -11,8 +11,8 @@ checkpointed in a `RunDirectory` every `TrainConfig.checkpoint_every` epochs and
 epoch, and the log after every epoch; a killed run started again with the same arguments
 resumes at its last checkpoint and ends with the same parameters and log as an uninterrupted
 run, because the data order and augmentation of each epoch depend only on (seed, epoch).
-The model's initial parameters come from one compiled program (`init_params`), not from
-Flax's op-by-op `init`.
+The model's initial parameters come from one compiled program with batched random draws
+(`gmn_jax.training.init_program.init_params`), not from Flax's op-by-op `init`.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from gmn_jax import mesh as mesh_lib
 from gmn_jax import progress as progress_lib
 from gmn_jax.training import metrics
 from gmn_jax.training.graph_set import GraphSet
+from gmn_jax.training.init_program import init_params
 from gmn_jax.training.run_directory import RunDirectory, model_fields, rows_digest
 
 
@@ -108,33 +109,6 @@ def _run_identity(model: nn.Module, config: TrainConfig, train: np.ndarray,
               'train_config': settings, 'train_rows': rows_digest(train),
               'val_rows': rows_digest(val)}
   return json.loads(json.dumps(identity))  # tuples -> lists, as they compare after saving
-
-
-# Flax's eager `init` multiplies each initializer's draw by its scale in a program of its own;
-# XLA's algebraic simplifier would fold `(normal * sqrt 2) * scale` into one multiply by a
-# folded constant, 1 ulp away, so it is off for this program. It runs once: LLVM's cheaper
-# optimisation level costs nothing and halves its compile time.
-_INIT_OPTIONS = {'xla_disable_hlo_passes': 'algsimp', 'xla_backend_optimization_level': 1}
-
-
-def init_params(model: nn.Module, key: jax.Array, *example: Any) -> Any:
-  """`model.init(key, *example)` as one compiled program. Host-side driver (one compilation
-  per call).
-
-  The same variables, bit for bit, as Flax's eager `model.init` (the same primitives on the
-  same keys, compiled without the rewrites that would round differently; XLA drops the forward
-  pass, whose outputs `init` discards), at a fraction of its start-up: eager `init` compiles
-  one small program per primitive and shape (hundreds for a metanetwork), this one program
-  (`benchmarks/startup.py` measures both; `tests/training/test_init.py` checks the bits). A
-  model whose `init` needs concrete values of `example` (Python control flow on them) cannot
-  be jitted: call its `init` directly.
-  """
-  lowered = jax.jit(model.init).lower(key, *example)
-  try:
-    compiled = lowered.compile(compiler_options=_INIT_OPTIONS)
-  except jax.errors.JaxRuntimeError:  # a backend without these XLA options
-    compiled = lowered.compile()
-  return compiled(key, *example)
 
 
 def _predict_fn(model: nn.Module, loss: str = 'mse', sharded: bool = False):
