@@ -5,6 +5,8 @@
     python -m experiments.generalization --split ood     # train narrow CNNs, test wider ones
     python -m experiments.generalization --zoo-variant mnist  # a named zoo unlike the default
                                                               # (workdir/generalization-mnist)
+    python -m experiments.generalization --targets rank  # every method regresses the accuracies'
+                                                         # training-set ranks (same τ scale)
     python -m experiments.generalization --zoo-dir PATH  # a zoo in the Small CNN Zoo format
     python -m experiments.generalization --zoo-dir PATH --padding SAME --input-shape 8,8,1
     python -m experiments.generalization --zoo-dir cifar10 --protocol published --split-file
@@ -36,7 +38,7 @@ def parser() -> argparse.ArgumentParser:
   """The flags: the config's (`flags.parser`) and this experiment's own."""
   out = flags.parser(__doc__, task.Config, None, ALIASES,
                      {'methods': task.METHODS, 'protocol': task.PROTOCOLS,
-                      'split': ('id', 'ood')},
+                      'split': ('id', 'ood'), 'targets': task.TARGETS},
                      workdir_rule='workdir/generalization, or workdir/generalization-<variant> '
                      'with --zoo-variant')
   zoo_dir = out.add_argument_group(

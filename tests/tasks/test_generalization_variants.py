@@ -64,3 +64,30 @@ def test_tiny_variant_generates_and_reads(name, tmp_path):
   parts = data_lib.split_by_model(config, table)
   assert sum(map(len, parts)) == len(graphs)
   assert not set(table['member'][parts[0]]) & set(table['member'][parts[2]])
+
+
+def test_rank_targets_keep_the_order_and_map_back():
+  rng = np.random.default_rng(0)
+  train = np.round(rng.beta(8, 1, 300) * 599) / 599  # tied, skewed, like a final-step zoo
+  ranks = data_lib.RankTargets.fit(train)
+  shares = ranks(train)
+  assert 0 < shares.min() < shares.max() < 1
+  assert abs(shares.mean() - 0.5) < 1e-6  # mid-ranks: a uniform spread over (0, 1)
+  inside = np.sort(rng.uniform(train.min(), train.max(), 200))
+  assert np.all(np.diff(ranks(inside)) > 0)  # strictly increasing: no new ties, same τ
+  np.testing.assert_allclose(ranks.inverse(ranks(inside)), inside, atol=1e-6)
+  assert np.all(np.diff(ranks.inverse(np.linspace(shares.min(), shares.max(), 50))) > 0)
+
+
+def test_trained_targets_leave_the_scored_targets_alone():
+  class Graphs:  # what `trained_targets` reads of a GraphSet
+    targets = np.array([0.1, 0.9, 0.95, 0.92, 0.5], np.float32)
+  data = data_lib.Data(Graphs(), {}, [], np.array([0, 1, 2]), np.array([3]), np.array([4]), 0)
+  same, back = data_lib.trained_targets(GeneralizationConfig(), data)
+  assert same is data and back(np.array([0.3])) == 0.3
+  ranked, back = data_lib.trained_targets(GeneralizationConfig(targets='rank'), data)
+  np.testing.assert_allclose(ranked.graphs.targets[:3], [1 / 6, 3 / 6, 5 / 6], rtol=1e-6)
+  np.testing.assert_array_equal(data.graphs.targets, Graphs.targets)  # untouched
+  np.testing.assert_allclose(back(ranked.graphs.targets[:3]), [0.1, 0.9, 0.95], rtol=1e-6)
+  with pytest.raises(ValueError, match='targets must be'):
+    GeneralizationConfig(targets='logit')

@@ -12,6 +12,7 @@ from gmn_jax.zoos.cnn import zoo as zoo_lib
 from gmn_jax.zoos.cnn.small_cnn_zoo_architecture import FLAGS
 
 PROTOCOLS = ('all_snapshots', 'published')
+TARGETS = ('accuracy', 'rank')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,6 +55,11 @@ class GeneralizationConfig:
       which keep the papers' epochs) trains for at least this many steps: its epochs are
       raised to `ceil(min_steps / ceil(n_train / batch_size))` when its training set is small
       (0: `train.epochs` as given).
+    targets: what every method regresses: 'accuracy' (the test accuracy itself) or 'rank'
+      (its mid-rank share of the training set, `data.RankTargets`: the same Kendall τ for
+      the same ranking, a squared loss spread over the bulk of good networks rather than
+      dominated by the few that failed); predictions are mapped back to accuracies before
+      scoring. Validation scores in the training logs are on the trained scale.
     max_abs_param: rows holding a parameter larger than this in magnitude are dropped as
       diverged, as are rows that are not finite (ReLU members trained with large steps can
       blow up and stay finite, and float32 features of every method overflow on them).
@@ -77,6 +83,7 @@ class GeneralizationConfig:
   layers: int = 3
   train: TrainConfig = dataclasses.field(default_factory=lambda: TrainConfig(epochs=12))
   min_steps: int = 0
+  targets: str = 'accuracy'
   max_abs_param: float = 1e3
   seed: int = 0
 
@@ -84,6 +91,8 @@ class GeneralizationConfig:
     object.__setattr__(self, 'methods', check_methods(self.methods, REGISTRY))
     if self.split not in ('id', 'ood'):
       raise ValueError(f"split must be 'id' or 'ood', not {self.split!r}")
+    if self.targets not in TARGETS:
+      raise ValueError(f'targets must be one of {TARGETS}, not {self.targets!r}')
     if self.min_steps < 0:
       raise ValueError(f'min_steps must be >= 0, not {self.min_steps}')
     if self.protocol not in PROTOCOLS:

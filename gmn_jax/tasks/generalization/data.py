@@ -3,8 +3,10 @@ the splits by model. Host-side."""
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import pathlib
+from collections.abc import Callable
 
 import numpy as np
 
@@ -91,3 +93,49 @@ def split_by_model(config: GeneralizationConfig, table: dict[str, np.ndarray]):
   val_members, train_members = pool[:n_val], pool[n_val:]
   part = lambda ms: np.flatnonzero(np.isin(table['member'], ms))
   return part(train_members), part(val_members), part(test_members)
+
+
+@dataclasses.dataclass(frozen=True)
+class RankTargets:
+  """A strictly increasing map of accuracies onto (0, 1): each distinct training accuracy
+  goes to its mid-rank share of the training set (its empirical CDF), other values by
+  linear interpolation between them (clamped outside the training range). Kendall τ is
+  unchanged by it; a squared loss on its values weighs every pair of training networks by
+  how many others sit between them, not by their accuracy gap, so the dense bulk of good
+  networks counts as much as the few that failed. Host-side.
+
+  Attributes:
+    values: the distinct training accuracies, increasing.
+    shares: their mid-rank shares of the training set, increasing, in (0, 1).
+  """
+
+  values: np.ndarray
+  shares: np.ndarray
+
+  @classmethod
+  def fit(cls, train_targets: np.ndarray) -> 'RankTargets':
+    """The map of these training accuracies."""
+    values, counts = np.unique(np.asarray(train_targets, np.float64), return_counts=True)
+    below = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    return cls(values, (below + counts / 2) / counts.sum())
+
+  def __call__(self, accuracies: np.ndarray) -> np.ndarray:
+    return np.interp(accuracies, self.values, self.shares).astype(np.float32)
+
+  def inverse(self, shares: np.ndarray) -> np.ndarray:
+    """Predicted shares back to accuracies (strictly increasing inside the training range)."""
+    return np.interp(shares, self.shares, self.values)
+
+
+def trained_targets(config: GeneralizationConfig, data: Data
+                    ) -> tuple[Data, Callable[[np.ndarray], np.ndarray]]:
+  """(data on the scale the methods train on, the map of their predictions back to
+  accuracies): `data` and the identity for `config.targets == 'accuracy'`; for 'rank', a
+  copy whose graphs' targets are `RankTargets` of the training rows (`data.graphs` itself is
+  not changed) and the inverse map."""
+  if config.targets == 'accuracy':
+    return data, lambda preds: preds
+  ranks = RankTargets.fit(data.graphs.targets[data.train])
+  graphs = copy.copy(data.graphs)
+  graphs.targets = ranks(data.graphs.targets)
+  return dataclasses.replace(data, graphs=graphs), ranks.inverse

@@ -27,7 +27,8 @@ import numpy as np
 from gmn_jax.tasks.generalization import baselines as baselines_lib
 from gmn_jax.tasks.generalization import published_protocol as protocol_lib
 from gmn_jax.tasks.generalization.config import GeneralizationConfig
-from gmn_jax.tasks.generalization.data import Data, encode_zoo, split_by_model, task_zoo
+from gmn_jax.tasks.generalization.data import (Data, encode_zoo, split_by_model, task_zoo,
+                                               trained_targets)
 from gmn_jax.tasks.generalization.methods import REGISTRY
 from gmn_jax.training import metrics as metrics_lib
 from gmn_jax.training import report
@@ -91,6 +92,7 @@ def train_and_evaluate(config: GeneralizationConfig, workdir: str | pathlib.Path
   else:
     (train, val, test), dropped = protocol_lib.positions(table['row'], published)
   data = Data(graphs, table, archs, train, val, test, dropped)
+  data, back = trained_targets(config, data)  # graphs keeps the accuracies, for scoring
   results: dict[str, Any] = {
       'config': config.to_json(), 'protocol': protocol,
       'rows': {'train': len(train), 'val': len(val), 'test': len(test),
@@ -116,6 +118,7 @@ def train_and_evaluate(config: GeneralizationConfig, workdir: str | pathlib.Path
     test_rows[name] = rows[2]
     if name == 'statnn_gbm':
       preds, rounds = baselines_lib.fit_statnn_gbm(config, data)
+      preds = back(preds)
       predictions[name] = (graphs.targets[test], preds)
       results['methods'][name] = {
           'test': metrics_lib.regression(graphs.targets[test], preds), 'best_epoch': rounds,
@@ -127,9 +130,11 @@ def train_and_evaluate(config: GeneralizationConfig, workdir: str | pathlib.Path
     if config.protocol == 'published' and name in protocol_lib.PUBLISHED_TRAINING:
       note = '; '.join(filter(None, [note, f'published settings: {train_config.epochs} '
                                      f'epochs, batch {train_config.batch_size}']))
-    fitted = fit(model, graphs, rows[0], rows[1], train_config, workdir / 'runs', name,
-                 progress=progress)
-    preds = predict(model, fitted.params, graphs, rows[2])
+    # The run directory does not record the targets: rank-trained runs get their own.
+    run_name = name if config.targets == 'accuracy' else f'{name}-{config.targets}'
+    fitted = fit(model, data.graphs, rows[0], rows[1], train_config, workdir / 'runs',
+                 run_name, progress=progress)
+    preds = back(predict(model, fitted.params, data.graphs, rows[2]))
     histories[name], predictions[name] = fitted.history, (graphs.targets[rows[2]], preds)
     results['methods'][name] = {
         'test': metrics_lib.regression(graphs.targets[rows[2]], preds),
