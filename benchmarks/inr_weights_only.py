@@ -56,6 +56,7 @@ import optax
 from gmn_jax.tasks.inr_classification import (InrClassificationConfig, build_model,
                                               encode_inr_zoo, split_by_image)
 from gmn_jax.tasks.inr_classification.augment import perturb_inr
+from gmn_jax.tasks.inr_classification.run import FOURIER_FREQUENCIES, FOURIER_SCALE
 from gmn_jax.training.fit import init_params
 from gmn_jax.zoos.inr import zoo as inr_zoo
 
@@ -98,7 +99,8 @@ def run_variant(variant: str, zoo, graphs, split, epochs: int, seed: int, window
   normalization = next((c for c in changes if c in ('graph', 'dataset', 'none')), 'graph')
   config = InrClassificationConfig(normalization=normalization,
                                    standardize_readout='stdreadout' in changes,
-                                   readout_pool='output' if 'outreadout' in changes else 'all')
+                                   readout_pool='output' if 'outreadout' in changes else 'all',
+                                   value_encoding='octaves')  # the base: `revfourier` changes it
   config = dataclasses.replace(config, train=dataclasses.replace(
       config.train, seed=seed, **({'learning_rate': lr[0]} if lr else {})))
   train, val, test = split
@@ -107,8 +109,8 @@ def run_variant(variant: str, zoo, graphs, split, epochs: int, seed: int, window
   if 'fourier' in changes:
     model = model.clone(value_features='fourier', n_frequencies=128, value_scale=3.0)
   if 'revfourier' in changes:
-    model = model.clone(value_features='fourier', n_frequencies=128,
-                        value_scale=3.0 * np.sqrt(2.0))
+    model = model.clone(value_features='fourier', n_frequencies=FOURIER_FREQUENCIES,
+                        value_scale=FOURIER_SCALE)  # the task's value_encoding='fourier'
   if 'readout3' in changes:
     model = model.clone(readout_depth=2, readout_hidden=32)
   structure = {}

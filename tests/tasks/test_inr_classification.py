@@ -94,3 +94,16 @@ def test_weights_only_graph_metanetworks_read_the_output_neuron_by_default():
   assert readout_pool(InrClassificationConfig(readout_pool='output'), 'gmn_probes') == 'output'
   with pytest.raises(ValueError, match='unknown readout_pool'):
     InrClassificationConfig(readout_pool='hidden')
+
+
+def test_value_encoding_auto_gives_the_weights_only_nggnn_neural_graphs_frequencies():
+  from gmn_jax.tasks.inr_classification.run import (FOURIER_SCALE,  # pylint: disable=g-import-not-at-top
+                                                    value_encoding)
+  config = InrClassificationConfig()
+  assert value_encoding(config, 'nggnn') == 'fourier'
+  for name in ('nggnn_probes', 'gmn', 'gmn_probes', 'ngt', 'scalegmn'):
+    assert value_encoding(config, name) == 'octaves'
+  assert value_encoding(InrClassificationConfig(value_encoding='octaves'), 'nggnn') == 'octaves'
+  assert abs(FOURIER_SCALE - 3 * 2 ** 0.5) < 1e-6
+  with pytest.raises(ValueError, match='unknown value_encoding'):
+    InrClassificationConfig(value_encoding='sinusoidal')
