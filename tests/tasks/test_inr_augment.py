@@ -1,6 +1,8 @@
 """Neural graphs' INR perturbations on encoded SIREN graphs (`perturb_inr`): each part does
 what it says on the function the INR computes or on its layers' values."""
 
+import types
+
 import jax
 import jraph
 import numpy as np
@@ -103,3 +105,20 @@ def test_rotation_shift_dropout_and_scale_touch_what_they_should():
   with pytest.raises(ValueError, match='one weight per edge'):
     perturb_inr(g._replace(edges={**g.edges, 'weight': np.zeros((len(w), 2), np.float32)}),
                 np.random.default_rng(0))
+
+
+def test_graph_set_applies_a_perturbation_only_when_augmenting():
+  """`GraphSet.graph(..., perturb=, permute=False)`: the perturbation alone, drawn from the
+  same stream; no `rng`, no perturbation."""
+  from gmn_jax.training.graph_set import GraphSet  # pylint: disable=g-import-not-at-top
+  g = _mlp_graph()
+  stacked = jax.tree.map(lambda a: np.stack([a, a]), g)
+  size = types.SimpleNamespace(n_node=int(g.n_node[0]), n_edge=int(g.n_edge[0]))  # no trace
+  graphs = GraphSet([size], [stacked], np.zeros(2, int), np.arange(2), np.zeros(2))
+  got = graphs.graph(1, np.random.default_rng(7), perturb=perturb_inr, permute=False)
+  want = perturb_inr(g, np.random.default_rng(7))
+  np.testing.assert_array_equal(got.edges['weight'], want.edges['weight'])
+  np.testing.assert_array_equal(got.nodes['param'], want.nodes['param'])
+  assert not np.array_equal(got.edges['weight'], g.edges['weight'])
+  np.testing.assert_array_equal(graphs.graph(1, perturb=perturb_inr).edges['weight'],
+                                g.edges['weight'])
