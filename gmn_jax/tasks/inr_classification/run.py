@@ -92,7 +92,7 @@ def build_model(name: str, config: InrClassificationConfig, graphs: GraphSet,
                 max_param_size=budget.param_size)
   if method.graph:
     common['readout_pool'] = readout_pool(config, name)
-    if value_encoding(config, name) == 'fourier':
+    if config.value_encoding == 'fourier':
       common.update(value_features='fourier', n_frequencies=FOURIER_FREQUENCIES,
                     value_scale=FOURIER_SCALE)
   norm = normalization(config, name)
@@ -147,15 +147,6 @@ def readout_pool(config: InrClassificationConfig, name: str) -> str:
   if config.readout_pool != 'auto':
     return config.readout_pool
   return 'all' if REGISTRY[name].probes else 'output'
-
-
-def value_encoding(config: InrClassificationConfig, name: str) -> str:
-  """How graph metanetwork `name` encodes values (`config.value_encoding`, with `'auto'`
-  resolved: neural graphs' Gaussian frequencies for the weights-only NG-GNN, the encoder's
-  octaves for the others)."""
-  if config.value_encoding != 'auto':
-    return config.value_encoding
-  return 'fourier' if name == 'nggnn' else 'octaves'
 
 
 def _inputs(model: WeightMLP | StatNN, graphs: GraphSet, rows: np.ndarray) -> np.ndarray:
