@@ -37,7 +37,8 @@ zero and frozen: neural graphs' edges carry their value alone; its nodes carry o
 per input and output neuron and per hidden layer, which ours span too), `readout3` (the
 readout MLP with two hidden layers of 32, neural graphs' shape; our activation); `mlp`,
 `statnn`, `deepsets`: that baseline as the task builds it instead of NG-GNN (with `noaug`
-the flat MLP trains as in the task). `--linear-probe dataset` instead measures what the untrained NG-GNN's pooled vectors carry
+the flat MLP trains as in the task); `dsgain=X`: DeepSets' pooled vector scaled up at most X
+times (the task's 10). `--linear-probe dataset` instead measures what the untrained NG-GNN's pooled vectors carry
 (logistic regressions on them; `dataset:gmn` for GMN). Host-side driver; minutes per variant
 on 2 cores.
 """
@@ -56,6 +57,7 @@ import optax
 from gmn_jax.tasks.inr_classification import (InrClassificationConfig, build_model,
                                               encode_inr_zoo, split_by_image)
 from gmn_jax.tasks.inr_classification.augment import perturb_inr
+from gmn_jax.tasks.inr_classification import run as inr_run
 from gmn_jax.tasks.inr_classification.run import FOURIER_FREQUENCIES, FOURIER_SCALE
 from gmn_jax.training.fit import init_params
 from gmn_jax.zoos.inr import zoo as inr_zoo
@@ -92,7 +94,10 @@ def _readout_input(model, params, transform):
 def run_variant(variant: str, zoo, graphs, split, epochs: int, seed: int, window: int) -> dict:
   changes = variant.split(',')
   lr = [float(c[3:]) for c in changes if c.startswith('lr=')]
-  changes = [c for c in changes if not c.startswith('lr=')]
+  gain = [float(c[7:]) for c in changes if c.startswith('dsgain=')]
+  changes = [c for c in changes if not c.startswith(('lr=', 'dsgain='))]
+  # DeepSets' pooled-vector gain cap (`run.DEEPSETS_MIN_STD` = 1 / gain), read by build_model
+  inr_run.DEEPSETS_MIN_STD = 1.0 / gain[0] if gain else 0.1
   unknown = set(changes) - set(CHANGES)
   if unknown:
     raise SystemExit(f'unknown changes {sorted(unknown)}; choose from {CHANGES}')
