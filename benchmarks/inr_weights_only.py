@@ -26,7 +26,19 @@ edges unnormalised), `nonorm` (`norm='none'`), `noresidual` (`residual=False`: e
 output replaces its input), `outreadout` (`readout_pool='output'`: the readout reads the output
 neuron's vector alone), `deg` (`avg_log_degree` 2.247, neural graphs' PNA normaliser for this
 SIREN instead of the task's 1.0), `torchinit` (every dense kernel drawn sqrt(3) smaller, as
-torch's default `Linear`), `amsgrad` (AdamW with AMSGrad). `--linear-probe dataset` instead measures what the untrained NG-GNN's pooled vectors carry
+torch's default `Linear`), `amsgrad` (AdamW with AMSGrad); session 12's: `ngaug` (neural
+graphs' augmentation instead of ours: `perturb_inr`, no permutations, no sign flips),
+`perturb` (`perturb_inr` before our symmetries), `revfourier` (neural graphs' edge encoding
+with reversed edge features: (w, 0, w) and (0, w, w) through 128 Gaussian frequencies of scale
+3 is, per direction, 128 frequencies of scale 3 sqrt 2; here one edge vector for both
+directions, the value itself kept, and the biases' frequencies at the same scale where neural
+graphs' are at 3), `noedgeembed` (the edges' type, layer, operation and activation embeddings
+zero and frozen: neural graphs' edges carry their value alone; its nodes carry one embedding
+per input and output neuron and per hidden layer, which ours span too), `readout3` (the
+readout MLP with two hidden layers of 32, neural graphs' shape; our activation); `mlp`,
+`statnn`, `deepsets`: that baseline as the task builds it instead of NG-GNN (with `noaug`
+the flat MLP trains as in the task); `dsgain=X`: DeepSets' pooled vector scaled up at most X
+times (the task's 10). `--linear-probe dataset` instead measures what the untrained NG-GNN's pooled vectors carry
 (logistic regressions on them; `dataset:gmn` for GMN). Host-side driver; minutes per variant
 on 2 cores.
 """
@@ -44,12 +56,16 @@ import optax
 
 from gmn_jax.tasks.inr_classification import (InrClassificationConfig, build_model,
                                               encode_inr_zoo, split_by_image)
+from gmn_jax.tasks.inr_classification.augment import perturb_inr
+from gmn_jax.tasks.inr_classification import run as inr_run
+from gmn_jax.tasks.inr_classification.run import FOURIER_FREQUENCIES, FOURIER_SCALE
 from gmn_jax.training.fit import init_params
 from gmn_jax.zoos.inr import zoo as inr_zoo
 
 CHANGES = ('graph', 'dataset', 'none', 'noflip', 'noaug', 'fourier', 'constant', 'gmn',
            'stdreadout', 'lnreadout', 'readoutonly', 'smallembed', 'graphnorm', 'nonorm',
-           'noresidual', 'outreadout', 'torchinit', 'amsgrad', 'deg')
+           'noresidual', 'outreadout', 'torchinit', 'amsgrad', 'deg', 'ngaug', 'perturb',
+           'revfourier', 'noedgeembed', 'readout3', 'mlp', 'statnn', 'deepsets')
 
 
 # mean(log(d + 1)) over the forward in-degree histogram of a 2-32-32-1 MLP, as neural graphs'
@@ -71,28 +87,37 @@ def _readout_input(model, params, transform):
       return f(*args, **kwargs)
     with nn.intercept_methods(intercept):
       out = model.apply(p, g).globals
-    return out, box[0]
+    return out, box[0] if box else None  # baselines have no `graph_mlp`
   return apply
 
 
 def run_variant(variant: str, zoo, graphs, split, epochs: int, seed: int, window: int) -> dict:
   changes = variant.split(',')
   lr = [float(c[3:]) for c in changes if c.startswith('lr=')]
-  changes = [c for c in changes if not c.startswith('lr=')]
+  gain = [float(c[7:]) for c in changes if c.startswith('dsgain=')]
+  changes = [c for c in changes if not c.startswith(('lr=', 'dsgain='))]
+  # DeepSets' pooled-vector gain cap (`run.DEEPSETS_MIN_STD` = 1 / gain), read by build_model
+  inr_run.DEEPSETS_MIN_STD = 1.0 / gain[0] if gain else 0.1
   unknown = set(changes) - set(CHANGES)
   if unknown:
     raise SystemExit(f'unknown changes {sorted(unknown)}; choose from {CHANGES}')
   normalization = next((c for c in changes if c in ('graph', 'dataset', 'none')), 'graph')
   config = InrClassificationConfig(normalization=normalization,
                                    standardize_readout='stdreadout' in changes,
-                                   readout_pool='output' if 'outreadout' in changes else 'all')
+                                   readout_pool='output' if 'outreadout' in changes else 'all',
+                                   value_encoding='octaves')  # the base: `revfourier` changes it
   config = dataclasses.replace(config, train=dataclasses.replace(
       config.train, seed=seed, **({'learning_rate': lr[0]} if lr else {})))
   train, val, test = split
-  name = 'gmn' if 'gmn' in changes else 'nggnn'
+  name = next((c for c in ('gmn', 'mlp', 'statnn', 'deepsets') if c in changes), 'nggnn')
   model = build_model(name, config, graphs, zoo.config, zoo.num_classes, train)
   if 'fourier' in changes:
     model = model.clone(value_features='fourier', n_frequencies=128, value_scale=3.0)
+  if 'revfourier' in changes:
+    model = model.clone(value_features='fourier', n_frequencies=FOURIER_FREQUENCIES,
+                        value_scale=FOURIER_SCALE)  # the task's value_encoding='fourier'
+  if 'readout3' in changes:
+    model = model.clone(readout_depth=2, readout_hidden=32)
   structure = {}
   if 'graphnorm' in changes:
     structure['norm'] = 'graph'
@@ -131,6 +156,16 @@ def run_variant(variant: str, zoo, graphs, split, epochs: int, seed: int, window
     params = jax.tree_util.tree_map_with_path(
         lambda path, x: x / np.sqrt(3) if jax.tree_util.keystr(path).endswith("'kernel']")
         else x, params)
+  frozen = lambda key: 'readoutonly' in changes and 'readout' not in key or (
+      'noedgeembed' in changes and 'encoder' in key and "'edge_" in key
+      and 'edge_weight' not in key)
+  if 'noedgeembed' in changes:
+    params = jax.tree_util.tree_map_with_path(
+        lambda path, x: 0 * x if frozen(jax.tree_util.keystr(path)) else x, params)
+  if 'noedgeembed' in changes and not any(
+      frozen(jax.tree_util.keystr(path)) for path, _ in
+      jax.tree_util.tree_flatten_with_path(params)[0]):
+    raise SystemExit('noedgeembed: no edge embedding found in the parameters')
   opt_state = tx.init(params)
   transform = None  # 'stdreadout': the task's `standardize_readout`, in `build_model`
   if 'lnreadout' in changes:  # per graph, over the pooled features (no statistics)
@@ -144,21 +179,22 @@ def run_variant(variant: str, zoo, graphs, split, epochs: int, seed: int, window
                                                             y.astype(jnp.int32))
       return jnp.sum(jnp.where(mask, err, 0.0)) / jnp.maximum(mask.sum(), 1)
     loss, grads = jax.value_and_grad(loss_fn)(params)
-    if 'readoutonly' in changes:
-      grads = jax.tree_util.tree_map_with_path(
-          lambda path, x: x if 'readout' in jax.tree_util.keystr(path) else 0 * x, grads)
+    grads = jax.tree_util.tree_map_with_path(
+        lambda path, x: 0 * x if frozen(jax.tree_util.keystr(path)) else x, grads)
     updates, opt_state = tx.update(grads, opt_state, params)
     return optax.apply_updates(params, updates), opt_state, loss
 
   logits_fn = jax.jit(lambda p, g: forward(p, g)[0])
-  augment = 'noaug' not in changes
-  max_scale = 1.0 if 'noflip' in changes else tc.max_scale
+  symmetries = 'noaug' not in changes and 'ngaug' not in changes
+  perturb = perturb_inr if 'ngaug' in changes or 'perturb' in changes else None
+  max_scale = 1.0 if 'noflip' in changes or not symmetries else tc.max_scale
   losses, tic = [], time.time()
   for epoch in range(epochs):
     rng = np.random.default_rng([seed, epoch])
     order = rng.permutation(train)
-    for g, y, mask in graphs.batches(order, tc.batch_size, budget, rng if augment else None,
-                                     max_scale):
+    for g, y, mask in graphs.batches(order, tc.batch_size, budget,
+                                     rng if symmetries or perturb else None, max_scale,
+                                     perturb=perturb, permute=symmetries):
       params, opt_state, loss = step(params, opt_state, g, y, mask)
       losses.append(float(loss))
 

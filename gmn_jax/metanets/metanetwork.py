@@ -25,6 +25,7 @@ class Metanetwork(nn.Module):
   Attributes:
     out_features: width of `globals` in the output.
     readout_hidden: hidden width of the invariant readout MLP.
+    readout_depth: its hidden layers (1; neural graphs' INR classifier has 2).
     edge_readout: `'residual'` (theta + gamma * delta, gamma learned) or `'direct'`.
     residual_init: initial gamma (0: the edge readout starts as the identity).
     activation: nonlinearity (of the network and of the readout MLP).
@@ -43,6 +44,7 @@ class Metanetwork(nn.Module):
 
   out_features: int = 1
   readout_hidden: int = 64
+  readout_depth: int = 1
   edge_readout: str = 'residual'
   residual_init: float = 0.0
   activation: Callable = nn.silu
@@ -78,4 +80,4 @@ class Metanetwork(nn.Module):
     return Readout(self.out_features, self.readout_hidden, self.edge_readout,
                    self.residual_init, self.activation, self.max_kernel_size,
                    self.max_param_size, self.readout_statistics, self.readout_pool,
-                   name='readout')(graphs, index, nodes, edges, graph_features, pooled_edges)
+                   self.readout_depth, name='readout')(graphs, index, nodes, edges, graph_features, pooled_edges)

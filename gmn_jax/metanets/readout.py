@@ -99,6 +99,8 @@ class Readout(nn.Module):
     input_statistics: `(mean, std)`, tuples over the invariant MLP's input features, to
       standardise that input with (`fit_readout_statistics`); None: read it raw.
     pool: what the invariant MLP reads (`pool_graphs`): `'all'` or `'output'`.
+    depth: hidden layers of the invariant MLP, each `hidden` wide (neural graphs' INR
+      classifier has two).
   """
 
   out_features: int = 1
@@ -110,6 +112,7 @@ class Readout(nn.Module):
   max_param_size: int = 1
   input_statistics: tuple[tuple[float, ...], tuple[float, ...]] | None = None
   pool: str = 'all'
+  depth: int = 1
 
   @nn.compact
   def __call__(self, graphs: jraph.GraphsTuple, index: GraphIndex, nodes: jax.Array,
@@ -127,7 +130,8 @@ class Readout(nn.Module):
         raise ValueError(f'input_statistics hold {mean.shape[0]} features, the readout reads '
                          f'{pooled.shape[-1]}: fit them on this model (fit_readout_statistics)')
       pooled = (pooled - mean) / std
-    out = MLP((self.hidden, self.out_features), self.activation, name='graph_mlp')(pooled)
+    out = MLP((self.hidden,) * self.depth + (self.out_features,), self.activation,
+              name='graph_mlp')(pooled)
 
     weight = jnp.asarray(graphs.edges['weight'])
     param = jnp.asarray(graphs.nodes['param'])

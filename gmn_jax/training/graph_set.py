@@ -9,7 +9,7 @@ neurons, a rescaling or sign flip (`scaling.py`), which the metanetworks are not
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import jax
 import jraph
@@ -19,6 +19,9 @@ from gmn_jax.metanets.batching import Budget, batch, budget_for
 from gmn_jax.metanets.layer_statistics import LayerStatistics, fit_layer_statistics
 from gmn_jax.graphs.parameter_graph import ParameterGraph
 from gmn_jax.graphs.scaling import apply_factors, random_factors, scaling_kinds
+
+# An augmentation of one (unbatched) graph that is not a symmetry: (graph, rng) -> graph.
+Perturb = Callable[[jraph.GraphsTuple, np.random.Generator], jraph.GraphsTuple]
 
 
 class GraphSet:
@@ -53,15 +56,21 @@ class GraphSet:
     return len(self.targets)
 
   def graph(self, i: int, rng: np.random.Generator | None = None,
-            max_scale: float = 1.0) -> jraph.GraphsTuple:
-    """Sample i as a single graph. With `rng`: relabelled by a random permutation symmetry
-    and, if `max_scale` > 1, its ReLU neurons rescaled by factors log-uniform in
+            max_scale: float = 1.0, perturb: Perturb | None = None,
+            permute: bool = True) -> jraph.GraphsTuple:
+    """Sample i as a single graph. With `rng`: `perturb(graph, rng)` first (when given: an
+    augmentation that is no symmetry, e.g. `inr_classification.augment.perturb_inr`), then
+    relabelled by a random permutation symmetry (unless `permute` is False) and, if
+    `max_scale` > 1, its ReLU neurons rescaled by factors log-uniform in
     `[1 / max_scale, max_scale]` and its tanh/sin neurons sign-flipped at random."""
     t, r = int(self.template_of[i]), int(self.row_of[i])
     g = jax.tree.map(lambda a: a[r], self.stacked[t])
     if rng is not None:
-      pool = self._symmetry_pool(t)
-      g = pool[rng.integers(len(pool))].apply_graph(g)
+      if perturb is not None:
+        g = perturb(g, rng)
+      if permute:
+        pool = self._symmetry_pool(t)
+        g = pool[rng.integers(len(pool))].apply_graph(g)
       if max_scale > 1:
         if t not in self._scaling_kinds:
           self._scaling_kinds[t] = scaling_kinds(self.templates[t])
@@ -131,9 +140,11 @@ class GraphSet:
 
   def batches(self, indices: np.ndarray, batch_size: int, budget: Budget,
               rng: np.random.Generator | None = None, max_scale: float = 1.0,
-              shards: int = 1) -> Iterator[tuple[jraph.GraphsTuple, np.ndarray, np.ndarray]]:
+              shards: int = 1, perturb: Perturb | None = None, permute: bool = True
+              ) -> Iterator[tuple[jraph.GraphsTuple, np.ndarray, np.ndarray]]:
     """(padded graphs, targets [n_graph], mask [n_graph]) for the consecutive runs of
-    `indices` that `steps` plans, augmented as in `graph` when `rng` is given.
+    `indices` that `steps` plans, augmented as in `graph` (`max_scale`, `perturb`,
+    `permute`) when `rng` is given.
 
     Every batch has the same padded shapes (`budget`), the last one included. With
     `shards` > 1 (data parallelism) each step is `shards` sub-batches of up to
@@ -145,7 +156,8 @@ class GraphSet:
     if batch_size % shards:
       raise ValueError(f'batch_size {batch_size} is not divisible by {shards} shards')
     for step in self.steps(indices, batch_size, budget, shards):
-      parts = [self._padded([self.graph(int(i), rng, max_scale) for i in run], run, budget)
+      parts = [self._padded([self.graph(int(i), rng, max_scale, perturb, permute) for i in run],
+                           run, budget)
                for run in step]
       parts += [self._padded([], step[0][:0], budget)] * (shards - len(step))
       yield parts[0] if shards == 1 else jax.tree.map(lambda *a: np.stack(a), *parts)

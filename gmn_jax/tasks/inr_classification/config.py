@@ -13,6 +13,7 @@ from gmn_jax.zoos.inr import zoo as inr_zoo_lib
 
 NORMALIZATIONS = ('auto', 'dataset', 'graph', 'none')
 READOUT_POOLS = ('auto', 'all', 'output')
+VALUE_ENCODINGS = ('octaves', 'fourier')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,6 +43,12 @@ class InrClassificationConfig:
       (`Metanetwork.readout_pool`): `'output'`, the output neuron's vector alone (as neural
       graphs); `'all'`, per-INR means of the vectors of each kind of neuron and of the edges;
       `'auto'`: `'output'` for the weights-only methods, `'all'` for those with probes.
+    value_encoding: how the graph metanetworks encode each weight and bias value:
+      `'octaves'`, the encoder's 12 octave frequencies (`GraphEncoder`'s default);
+      `'fourier'`, 128 Gaussian random frequencies of scale 3 sqrt 2: per direction, what
+      neural graphs' encoding of an edge as (w, 0, w) forward and (0, w, w) backward gives
+      (`value_features='fourier'`; on the weights-only NG-GNN it matched the octaves at the
+      default budget, so it is not the default).
     train: optimisation settings shared by every method (cross-entropy).
     seed: of the split.
   """
@@ -58,6 +65,7 @@ class InrClassificationConfig:
   normalization: str = 'auto'
   standardize_readout: bool = False
   readout_pool: str = 'auto'
+  value_encoding: str = 'octaves'
   train: TrainConfig = dataclasses.field(default_factory=lambda: TrainConfig(
       epochs=4, batch_size=32, learning_rate=3e-3, loss='cross_entropy'))
   seed: int = 0
@@ -70,6 +78,9 @@ class InrClassificationConfig:
     if self.readout_pool not in READOUT_POOLS:
       raise ValueError(f'unknown readout_pool {self.readout_pool!r}; choose from '
                        f'{READOUT_POOLS}')
+    if self.value_encoding not in VALUE_ENCODINGS:
+      raise ValueError(f'unknown value_encoding {self.value_encoding!r}; choose from '
+                       f'{VALUE_ENCODINGS}')
     if self.train.loss != 'cross_entropy':
       raise ValueError("INR classification trains with TrainConfig(loss='cross_entropy')")
 

@@ -32,6 +32,11 @@ from gmn_jax.zoos.inr import zoo as inr_zoo_lib
 # steps' changes into logits of 1e5 (measured on the tiny zoo: training loss 1e5, then stuck
 # at ln 10).
 DEEPSETS_MIN_STD = 0.1
+# `value_encoding='fourier'`: neural graphs encodes an edge as (w, 0, w) forward and (0, w, w)
+# backward through 128 Gaussian frequencies of scale 3, i.e. per direction 128 frequencies of
+# scale 3 sqrt 2 (a sum of two Gaussian columns).
+FOURIER_FREQUENCIES = 128
+FOURIER_SCALE = float(3.0 * np.sqrt(2.0))
 
 
 def split_by_image(config: InrClassificationConfig, zoo: inr_zoo_lib.InrZoo
@@ -87,6 +92,9 @@ def build_model(name: str, config: InrClassificationConfig, graphs: GraphSet,
                 max_param_size=budget.param_size)
   if method.graph:
     common['readout_pool'] = readout_pool(config, name)
+    if config.value_encoding == 'fourier':
+      common.update(value_features='fourier', n_frequencies=FOURIER_FREQUENCIES,
+                    value_scale=FOURIER_SCALE)
   norm = normalization(config, name)
   if norm == 'graph':
     common['normalize_weights'] = True
