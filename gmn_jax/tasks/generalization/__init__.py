@@ -7,10 +7,10 @@ same split and writes `results.json`, `results.md`, `predictions.csv` and plots 
 Every stage is cached or checkpointed, so a killed run started again resumes where it stopped.
 
 Modules: `config` (`GeneralizationConfig` and its presets), `methods` (the registry), `data`
-(the zoo, its encoding, the splits and the targets the methods train on), `baselines` (StatNN's gradient-boosted trees, the flat
-MLP's architecture), `published_protocol` (the papers' split and settings), `variants` (named
-zoos unlike the default: `zoo_variant`), `run`. The report
-is `gmn_jax.training.report`.
+(the zoo, its encoding, the splits and the targets the methods train on), `baselines`
+(StatNN's gradient-boosted trees, the flat MLP's architecture), `published_protocol` (the
+papers' split and settings), `variants` (named zoos unlike the default: `zoo_variant`),
+`run`. The report is `gmn_jax.training.report`.
 """
 
 from gmn_jax.tasks.generalization import published_protocol
@@ -24,5 +24,6 @@ from gmn_jax.tasks.generalization.variants import ZOO_VARIANTS, zoo_variant
 Config = GeneralizationConfig
 
 __all__ = ['DEFAULT_METHODS', 'METHODS', 'PROTOCOLS', 'REGISTRY', 'TARGETS', 'ZOO_VARIANTS',
-           'Config', 'Data', 'GeneralizationConfig', 'RankTargets', 'encode_zoo', 'published_protocol', 'split_by_model',
-           'task_zoo', 'train_and_evaluate', 'zoo_variant']
+           'Config', 'Data', 'GeneralizationConfig', 'RankTargets', 'encode_zoo',
+           'published_protocol', 'split_by_model', 'task_zoo', 'train_and_evaluate',
+           'zoo_variant']
