@@ -51,7 +51,7 @@ def test_augment_is_one_field():
                   for name in ('generalization', 'diverse_architectures', 'inr_classification')}
   assert permutations == {'generalization': ['mlp', 'statnn', 'statnn_gbm'],
                           'diverse_architectures': ['deepsets', 'dmc', 'statnn'],
-                          'inr_classification': ['statnn']}
+                          'inr_classification': ['deepsets', 'statnn']}
   # The INR flat MLP reads a fixed layout: no augmentation, as DWSNets trains it.
   assert tasks.inr_classification.REGISTRY['mlp'].augment == NO_AUGMENT
 
