@@ -90,11 +90,11 @@ def main() -> None:
       print(f'RESULT statnn_gbm {spec}: {note}: val τ {val_tau:.3f}, test τ {test_tau:.3f}',
             flush=True)
       continue
-    model = run_lib._model(args.method, config, data, None)  # pylint: disable=protected-access
+    model = run_lib.build_model(args.method, config, data, None)
     val_preds, test_preds = [], []
     for seed in range(args.seeds):
       train_config = dataclasses.replace(
-          run_lib._train_config(args.method, config, len(train)),  # pylint: disable=protected-access
+          run_lib.train_config_for(args.method, config, len(train)),
           seed=seed)
       fitted = fit(model, data.graphs, train, val, train_config,
                    workdir / 'sweep' / args.method / spec, f'seed{seed}', progress=False)

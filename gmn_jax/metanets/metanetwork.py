@@ -80,4 +80,5 @@ class Metanetwork(nn.Module):
     return Readout(self.out_features, self.readout_hidden, self.edge_readout,
                    self.residual_init, self.activation, self.max_kernel_size,
                    self.max_param_size, self.readout_statistics, self.readout_pool,
-                   self.readout_depth, name='readout')(graphs, index, nodes, edges, graph_features, pooled_edges)
+                   self.readout_depth, name='readout')(graphs, index, nodes, edges,
+                                                       graph_features, pooled_edges)

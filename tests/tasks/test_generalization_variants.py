@@ -42,10 +42,10 @@ def test_the_flag_picks_the_variant_and_other_flags_override_it():
 
 def test_min_steps_raises_epochs_of_small_training_sets_only():
   config = dataclasses.replace(GeneralizationConfig(), min_steps=1000)
-  small = run_lib._train_config('gmn', config, 400)  # pylint: disable=protected-access
+  small = run_lib.train_config_for('gmn', config, 400)
   assert small.epochs == math.ceil(1000 / math.ceil(400 / config.train.batch_size))
-  large = run_lib._train_config('gmn', config, 3200)  # pylint: disable=protected-access
-  assert large == run_lib._train_config('gmn', GeneralizationConfig(), 3200)  # pylint: disable=protected-access
+  large = run_lib.train_config_for('gmn', config, 3200)
+  assert large == run_lib.train_config_for('gmn', GeneralizationConfig(), 3200)
   assert large.epochs == config.train.epochs
 
 

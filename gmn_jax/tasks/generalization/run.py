@@ -36,14 +36,17 @@ from gmn_jax.training.fit import TrainConfig, fit, predict
 from gmn_jax.zoos.cnn import zoo as zoo_lib
 
 
-def _model(name: str, config: GeneralizationConfig, data: Data, arch: int | None) -> nn.Module:
+def build_model(name: str, config: GeneralizationConfig, data: Data, arch: int | None
+                ) -> nn.Module:
+  """Method `name` of `REGISTRY`, sized for `data`'s padding budget (`arch`: the template
+  index of a method that reads one architecture, else None). Host-side."""
   budget = data.graphs.budget(config.train.batch_size)
   sizes = dict(max_kernel_size=budget.kernel_size, max_param_size=budget.param_size)
   template = None if arch is None else data.graphs.templates[arch]
   return REGISTRY[name].build(config, sizes, template)
 
 
-def _train_config(name: str, config: GeneralizationConfig, n_train: int) -> TrainConfig:
+def train_config_for(name: str, config: GeneralizationConfig, n_train: int) -> TrainConfig:
   """The method's augmentation (`Method.augment`), and under the published protocol the
   papers' epochs and batch size for NG-GNN and NG-T; otherwise at least `config.min_steps`
   steps on `n_train` training rows."""
@@ -125,8 +128,8 @@ def train_and_evaluate(config: GeneralizationConfig, workdir: str | pathlib.Path
           'n_test': len(test), 'train_seconds': round(time.time() - tic, 1),
           'note': f'gradient-boosted trees, {rounds} rounds (best validation τ)'}
       continue
-    model, train_config = _model(name, config, data, arch), _train_config(name, config,
-                                                                          len(rows[0]))
+    model = build_model(name, config, data, arch)
+    train_config = train_config_for(name, config, len(rows[0]))
     if config.protocol == 'published' and name in protocol_lib.PUBLISHED_TRAINING:
       note = '; '.join(filter(None, [note, f'published settings: {train_config.epochs} '
                                      f'epochs, batch {train_config.batch_size}']))
