@@ -1,7 +1,7 @@
 """How a zoo lives on disk: a config, then shards written atomically with checksums. Host-side.
 
-Shared by every zoo format that gmn_jax generates (`cnn.zoo`'s CNN zoo, `inr.zoo`'s INR
-zoo). A zoo directory holds `config.json` (the generating config and a format tag; a rerun
+Shared by every zoo format that gmn_jax generates (`cnn.zoo`'s CNN zoo, `diverse.zoo`'s
+diverse zoo, `inr.zoo`'s INR zoo). A zoo directory holds `config.json` (the generating config and a format tag; a rerun
 with the same config reuses the zoo, another config is refused) and, per shard,
 `<name>.npz` (arrays) and `<name>.json` (what the shard holds and the npz's sha256). Both are
 written to a temporary name and moved into place with `os.replace`, the json last, so a shard
@@ -17,12 +17,15 @@ import hashlib
 import json
 import os
 import pathlib
-from typing import Any, Callable, Mapping
+import warnings
+from typing import Any, Callable, Iterable, Mapping, TypeVar
 
 import jax
 import numpy as np
 
 from gmn_jax.zoos.cnn.config import ZooError
+
+_Shard = TypeVar('_Shard')
 
 
 def sha256(path: pathlib.Path) -> str:
@@ -103,6 +106,34 @@ def shard_problem(directory: pathlib.Path, name: str,
   if sha256(npz) != meta.get('sha256'):
     return f'{npz.name} does not match the checksum in {meta_path.name}', None
   return '', meta
+
+
+def unfinished(directory: pathlib.Path, plan: Iterable[_Shard], name: Callable[[_Shard], str],
+               expected: Callable[[_Shard], Mapping[str, Any]], *, zoo: str,
+               redo: str) -> list[_Shard]:
+  """The shards of `plan` still to make, in plan order: missing ones, and refused ones.
+
+  A shard is refused when `shard_problem` finds its files unfinished, corrupt or describing
+  another shard than `expected(shard)`; each refused shard is named in a warning
+  (`"<zoo> <directory>: <name> is refused (<why>); <redo>, the other shards are kept"`).
+
+  Args:
+    directory: the zoo directory.
+    plan: the shards the config plans.
+    name: a shard's file stem.
+    expected: the entries a shard's json must hold.
+    zoo: what the directory holds, for the warning (e.g. 'zoo', 'INR zoo').
+    redo: what happens to a refused shard, for the warning (e.g. 'regenerating it').
+  """
+  todo = []
+  for shard in plan:
+    problem, _ = shard_problem(directory, name(shard), expected(shard))
+    if problem and problem != 'missing':
+      warnings.warn(f'{zoo} {directory}: {name(shard)} is refused ({problem}); {redo}, '
+                    'the other shards are kept', stacklevel=3)
+    if problem:
+      todo.append(shard)
+  return todo
 
 
 def read_shard(directory: pathlib.Path, name: str) -> dict[str, np.ndarray]:

@@ -43,7 +43,6 @@ import logging
 import os
 import pathlib
 import time
-import warnings
 from typing import Any, Mapping
 
 import jax
@@ -105,10 +104,9 @@ def _write_shard(directory: pathlib.Path, shard: _Shard, result: Mapping[str, An
   shards_lib.write_shard(directory, shard.name, arrays, meta)
 
 
-def _shard_problem(directory: pathlib.Path, shard: _Shard) -> tuple[str, dict | None]:
-  """('', meta) for a finished shard; else ('missing' | a reason it is corrupt, None)."""
-  return shards_lib.shard_problem(directory, shard.name, {
-      'members': [int(i) for i in shard.members], 'width': shard.width})
+def _expected(shard: _Shard) -> dict[str, Any]:
+  """What a finished shard's json says of it (`shards_lib.shard_problem` compares)."""
+  return {'members': [int(i) for i in shard.members], 'width': shard.width}
 
 
 def _check_config(directory: pathlib.Path, config: ZooConfig | None) -> ZooConfig:
@@ -149,14 +147,8 @@ def generate_zoo(config: ZooConfig, directory: str | os.PathLike, *,
   mesh_lib.sync_hosts(f'zoo {directory} config')
   _check_config(directory, config)
   hparams = sample_hyperparameters(config)
-  todo = []
-  for shard in _plan(config, hparams):
-    problem, _ = _shard_problem(directory, shard)
-    if problem and problem != 'missing':
-      warnings.warn(f'zoo {directory}: {shard.name} is refused ({problem}); regenerating it, '
-                    'the other shards are kept', stacklevel=2)
-    if problem:
-      todo.append(shard)
+  todo = shards_lib.unfinished(directory, _plan(config, hparams), lambda s: s.name, _expected,
+                               zoo='zoo', redo='regenerating it')
   if todo:
     data = datasets_lib.load_dataset(config.dataset, max_train=config.max_train,
                                      max_test=config.max_test, split_seed=config.split_seed,
@@ -253,7 +245,7 @@ def load_zoo(directory: str | os.PathLike) -> Zoo:
   parts: dict[int, list[tuple[dict, dict]]] = {}
   meta = None
   for shard in plan:
-    problem, meta = _shard_problem(directory, shard)
+    problem, meta = shards_lib.shard_problem(directory, shard.name, _expected(shard))
     if problem:
       raise ZooError(f'zoo {directory}: {shard.name} is {problem} ({len(plan)} shards '
                      'planned); run gmn_jax.generate_zoo with the same config to (re)generate '

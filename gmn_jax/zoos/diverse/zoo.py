@@ -28,12 +28,10 @@ The GMN paper's sampled ranges are not published; the ranges here are ours, chos
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import os
 import pathlib
 import time
-import warnings
 from typing import Any, Mapping
 
 import jax
@@ -234,24 +232,9 @@ def _plan(config: DiverseZooConfig, specs: list[NetSpec]) -> list[_Shard]:
   return shards
 
 
-def _shard_problem(directory: pathlib.Path, shard: _Shard) -> tuple[str, dict | None]:
-  """('', meta) for a finished shard; else ('missing' | why it is refused, None)."""
-  npz, meta_path = directory / f'{shard.name}.npz', directory / f'{shard.name}.json'
-  if not meta_path.exists():
-    return ('missing' if not npz.exists() else
-            f'{npz.name} has no {meta_path.name} (an interrupted write)'), None
-  try:
-    meta = json.loads(meta_path.read_text())
-    if (meta['members'] != [int(i) for i in shard.members]
-        or NetSpec(**meta['spec']) != shard.spec):
-      return f'{meta_path.name} lists other members or another architecture', None
-  except (ValueError, KeyError, TypeError) as e:
-    return f'{meta_path.name} is unreadable ({type(e).__name__}: {e})', None
-  if not npz.exists():
-    return f'{npz.name} is missing', None
-  if shards_lib.sha256(npz) != meta.get('sha256'):
-    return f'{npz.name} does not match the checksum in {meta_path.name}', None
-  return '', meta
+def _expected(shard: _Shard) -> dict[str, Any]:
+  """What a finished shard's json says of it (`shards_lib.shard_problem` compares)."""
+  return {'members': [int(i) for i in shard.members], 'spec': shard.spec.to_json()}
 
 
 def _write_shard(directory: pathlib.Path, shard: _Shard, result: Mapping[str, Any],
@@ -260,13 +243,10 @@ def _write_shard(directory: pathlib.Path, shard: _Shard, result: Mapping[str, An
             **{f'metrics/{k}': v for k, v in result['metrics'].items()},
             **{f'hparams/{k}': np.asarray(hparams[k])[shard.members] for k in HPARAMS},
             'member': shard.members, 'diverged': result['diverged']}
-  npz = directory / f'{shard.name}.npz'
-  shards_lib.write_atomic(npz, lambda f: np.savez(f, **arrays))
   meta = {'format': FORMAT, 'shard': shard.index, 'spec': shard.spec.to_json(),
           'members': [int(i) for i in shard.members], 'input_shape': list(data.input_shape),
-          'num_classes': data.num_classes, 'sha256': shards_lib.sha256(npz)}
-  shards_lib.write_atomic(directory / f'{shard.name}.json',
-                lambda f: f.write(json.dumps(meta, indent=1).encode()))
+          'num_classes': data.num_classes}
+  shards_lib.write_shard(directory, shard.name, arrays, meta)
 
 
 def generate_diverse_zoo(config: DiverseZooConfig, directory: str | os.PathLike, *,
@@ -283,14 +263,8 @@ def generate_diverse_zoo(config: DiverseZooConfig, directory: str | os.PathLike,
   directory = pathlib.Path(directory)
   shards_lib.check_config(directory, config, DiverseZooConfig, _GENERATE)
   specs, hparams = sample_members(config)
-  todo = []
-  for shard in _plan(config, specs):
-    problem, _ = _shard_problem(directory, shard)
-    if problem and problem != 'missing':
-      warnings.warn(f'zoo {directory}: {shard.name} is refused ({problem}); regenerating it, '
-                    'the other shards are kept', stacklevel=2)
-    if problem:
-      todo.append(shard)
+  todo = shards_lib.unfinished(directory, _plan(config, specs), lambda s: s.name, _expected,
+                               zoo='zoo', redo='regenerating it')
   if todo:
     data = datasets_lib.load_dataset(config.dataset, max_train=config.max_train,
                                      max_test=config.max_test, split_seed=config.split_seed,
@@ -366,7 +340,7 @@ def load_diverse_zoo(directory: str | os.PathLike) -> DiverseZoo:
   meta: dict[str, Any] = {}
   plan = _plan(config, specs)
   for shard in plan:
-    problem, meta = _shard_problem(directory, shard)
+    problem, meta = shards_lib.shard_problem(directory, shard.name, _expected(shard))
     if problem:
       raise ZooError(f'zoo {directory}: {shard.name} is {problem} ({len(plan)} shards '
                      'planned); run gmn_jax.generate_diverse_zoo with the same config to '

@@ -26,7 +26,6 @@ import logging
 import os
 import pathlib
 import time
-import warnings
 from typing import Any, Mapping
 
 import jax
@@ -253,14 +252,9 @@ def generate_inr_zoo(config: InrZooConfig, directory: str | os.PathLike, *,
   if _images_problem(directory, len(images)):
     shards_lib.write_shard(directory, 'images', {'images': images, 'labels': labels},
                            {'format': FORMAT, 'n_images': len(images)})
-  todo = []
-  for name, start, end in _plan(config, len(images)):
-    problem, _ = shards_lib.shard_problem(directory, name, {'inrs': [start, end]})
-    if problem and problem != 'missing':
-      warnings.warn(f'INR zoo {directory}: {name} is refused ({problem}); fitting it again, '
-                    'the other shards are kept', stacklevel=2)
-    if problem:
-      todo.append((name, start, end))
+  todo = shards_lib.unfinished(directory, _plan(config, len(images)), lambda s: s[0],
+                               lambda s: {'inrs': [s[1], s[2]]}, zoo='INR zoo',
+                               redo='fitting it again')
   for i, (name, start, end) in enumerate(progress_lib.bar(
       todo, enabled=progress, unit='shard', desc=f'INR zoo {directory.name}')):
     tic = time.time()
