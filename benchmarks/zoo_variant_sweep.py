@@ -1,5 +1,6 @@
-"""What does GMN need on a zoo? One setting changed at a time, chosen on validation τ (#27
-item 5 on the zoo variants, #26 item 5 on the default zoo).
+"""What does GMN need on a zoo? One setting changed at a time, chosen on validation τ.
+
+#27 item 5 on the zoo variants, #26 item 5 on the main job's default zoo:
 
     python benchmarks/zoo_variant_sweep.py --zoo-variant final-step \\
         --workdir /work/cache/zoos/final-step min_steps=1000 hidden=16 probes=32
