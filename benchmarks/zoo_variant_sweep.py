@@ -61,6 +61,11 @@ def setting(base: GeneralizationConfig, spec: str) -> GeneralizationConfig:
   return dataclasses.replace(base, train=dataclasses.replace(base.train, **train), **top)
 
 
+def base_config(zoo_variant: str | None) -> GeneralizationConfig:
+  """The config the settings change: variant `zoo_variant`'s, or the main job's (None)."""
+  return variants.zoo_variant(zoo_variant) if zoo_variant else GeneralizationConfig.default()
+
+
 def _gbm(config: GeneralizationConfig, data: Data, back) -> tuple[float, float, str]:
   """StatNN-GBM's (validation τ, test τ, note): its rounds are chosen on validation either
   way, so "testing" it on the validation rows gives its validation τ."""
@@ -81,8 +86,7 @@ def main() -> None:
   parser.add_argument('--seeds', type=int, default=1)
   args = parser.parse_args()
   workdir = pathlib.Path(args.workdir)
-  base = (variants.zoo_variant(args.zoo_variant) if args.zoo_variant
-          else GeneralizationConfig.default())
+  base = base_config(args.zoo_variant)
   zoo = task_zoo(base, workdir)
   encoded = {}
   for spec in args.settings:
