@@ -1,19 +1,24 @@
-"""What does GMN need on a zoo nobody tuned for? One setting changed at a time, chosen on
-validation τ (#27 item 5).
+"""What does GMN need on a zoo? One setting changed at a time, chosen on validation τ.
+
+#27 item 5 on the zoo variants, #26 item 5 on the main job's default zoo:
 
     python benchmarks/zoo_variant_sweep.py --zoo-variant final-step \\
         --workdir /work/cache/zoos/final-step min_steps=1000 hidden=16 probes=32
+    python benchmarks/zoo_variant_sweep.py --workdir workdir/generalization targets=rank
 
-Reads (or generates) the variant's zoo in `--workdir/zoo` (the one `python -m
-experiments.generalization --zoo-variant NAME --workdir DIR` writes), encodes it once per
+Reads (or generates) the zoo in `--workdir/zoo` (the one `python -m
+experiments.generalization [--zoo-variant NAME] --workdir DIR` writes; without
+`--zoo-variant`, the main job's default zoo and settings), encodes it once per
 probe count, splits it as the task does, and trains the task's `--method` (GMN by default)
 once per setting, `--seeds` times each. Every setting is `field=value` over the variant's
 `GeneralizationConfig` (`hidden`, `layers`, `probes`, `min_steps`) or its `TrainConfig`
 (`train.epochs`, `train.weight_decay`, `train.max_scale`, `train.learning_rate`, ...);
-several fields join with commas (`min_steps=1000,hidden=16`); `default` is the variant as it
-is. Per setting and seed it prints the best validation τ and its epoch, then for the seeds'
-averaged predictions (an ensemble, each seed at its own best validation epoch) validation
-and test τ. Choose by validation; test is printed to be reported, not to choose with.
+several fields join with commas (`min_steps=1000,hidden=16`); `default` is the config as it
+is (the variant's, or the main job's without `--zoo-variant`). Per setting and seed it prints
+the best validation τ and its epoch (and the wall and CPU seconds of that fit: a resumed
+fit counts only its remaining epochs), then for the seeds' averaged predictions (an
+ensemble, each seed at its own best validation epoch) validation and test τ. Choose by
+validation; test is printed to be reported, not to choose with.
 `--method statnn_gbm` fits the trees instead (seconds; its rounds chosen on validation).
 Runs go to `--workdir/sweep/<method>/<setting>/seed<k>` and resume (a killed sweep started again
 skips finished epochs).
@@ -22,6 +27,7 @@ skips finished epochs).
 import argparse
 import dataclasses
 import pathlib
+import time
 
 import numpy as np
 
@@ -55,6 +61,11 @@ def setting(base: GeneralizationConfig, spec: str) -> GeneralizationConfig:
   return dataclasses.replace(base, train=dataclasses.replace(base.train, **train), **top)
 
 
+def base_config(zoo_variant: str | None) -> GeneralizationConfig:
+  """The config the settings change: variant `zoo_variant`'s, or the main job's (None)."""
+  return variants.zoo_variant(zoo_variant) if zoo_variant else GeneralizationConfig.default()
+
+
 def _gbm(config: GeneralizationConfig, data: Data, back) -> tuple[float, float, str]:
   """StatNN-GBM's (validation τ, test τ, note): its rounds are chosen on validation either
   way, so "testing" it on the validation rows gives its validation τ."""
@@ -68,13 +79,14 @@ def _gbm(config: GeneralizationConfig, data: Data, back) -> tuple[float, float, 
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
   parser.add_argument('settings', nargs='+', help="field=value[,field=value] or 'default'")
-  parser.add_argument('--zoo-variant', required=True, choices=sorted(variants.ZOO_VARIANTS))
+  parser.add_argument('--zoo-variant', choices=sorted(variants.ZOO_VARIANTS),
+                      help='a named zoo (default: the main job\'s default zoo and settings)')
   parser.add_argument('--workdir', required=True)
   parser.add_argument('--method', default='gmn', choices=sorted(REGISTRY))
   parser.add_argument('--seeds', type=int, default=1)
   args = parser.parse_args()
   workdir = pathlib.Path(args.workdir)
-  base = variants.zoo_variant(args.zoo_variant)
+  base = base_config(args.zoo_variant)
   zoo = task_zoo(base, workdir)
   encoded = {}
   for spec in args.settings:
@@ -96,11 +108,13 @@ def main() -> None:
       train_config = dataclasses.replace(
           run_lib.train_config_for(args.method, config, len(train)),
           seed=seed)
+      wall, cpu = time.time(), time.process_time()
       fitted = fit(model, data.graphs, train, val, train_config,
                    workdir / 'sweep' / args.method / spec, f'seed{seed}', progress=False)
       best = fitted.history[fitted.best_epoch - 1]
       print(f'{spec} seed {seed}: best val τ {best["val_kendall_tau"]:.3f} at epoch '
-            f'{fitted.best_epoch}/{train_config.epochs}', flush=True)
+            f'{fitted.best_epoch}/{train_config.epochs} ({time.time() - wall:.0f} s wall, '
+            f'{time.process_time() - cpu:.0f} s CPU)', flush=True)
       val_preds.append(back(predict(model, fitted.params, data.graphs, val)))
       test_preds.append(back(predict(model, fitted.params, data.graphs, test)))
     val_tau = metrics.kendall_tau(graphs.targets[val], np.mean(val_preds, 0))

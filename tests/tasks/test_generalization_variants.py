@@ -91,3 +91,16 @@ def test_trained_targets_leave_the_scored_targets_alone():
   np.testing.assert_allclose(back(ranked.graphs.targets[:3]), [0.1, 0.9, 0.95], rtol=1e-6)
   with pytest.raises(ValueError, match='targets must be'):
     GeneralizationConfig(targets='logit')
+
+
+def test_sweep_changes_one_setting_over_the_variant_or_the_main_job():
+  from benchmarks import zoo_variant_sweep as sweep  # pylint: disable=g-import-not-at-top
+  assert sweep.base_config(None) == GeneralizationConfig.default()
+  assert sweep.base_config('tanh') == zoo_variant('tanh')
+  base = sweep.base_config(None)
+  assert sweep.setting(base, 'default') == base
+  changed = sweep.setting(base, 'train.learning_rate=0.002,probes=32,targets=rank')
+  assert (changed.train.learning_rate, changed.probes, changed.targets) == (0.002, 32, 'rank')
+  assert changed == dataclasses.replace(
+      base, probes=32, targets='rank',
+      train=dataclasses.replace(base.train, learning_rate=0.002))
