@@ -10,7 +10,8 @@ Rows, each adding one stabiliser to the row before (`ROWS`):
   truncations TBPTT over `--truncations` unrolls per inner run (the optimizee persists)
 
 `--stabilisers.base adam` (a flag of the experiment) puts every learned optimizer of the row on
-Adam's step (`Stabilisers.base`), with the row's stabilisers on top. `--also NAME ...` switches on further stabilisers of `ROWS` without the rows between (e.g.
+Adam's step (`Stabilisers.base`), with the row's stabilisers on top. `--also NAME ...` switches
+on further stabilisers of `ROWS` without the rows between (e.g.
 `--row small_step --also time truncations`); `--family mixed` (a flag of the experiment)
 meta-trains on the task's mixed family of architectures (`TRAIN_FAMILIES`); `--tuned-from
 results.json` reuses an earlier row's tuned Adam/SGD rates instead of tuning again (so that
