@@ -9,7 +9,9 @@ Rows, each adding one stabiliser to the row before (`ROWS`):
   clip        each parameter's step clipped to [-0.1, 0.1]
   truncations TBPTT over `--truncations` unrolls per inner run (the optimizee persists)
 
-`--also NAME ...` switches on further stabilisers of `ROWS` without the rows between (e.g.
+`--stabilisers.base adam` (a flag of the experiment) puts every learned optimizer of the row on
+Adam's step (`Stabilisers.base`), with the row's stabilisers on top. `--also NAME ...` switches
+on further stabilisers of `ROWS` without the rows between (e.g.
 `--row small_step --also time truncations`); `--family mixed` (a flag of the experiment)
 meta-trains on the task's mixed family of architectures (`TRAIN_FAMILIES`); `--tuned-from
 results.json` reuses an earlier row's tuned Adam/SGD rates instead of tuning again (so that
@@ -50,7 +52,9 @@ def row_config(base: task.Config, row: str, truncations: int, clip: float = 0.1,
                also: tuple[str, ...] = ()) -> task.Config:
   """`base` with the stabilisers of `row`, every row before it and the rows in `also`."""
   upto = set(ROWS[:ROWS.index(row) + 1]) | set(also)
-  stab = Stabilisers()
+  given = base.stabilisers  # the hand-designed base (`--stabilisers.base`) is kept in every row
+  stab = Stabilisers(base=given.base, base_rate=given.base_rate,
+                     base_log_scale=given.base_log_scale)
   if 'small_step' in upto:
     stab = dataclasses.replace(stab, step_scale=1e-3, exp_scale=1e-3)
   if 'tensor' in upto:

@@ -18,6 +18,10 @@ raw numbers each divided by their root mean square over their own tensor at this
 permutations, which move entries within a tensor), and the step count as `time_features`,
 `tanh(t / s - 1)` for timescales s = 1 ... 3000, the same for every parameter.
 
+A rule on a hand-designed base (`adam_direction`) also keeps Adam's second moment of the
+gradient per parameter (`update_second_moment`) and reads Adam's bias-corrected direction
+m / (sqrt(v) + eps) as one more feature; its first moment is the 0.9-momentum above.
+
 Everything here is jittable and works leaf by leaf on parameter pytrees, or on slot arrays.
 """
 
@@ -37,6 +41,8 @@ _LOG_SCALE = 0.1  # log|x| spans about [-18, 3]: keep the inputs near unit scale
 _FLOOR = 1e-3  # gradients and momenta below 1e-3 of their network-wide RMS count as zero
 _TENSOR_EPS = 1e-5  # tensor_normalised: x / sqrt(1e-5 + mean x^2), as learned_optimization
 TIMESCALES = (1, 3, 10, 30, 100, 300, 1000, 3000)
+ADAM_B1, ADAM_B2, ADAM_EPS = 0.9, 0.999, 1e-8  # Adam's first moment is MOMENTUM_DECAYS[1]
+ADAM_FLOOR = 1e-3  # adam_direction's eps grows to 1e-3 of the network-wide gradient RMS
 
 
 def init_momenta(params: Any) -> Any:
@@ -133,3 +139,31 @@ def graph_channels(edge_raw: jax.Array, edge_mask: jax.Array, node_raw: jax.Arra
     return jnp.moveaxis(x, -1, 1).reshape(x.shape[0], -1)
 
   return columns(edge_raw, edge_mask), columns(node_raw, node_mask)
+
+
+def update_second_moment(second: Any, grads: Any) -> Any:
+  """Adam's second moment, `v <- 0.999 v + 0.001 g^2`, leaves shaped like the parameters."""
+  return jax.tree.map(lambda v, g: ADAM_B2 * v + (1 - ADAM_B2) * jnp.square(g), second, grads)
+
+
+def adam_direction(momenta: Any, second: Any, step: jax.Array) -> Any:
+  """Adam's direction `m_hat / (sqrt(v_hat) + eps)` per parameter, leaves shaped like the
+  parameters (descend along minus it).
+
+  `momenta` and `second` are the moments after this step's gradient (`update_momenta`,
+  `update_second_moment`) and `step` the steps taken before it, so the bias corrections are
+  `1 - b^(step + 1)`. The first moment is the 0.9-momentum (`MOMENTUM_DECAYS[1]`). The eps is
+  Adam's 1e-8 plus 1e-3 of the root mean square of sqrt(v_hat) over the whole network
+  (`ADAM_FLOOR`, a permutation invariant): a gradient that is zero in exact arithmetic (a
+  bias followed by a normalisation) is float noise that plain Adam would blow up to a unit
+  step whose sign flips under a permutation of the computation; here it stays near zero, as
+  in `log_sign_features`. Parameters whose gradients are within 1e3 of the network's take
+  Adam's step.
+  """
+  t = jnp.asarray(step, jnp.float32) + 1
+  m_hat = jax.tree.map(lambda m: m[..., 1] / (1 - ADAM_B1 ** t), momenta)
+  v_hat = jax.tree.map(lambda v: v / (1 - ADAM_B2 ** t), second)
+  leaves = jax.tree.leaves(v_hat)
+  mean_v = sum(jnp.sum(v) for v in leaves) / max(sum(v.size for v in leaves), 1)
+  eps = ADAM_EPS + ADAM_FLOOR * jnp.sqrt(mean_v)
+  return jax.tree.map(lambda m, v: m / (jnp.sqrt(v) + eps), m_hat, v_hat)

@@ -1,6 +1,7 @@
 """The learning-to-optimize task's meta-training families and the ablation's row configs:
 the mixed family spans both families and several sizes without any held-out architecture,
-`--family` reaches the config, `--also` adds single stabilisers to a row."""
+`--family` reaches the config, `--also` adds single stabilisers to a row, `--stabilisers.base`
+reaches every row."""
 
 import dataclasses
 
@@ -42,3 +43,13 @@ def test_also_adds_single_stabilisers_to_a_row():
   assert both.stabilisers.features == 'log_sign' and both.stabilisers.step_clip is None
   assert both.stabilisers.step_scale == 1e-3
   assert l2o_ablation.row_config(base, 'time', 4).stabilisers.features == 'tensor'
+
+
+def test_the_base_flag_reaches_every_row():
+  args = experiment.parser().parse_args(['--stabilisers.base', 'adam',
+                                         '--stabilisers.base-rate', '0.003'])
+  base = experiment.config(args)
+  for row in l2o_ablation.ROWS:
+    stab = l2o_ablation.row_config(base, row, 4).stabilisers
+    assert (stab.base, stab.base_rate) == ('adam', 0.003), row
+  assert l2o_ablation.row_config(LearningToOptimizeConfig(), 'none', 4).stabilisers.base == 'none'

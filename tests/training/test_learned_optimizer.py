@@ -12,6 +12,7 @@ import functools
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 import pytest
 
@@ -71,6 +72,79 @@ def test_stabilised_rules_are_equivariant(traced, kind, family):
   meta_params = LearnedOptimizer(rule, pg, Stabilisers.lopt()).init_meta_params(
       jax.random.key(0))
   _check(rule, meta_params, pg, variables, apply, Stabilisers.lopt())
+
+
+_ADAM = Stabilisers(step_scale=1e-3, exp_scale=1e-3, base='adam')
+
+
+def test_adam_direction_is_optax_adams_with_float_noise_kept_small():
+  """The base's moments, bias corrections and direction are optax's Adam (rate 1: the update
+  is minus the direction) wherever the gradient is not float noise; a tensor of noise 1e-9
+  (a bias before a normalisation) stays near zero instead of Adam's unit steps."""
+  rng = np.random.default_rng(0)
+  params = {'w': jnp.zeros((5, 3)), 'b': jnp.zeros((3,))}
+  ws = jnp.asarray(rng.normal(size=(3, 5, 3)), jnp.float32)
+
+  @jax.jit
+  def run(ws):  # one compilation: op-by-op it costs seconds
+    adam = optax.adam(1.0)
+    state = adam.init(params)
+    momenta, second = F.init_momenta(params), jax.tree.map(jnp.zeros_like, params)
+    for t in range(3):
+      grads = {'w': ws[t], 'b': jnp.full((3,), 1e-9)}
+      momenta, second = F.update_momenta(momenta, grads), F.update_second_moment(second, grads)
+      direction = F.adam_direction(momenta, second, jnp.int32(t))
+      updates, state = adam.update(grads, state, params)
+    return direction, updates
+
+  direction, updates = run(ws)
+  assert jnp.allclose(direction['w'], -updates['w'], rtol=1e-2)  # the floor: ~1e-3 relative
+  assert float(jnp.max(jnp.abs(updates['b']))) > 0.05  # plain Adam blows the noise up
+  assert float(jnp.max(jnp.abs(direction['b']))) < 1e-5
+
+
+@pytest.mark.parametrize('kind,family', [('mlp', 'cnn_bn'), ('gmn', 'cnn_bn'), ('lstm', 'mlp')])
+@pytest.mark.slow  # 10-25 s CPU each (compiling); the base's maths is tested fast above
+def test_rules_on_an_adam_base_are_equivariant(traced, kind, family):
+  """Adam's moments are elementwise and its eps floor a network-wide invariant: the update on
+  a permuted optimizee is the permuted update (BatchNorm'd biases' float-noise gradients
+  included), and a non-symmetry does not simply move it."""
+  pg, variables, apply = traced(family)
+  rule = {'mlp': PerParameterMLP((8,)), 'lstm': PerParameterLSTM(4)}.get(kind) or _graph_rule(kind)
+  meta_params = LearnedOptimizer(rule, pg, _ADAM).init_meta_params(jax.random.key(0))
+  _check(rule, meta_params, pg, variables, apply, _ADAM)
+
+
+@pytest.mark.slow  # ~10 s CPU (two compilations)
+def test_an_adam_base_starts_as_adam_and_is_modulated(traced):
+  """Untrained, the rule's steps are Adam's at the base rate within a few percent (the same
+  moments, bias corrections and direction as optax's Adam); the rule's magnitude output
+  scales them (meta-parameters moved -> steps moved)."""
+  pg, variables, apply = traced('mlp')
+  loss = lambda v: jnp.mean(apply(v) ** 2)
+  rule = PerParameterMLP((8,))
+  lopt = LearnedOptimizer(rule, pg, _ADAM)
+  meta_params = lopt.init_meta_params(jax.random.key(0))
+  adam = optax.adam(_ADAM.base_rate)
+  ours, theirs = lopt.as_optax(meta_params), adam
+  s_ours, s_theirs = ours.init(variables), theirs.init(variables)
+  step = jax.jit(lambda g, s, p: ours.update(g, s, p))
+  for _ in range(3):
+    grads = jax.grad(loss)(variables)
+    u_ours, s_ours = step(grads, s_ours, variables)
+    u_theirs, s_theirs = theirs.update(grads, s_theirs, variables)
+    variables = optax.apply_updates(variables, u_theirs)
+  a, b = (jnp.concatenate([x.ravel() for x in jax.tree.leaves(u)]) for u in (u_ours, u_theirs))
+  big = jnp.abs(b) > 0.1 * _ADAM.base_rate  # the eps floor damps only near-zero gradients
+  assert int(big.sum()) > 10
+  assert float(jnp.max(jnp.abs(a[big] / b[big] - 1))) < 0.5
+  assert float(jnp.median(jnp.abs(a[big] / b[big] - 1))) < 0.1
+  louder = jax.tree.map(lambda x: 3 * x, meta_params)
+  u_louder, _ = step(grads, s_ours._replace(meta_params=louder, step=s_ours.step - 1,
+                                           momenta=s_ours.momenta), variables)
+  assert not jnp.allclose(jnp.concatenate([x.ravel() for x in jax.tree.leaves(u_louder)]), a)
+  with pytest.raises(ValueError, match='base'):
+    Stabilisers(base='sgd')
 
 
 @pytest.mark.slow  # 14-24 s: keeps the fast tier within its 10 minutes

@@ -244,7 +244,8 @@ def meta_train(rule: nn.Module, family: Sequence[Optimizee], config: MetaTrainCo
                    if k != 'lookahead' or v != 'same'},  # older runs keep their description
                'family': [dataclasses.asdict(t.spec) for t in family]}
   if stabilisers != Stabilisers():  # runs without stabilisers keep their old description
-    described['stabilisers'] = dataclasses.asdict(stabilisers)
+    described['stabilisers'] = {k: v for k, v in dataclasses.asdict(stabilisers).items()
+                                if stabilisers.base != 'none' or not k.startswith('base')}
   run = RunDirectory(pathlib.Path(workdir) / name, json.loads(json.dumps(described,
                                                                          default=str)))
   try:
