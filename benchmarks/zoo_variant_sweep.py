@@ -5,7 +5,8 @@ validation τ (#27 item 5).
         --workdir /work/cache/zoos/final-step min_steps=1000 hidden=16 probes=32
 
 Reads (or generates) the variant's zoo in `--workdir/zoo` (the one `python -m
-experiments.generalization --zoo-variant NAME --workdir DIR` writes), encodes it once per
+experiments.generalization --zoo-variant NAME --workdir DIR` writes; `--zoo-variant default`:
+the main job's zoo and settings, as `--workdir DIR` without a variant), encodes it once per
 probe count, splits it as the task does, and trains the task's `--method` (GMN by default)
 once per setting, `--seeds` times each. Every setting is `field=value` over the variant's
 `GeneralizationConfig` (`hidden`, `layers`, `probes`, `min_steps`) or its `TrainConfig`
@@ -68,13 +69,16 @@ def _gbm(config: GeneralizationConfig, data: Data, back) -> tuple[float, float, 
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
   parser.add_argument('settings', nargs='+', help="field=value[,field=value] or 'default'")
-  parser.add_argument('--zoo-variant', required=True, choices=sorted(variants.ZOO_VARIANTS))
+  parser.add_argument('--zoo-variant', required=True,
+                      choices=['default', *sorted(variants.ZOO_VARIANTS)],
+                      help="a named variant, or 'default': the main job's zoo and settings")
   parser.add_argument('--workdir', required=True)
   parser.add_argument('--method', default='gmn', choices=sorted(REGISTRY))
   parser.add_argument('--seeds', type=int, default=1)
   args = parser.parse_args()
   workdir = pathlib.Path(args.workdir)
-  base = variants.zoo_variant(args.zoo_variant)
+  base = (GeneralizationConfig.default() if args.zoo_variant == 'default'
+          else variants.zoo_variant(args.zoo_variant))
   zoo = task_zoo(base, workdir)
   encoded = {}
   for spec in args.settings:
