@@ -6,13 +6,15 @@ padded batches; `fit` trains with optax (one jitted step, resumable from a `run_
 `run.json`, orbax checkpoints, `log.jsonl`) and `predict` reads out, on one device or
 data-parallel over a device mesh (`gmn_jax.mesh`); `init_program.init_params` is a model's Flax
 `init` compiled as one program with its random draws batched (what `fit` starts from);
-`metrics` scores predictions (Kendall τ, R²); `report` writes tables and plots.
+`metrics` scores predictions (Kendall τ, R²); `losses` holds training losses beyond the
+squared error (a pairwise ranking term, `TrainConfig.rank_weight`); `report` writes tables and
+plots.
 `learned_optimizer` is an optax transformation whose update is read off a metanetwork (or a
 per-parameter MLP/LSTM, `update_rules`) run on the optimizee's parameter graph, with the
 per-parameter inputs of `optimizer_features`. The tasks in `gmn_jax.tasks` are built on these.
 """
 
-from gmn_jax.training import metrics, report
+from gmn_jax.training import losses, metrics, report
 from gmn_jax.training.fit import FitResult, TrainConfig, fit, predict
 from gmn_jax.training.init_program import init_params
 from gmn_jax.training.graph_set import GraphSet
@@ -22,4 +24,4 @@ from gmn_jax.training.update_rules import GraphRule, PerParameterLSTM, PerParame
 
 __all__ = ['FitResult', 'GraphRule', 'GraphSet', 'LearnedOptimizer', 'LearnedOptimizerState',
            'PerParameterLSTM', 'PerParameterMLP', 'RunDirectory', 'TrainConfig', 'check_run',
-           'fit', 'init_params', 'metrics', 'predict', 'report']
+           'fit', 'init_params', 'losses', 'metrics', 'predict', 'report']

@@ -33,6 +33,7 @@ from jax.sharding import Mesh
 from gmn_jax import mesh as mesh_lib
 from gmn_jax import progress as progress_lib
 from gmn_jax.training import metrics
+from gmn_jax.training.losses import pairwise_logistic
 from gmn_jax.training.graph_set import GraphSet
 from gmn_jax.training.init_program import init_params
 from gmn_jax.training.run_directory import RunDirectory, model_fields, rows_digest
@@ -59,6 +60,10 @@ class TrainConfig:
   # default (the first of `SELECTS[loss]`), or one of `SELECTS[loss]` (e.g. 'r2' for a task
   # scored on R²).
   select: str | None = None
+  # With loss='mse': add this times RankNet's pairwise logistic loss over each batch's pairs
+  # of pre-sigmoid outputs (`losses.pairwise_logistic`), for tasks scored on Kendall τ whose
+  # targets bunch up (0: squared error alone).
+  rank_weight: float = 0.0
 
   def __post_init__(self):
     if self.loss not in LOSSES:
@@ -66,6 +71,9 @@ class TrainConfig:
     if self.select is not None and self.select not in SELECTS[self.loss]:
       raise ValueError(f'select={self.select!r} is not a validation score of '
                        f'loss={self.loss!r}; choose from {SELECTS[self.loss]} (or None)')
+    if self.rank_weight < 0 or (self.rank_weight and self.loss != 'mse'):
+      raise ValueError(f"rank_weight must be >= 0 and needs loss='mse'; got {self.rank_weight} "
+                       f'with loss={self.loss!r}')
     if self.checkpoint_every < 1:
       raise ValueError(f'checkpoint_every must be >= 1, got {self.checkpoint_every}')
 
@@ -105,25 +113,32 @@ def _run_identity(model: nn.Module, config: TrainConfig, train: np.ndarray,
   del settings['checkpoint_every']  # how often it is saved does not change the run
   if settings['select'] is None:  # the loss's default: as runs saved before the field existed
     del settings['select']
+  if not settings['rank_weight']:  # squared error alone: as runs saved before the field existed
+    del settings['rank_weight']
   identity = {'model': type(model).__name__, 'model_fields': model_fields(model),
               'train_config': settings, 'train_rows': rows_digest(train),
               'val_rows': rows_digest(val)}
   return json.loads(json.dumps(identity))  # tuples -> lists, as they compare after saving
 
 
-def _predict_fn(model: nn.Module, loss: str = 'mse', sharded: bool = False):
+def _predict_fn(model: nn.Module, loss: str = 'mse', sharded: bool = False,
+                logits: bool = False):
   def predict(params, graphs):
     out = model.apply(params, graphs).globals
-    return jax.nn.sigmoid(out[:, 0]) if loss == 'mse' else out
+    if loss != 'mse':
+      return out
+    return out[:, 0] if logits else jax.nn.sigmoid(out[:, 0])
   # Data parallel: graphs stacked [shards, ...], one sub-batch per device of the 'data' axis.
   return jax.vmap(predict, in_axes=(None, 0)) if sharded else predict
 
 
 def make_train_step(model: nn.Module, tx: optax.GradientTransformation, loss: str = 'mse',
-                    mesh: Mesh | None = None, traces: dict[str, int] | None = None) -> Callable:
+                    mesh: Mesh | None = None, traces: dict[str, int] | None = None,
+                    rank_weight: float = 0.0) -> Callable:
   """The jitted train step `fit` runs: `(params, opt_state, graphs, targets, mask) ->
   (params, opt_state, loss)`, the loss masked to the real graphs (`mask`) and averaged over
-  them, one optax update of its gradient.
+  them (plus `rank_weight` times the pairwise logistic loss over the batch's pairs,
+  `losses.pairwise_logistic`, when positive), one optax update of its gradient.
 
   Without a mesh, `graphs` is one padded batch and `targets`, `mask` are `[n_graph]`. With a
   mesh, they are stacked `[n_data, ...]` sub-batches placed over its `'data'` axis
@@ -136,7 +151,7 @@ def make_train_step(model: nn.Module, tx: optax.GradientTransformation, loss: st
   `traces['train_step']` (when given) counts the traces, i.e. the compilations. Host-side
   builder of a jitted function.
   """
-  predict_fn = _predict_fn(model, loss, mesh is not None)
+  logits_fn = _predict_fn(model, loss, mesh is not None, logits=True)
 
   def train_step(params, opt_state, graphs, targets, mask):
     if traces is not None:
@@ -145,10 +160,14 @@ def make_train_step(model: nn.Module, tx: optax.GradientTransformation, loss: st
     def loss_fn(p):
       if loss == 'cross_entropy':
         error = optax.softmax_cross_entropy_with_integer_labels(
-            predict_fn(p, graphs), targets.astype(jnp.int32))
+            logits_fn(p, graphs), targets.astype(jnp.int32))
         return jnp.sum(jnp.where(mask, error, 0.0)) / jnp.maximum(mask.sum(), 1)
-      error = jnp.where(mask, predict_fn(p, graphs) - targets, 0.0)
-      return jnp.sum(error ** 2) / jnp.maximum(mask.sum(), 1)
+      logits = logits_fn(p, graphs)
+      error = jnp.where(mask, jax.nn.sigmoid(logits) - targets, 0.0)
+      value = jnp.sum(error ** 2) / jnp.maximum(mask.sum(), 1)
+      if rank_weight:
+        value = value + rank_weight * pairwise_logistic(logits, targets, mask)
+      return value
     value, grads = jax.value_and_grad(loss_fn)(params)
     updates, opt_state = tx.update(grads, opt_state, params)
     params = optax.apply_updates(params, updates)
@@ -272,7 +291,7 @@ def _fit(model: nn.Module, data: GraphSet, train: np.ndarray, val: np.ndarray,
   predict_fn = _predict_fn(model, config.loss, place.mesh is not None)
   select = selection_key(config)
   traces = {'train_step': 0}
-  train_step = make_train_step(model, tx, config.loss, place.mesh, traces)
+  train_step = make_train_step(model, tx, config.loss, place.mesh, traces, config.rank_weight)
   evaluate = place.jit(predict_fn)
   for epoch in range(int(state['epoch']), config.epochs):
     rng = np.random.default_rng([config.seed, epoch])

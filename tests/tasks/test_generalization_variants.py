@@ -40,6 +40,16 @@ def test_the_flag_picks_the_variant_and_other_flags_override_it():
     zoo_variant('nope')
 
 
+def test_the_rank_weight_flag_reaches_the_methods_train_config():
+  """`--train.rank-weight` (the pairwise ranking term) is a train setting of the task."""
+  args = experiment.parser().parse_args(['--zoo-variant', 'final-step',
+                                         '--train.rank-weight', '1'])
+  config = flags.config(args, preset=lambda: zoo_variant(args.zoo_variant))
+  assert config.train.rank_weight == 1.0 and config.zoo == zoo_variant('final-step').zoo
+  assert run_lib.train_config_for('gmn', config, 400).rank_weight == 1.0
+  assert GeneralizationConfig().train.rank_weight == 0.0  # not a default
+
+
 def test_min_steps_raises_epochs_of_small_training_sets_only():
   config = dataclasses.replace(GeneralizationConfig(), min_steps=1000)
   small = run_lib.train_config_for('gmn', config, 400)
