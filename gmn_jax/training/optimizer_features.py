@@ -41,7 +41,8 @@ _LOG_SCALE = 0.1  # log|x| spans about [-18, 3]: keep the inputs near unit scale
 _FLOOR = 1e-3  # gradients and momenta below 1e-3 of their network-wide RMS count as zero
 _TENSOR_EPS = 1e-5  # tensor_normalised: x / sqrt(1e-5 + mean x^2), as learned_optimization
 TIMESCALES = (1, 3, 10, 30, 100, 300, 1000, 3000)
-ADAM_B1, ADAM_B2, ADAM_EPS = 0.9, 0.999, 1e-8  # Adam's first moment is MOMENTUM_DECAYS[1]
+_ADAM_MOMENTUM = 1  # Adam's first moment is the momentum of decay MOMENTUM_DECAYS[1] (0.9)
+ADAM_B1, ADAM_B2, ADAM_EPS = MOMENTUM_DECAYS[_ADAM_MOMENTUM], 0.999, 1e-8
 ADAM_FLOOR = 1e-3  # adam_direction's eps grows to 1e-3 of the network-wide gradient RMS
 
 
@@ -161,7 +162,7 @@ def adam_direction(momenta: Any, second: Any, step: jax.Array) -> Any:
   Adam's step.
   """
   t = jnp.asarray(step, jnp.float32) + 1
-  m_hat = jax.tree.map(lambda m: m[..., 1] / (1 - ADAM_B1 ** t), momenta)
+  m_hat = jax.tree.map(lambda m: m[..., _ADAM_MOMENTUM] / (1 - ADAM_B1 ** t), momenta)
   v_hat = jax.tree.map(lambda v: v / (1 - ADAM_B2 ** t), second)
   leaves = jax.tree.leaves(v_hat)
   mean_v = sum(jnp.sum(v) for v in leaves) / max(sum(v.size for v in leaves), 1)
